@@ -1,0 +1,79 @@
+"""Request dependencies: the session, the caller and the clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.api.problems import Problem
+from service.settings import Settings
+from service.store.db import SessionFactory
+from service.store.orgs import Principal, authenticate
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed on success, rolled back on any error."""
+    factory: SessionFactory = request.app.state.session_factory
+    async with factory() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+_UNAUTHORISED = {"WWW-Authenticate": "Bearer"}
+
+
+async def _principal(request: Request, session: SessionDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401,
+            "Send an API key as 'Authorization: Bearer <key>'.",
+            slug="unauthorised",
+            headers=_UNAUTHORISED,
+        )
+    principal = await authenticate(session, token.strip())
+    if principal is None:
+        raise Problem(
+            401, "The API key is unknown or revoked.", slug="unauthorised", headers=_UNAUTHORISED
+        )
+    return principal
+
+
+def require(scope: str) -> Callable[..., object]:
+    """A dependency that admits keys holding `scope` (admin holds every scope)."""
+
+    async def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if not principal.allows(scope):
+            raise Problem(403, f"This API key lacks the '{scope}' scope.", slug="forbidden")
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require("read"))]
+Writer = Annotated[Principal, Depends(require("events:write"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

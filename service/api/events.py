@@ -1,0 +1,262 @@
+"""Events in: single, batch, void; and the log out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import and_, or_, select
+
+from service.api.deps import ClockDep, Reader, SessionDep, Writer
+from service.api.pagination import (
+    Cursor,
+    Limit,
+    Page,
+    bad_cursor,
+    decode_cursor,
+    encode_cursor,
+)
+from service.api.problems import Problem, pointer, validation_errors
+from service.api.times import DayOrInstant, to_instant
+from service.domain.events import Event, check_builtin_data, parse_day_or_instant
+from service.domain.rules import Ruleset
+from service.store.ingest import events_t, ingest_events, lock_cases, rederive_cases
+from service.store.orgs import ruleset_of
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200, description="Idempotency key, unique per org.")
+    type: str = Field(min_length=1, max_length=64)
+    case_id: str = Field(min_length=1, max_length=200)
+    occurred_at: DayOrInstant
+    worker_id: str | None = Field(default=None, min_length=1, max_length=200)
+    team_id: str | None = Field(default=None, min_length=1, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventOut(BaseModel):
+    id: str
+    type: str
+    case_id: str
+    occurred_at: datetime
+    worker_id: str | None
+    team_id: str | None
+    data: dict[str, Any]
+    received_at: datetime
+    voided_at: datetime | None
+    void_reason: str | None
+
+
+class IngestResult(BaseModel):
+    id: str
+    status: Literal["created", "duplicate", "conflict", "invalid"]
+    errors: list[dict[str, str]] | None = None
+
+
+class BatchIn(BaseModel):
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class BatchOut(BaseModel):
+    results: list[IngestResult]
+
+
+class VoidIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+def _domain_errors(item: EventIn, ruleset: Ruleset, now: datetime) -> list[tuple[str, str]]:
+    """Checks that need the org's ruleset and the clock, located by field."""
+    errors: list[tuple[str, str]] = []
+    known = ruleset.known_event_types
+    if item.type not in known:
+        errors.append(
+            ("type", f"unknown event type {item.type!r}; known types: {', '.join(sorted(known))}")
+        )
+    occurred_at = to_instant(item.occurred_at, ruleset.calendar)
+    if occurred_at > now + FUTURE_TOLERANCE:
+        errors.append(("occurred_at", "is more than 5 minutes in the future"))
+    errors += [(f"data/{p.key}", p.detail) for p in check_builtin_data(item.type, item.data)]
+    for rule in ruleset.rules:
+        key = rule.due_from_data
+        starts = any(m.type == item.type for m in rule.starts_on)
+        if key and starts and parse_day_or_instant(item.data.get(key)) is None:
+            errors.append(
+                (
+                    f"data/{key}",
+                    f"rule {rule.id!r} takes its due date from here: "
+                    "give a date or a datetime with an offset",
+                )
+            )
+    return errors
+
+
+def _to_event(item: EventIn, ruleset: Ruleset) -> Event:
+    return Event(
+        id=item.id,
+        type=item.type,
+        case_id=item.case_id,
+        occurred_at=to_instant(item.occurred_at, ruleset.calendar),
+        worker_id=item.worker_id,
+        team_id=item.team_id,
+        data=item.data,
+    )
+
+
+def _validate(
+    raw: object, ruleset: Ruleset, now: datetime, base: Sequence[str | int]
+) -> Event | list[dict[str, str]]:
+    """An event, or its errors with pointers under `base`."""
+    try:
+        item = EventIn.model_validate(raw)
+    except ValidationError as exc:
+        located = validation_errors(
+            [{**e, "loc": ("body", *base, *e["loc"])} for e in exc.errors()]
+        )
+        return located
+    problems = _domain_errors(item, ruleset, now)
+    if problems:
+        return [{"pointer": pointer([*base, *f.split("/")]), "detail": d} for f, d in problems]
+    return _to_event(item, ruleset)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=IngestResult,
+    response_model_exclude_none=True,
+    responses={200: {"description": "Duplicate of an event already stored"}},
+)
+async def post_event(
+    body: dict[str, Any],
+    principal: Writer,
+    session: SessionDep,
+    clock: ClockDep,
+    response: Response,
+) -> IngestResult:
+    """Store one event; the case's obligations are re-derived before this returns."""
+    ruleset = ruleset_of(principal)
+    now = clock()
+    checked = _validate(body, ruleset, now, ())
+    if isinstance(checked, list):
+        raise Problem(422, "The event is not valid; see errors.", slug="validation", errors=checked)
+    (outcome,) = await ingest_events(session, principal.org_id, ruleset, [checked], now)
+    if outcome.status == "conflict":
+        raise Problem(
+            409,
+            f"Event {checked.id!r} exists with different content; event ids "
+            "are idempotency keys and events are immutable.",
+            slug="conflict",
+        )
+    if outcome.status == "duplicate":
+        response.status_code = 200
+    return IngestResult(id=outcome.id, status=outcome.status)
+
+
+@router.post("/batch", response_model=BatchOut, response_model_exclude_none=True)
+async def post_batch(
+    body: BatchIn, principal: Writer, session: SessionDep, clock: ClockDep
+) -> BatchOut:
+    """Store up to 1000 events; valid ones commit even when others are invalid."""
+    ruleset = ruleset_of(principal)
+    now = clock()
+    checked = [_validate(raw, ruleset, now, ("events", i)) for i, raw in enumerate(body.events)]
+    first: dict[str, Event] = {}
+    for item in checked:
+        if isinstance(item, Event):
+            first.setdefault(item.id, item)
+    stored = await ingest_events(session, principal.org_id, ruleset, list(first.values()), now)
+    outcomes = {o.id: o.status for o in stored}
+    results: list[IngestResult] = []
+    seen: set[str] = set()
+    for raw, item in zip(body.events, checked, strict=True):
+        if isinstance(item, list):
+            results.append(IngestResult(id=str(raw.get("id") or ""), status="invalid", errors=item))
+            continue
+        if item.id in seen:  # repeated within this batch: judged against its first copy
+            status = "duplicate" if item == first[item.id] else "conflict"
+        else:
+            status = outcomes[item.id]
+        seen.add(item.id)
+        results.append(IngestResult(id=item.id, status=status))
+    return BatchOut(results=results)
+
+
+def _event_out(row: Any) -> EventOut:
+    return EventOut.model_validate(row, from_attributes=True)
+
+
+@router.post("/{event_id}/void", response_model=EventOut)
+async def void_event(
+    event_id: str, body: VoidIn, principal: Writer, session: SessionDep, clock: ClockDep
+) -> EventOut:
+    """Mark a mistaken event void: kept for audit, ignored by the rules from now on."""
+    now = clock()
+    found = (
+        await session.execute(
+            select(events_t.c.case_id).where(
+                events_t.c.org_id == principal.org_id, events_t.c.id == event_id
+            )
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise Problem(404, f"No event {event_id!r} in this organisation.", slug="not-found")
+    await lock_cases(session, principal.org_id, [found], now)
+    result = await session.execute(
+        events_t.update()
+        .where(
+            events_t.c.org_id == principal.org_id,
+            events_t.c.id == event_id,
+            events_t.c.voided_at.is_(None),
+        )
+        .values(voided_at=now, void_reason=body.reason)
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        await rederive_cases(session, principal.org_id, ruleset_of(principal), [found], now)
+    row = (
+        await session.execute(
+            select(events_t).where(events_t.c.org_id == principal.org_id, events_t.c.id == event_id)
+        )
+    ).one()
+    return _event_out(row)
+
+
+@router.get("", response_model=Page[EventOut])
+async def list_events(
+    principal: Reader,
+    session: SessionDep,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    case_id: str | None = None,
+) -> Page[EventOut]:
+    """The event log, oldest first, voided events included and marked."""
+    t = events_t.c
+    query = select(events_t).where(t.org_id == principal.org_id)
+    if case_id is not None:
+        query = query.where(t.case_id == case_id)
+    if cursor is not None:
+        after_at, after_id = decode_cursor(cursor, 2)
+        at = _cursor_instant(after_at)
+        query = query.where(or_(t.occurred_at > at, and_(t.occurred_at == at, t.id > after_id)))
+    rows = (await session.execute(query.order_by(t.occurred_at, t.id).limit(limit + 1))).all()
+    items = [_event_out(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(last.occurred_at.isoformat(), last.id)
+    return Page[EventOut](items=items, next_cursor=next_cursor)
+
+
+def _cursor_instant(value: object) -> datetime:
+    parsed = parse_day_or_instant(value)
+    if not isinstance(parsed, datetime):
+        raise bad_cursor()
+    return parsed

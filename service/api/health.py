@@ -1,0 +1,49 @@
+"""Liveness and readiness, for orchestrators and load balancers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.store.migrations import schema_is_current
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up; says nothing of its dependencies."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Ready to serve: database reachable and the schema at the code's migration head."""
+    engine: AsyncEngine = request.app.state.engine
+    checks: dict[str, Any] = {}
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        checks["schema"] = "ok" if await schema_is_current(engine) else "behind"
+    except Exception as exc:  # any failure means not ready; say which
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    if ready:
+        return JSONResponse(body)
+    return JSONResponse(
+        {
+            "type": "/problems/not-ready",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "Not ready; see checks.",
+            **body,
+        },
+        status_code=503,
+        media_type="application/problem+json",
+    )

@@ -1,0 +1,144 @@
+"""Obligations out: filtered, evaluated at any instant, paged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import and_, or_
+
+from service.api.deps import ClockDep, Reader, SessionDep
+from service.api.pagination import Cursor, Limit, Page, bad_cursor, decode_cursor, encode_cursor
+from service.api.problems import Problem
+from service.api.times import AsOfQuery, parse_query_instant
+from service.domain.calendar import Calendar
+from service.domain.events import parse_day_or_instant
+from service.domain.status import (
+    Status,
+    escalation_level,
+    is_at_risk,
+    status_at,
+    working_days_overdue,
+)
+from service.store.obligations import (
+    StoredObligation,
+    from_row,
+    parse_statuses,
+    select_obligations,
+    statuses_clause,
+    t,
+)
+from service.store.orgs import ruleset_of
+
+router = APIRouter(prefix="/v1/obligations", tags=["obligations"])
+
+
+class ObligationOut(BaseModel):
+    id: str
+    case_id: str
+    rule_id: str
+    rule_name: str
+    status: Status
+    opened_at: datetime
+    due_at: datetime
+    met_at: datetime | None
+    cancelled_at: datetime | None
+    worker_id: str | None
+    team_id: str | None
+    sequence: int
+    working_days_overdue: int
+    escalation_level: int
+    at_risk: bool
+    opened_by_event: str
+    met_by_event: str | None
+
+
+def present(stored: StoredObligation, at: datetime, calendar: Calendar) -> ObligationOut:
+    """An obligation as the API shows it at `at`: met and cancelled times only once they happened."""
+    ob = stored.obligation
+    met = ob.met_at is not None and ob.met_at <= at
+    cancelled = ob.cancelled_at is not None and ob.cancelled_at <= at
+    return ObligationOut(
+        id=ob.id,
+        case_id=ob.case_id,
+        rule_id=ob.rule_id,
+        rule_name=stored.rule_name,
+        status=status_at(ob, at),
+        opened_at=ob.opened_at,
+        due_at=ob.due_at,
+        met_at=ob.met_at if met else None,
+        cancelled_at=ob.cancelled_at if cancelled else None,
+        worker_id=stored.worker_id,
+        team_id=stored.team_id,
+        sequence=ob.sequence,
+        working_days_overdue=working_days_overdue(ob, at, calendar),
+        escalation_level=escalation_level(ob, at),
+        at_risk=is_at_risk(ob, at),
+        opened_by_event=ob.opened_by_event,
+        met_by_event=ob.met_by_event if met else None,
+    )
+
+
+@router.get("", response_model=Page[ObligationOut])
+async def list_obligations(
+    principal: Reader,
+    session: SessionDep,
+    clock: ClockDep,
+    status: str | None = None,
+    rule_id: str | None = None,
+    case_id: str | None = None,
+    team_id: str | None = None,
+    worker_id: str | None = None,
+    due_before: str | None = None,
+    as_of: AsOfQuery = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[ObligationOut]:
+    """Obligations by due date, as they stood at `as_of` (default now).
+
+    `status` takes one or more of upcoming, due_soon, overdue, met, met_late, cancelled,
+    comma-separated.
+    """
+    calendar = ruleset_of(principal).calendar
+    at = parse_query_instant(as_of, "as_of", calendar) or clock()
+    query = select_obligations(principal.org_id).where(t.opened_at <= at)
+    if status is not None:
+        statuses = parse_statuses(status)
+        if statuses is None:
+            raise Problem(
+                422,
+                "Unknown status.",
+                slug="validation",
+                errors=[
+                    {
+                        "parameter": "status",
+                        "detail": "use upcoming, due_soon, overdue, met, "
+                        "met_late or cancelled, comma-separated",
+                    }
+                ],
+            )
+        query = query.where(statuses_clause(statuses, at))
+    for column, value in (
+        ("rule_id", rule_id),
+        ("case_id", case_id),
+        ("team_id", team_id),
+        ("worker_id", worker_id),
+    ):
+        if value is not None:
+            query = query.where(t[column] == value)
+    before = parse_query_instant(due_before, "due_before", calendar)
+    if before is not None:
+        query = query.where(t.due_at < before)
+    if cursor is not None:
+        after_due, after_id = decode_cursor(cursor, 2)
+        due = parse_day_or_instant(after_due)
+        if not isinstance(due, datetime):
+            raise bad_cursor()
+        query = query.where(or_(t.due_at > due, and_(t.due_at == due, t.id > after_id)))
+    rows = (await session.execute(query.order_by(t.due_at, t.id).limit(limit + 1))).all()
+    items = [present(from_row(r), at, calendar) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor(items[-1].due_at.isoformat(), items[-1].id)
+    return Page[ObligationOut](items=items, next_cursor=next_cursor)

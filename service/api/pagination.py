@@ -1,0 +1,47 @@
+"""Opaque keyset cursors: a list resumes after the last item it returned."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from service.api.problems import Problem
+
+T = TypeVar("T")
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page (default 100).")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` from the previous page.")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(*key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded))
+    except (binascii.Error, ValueError) as exc:
+        raise bad_cursor() from exc
+    if not isinstance(key, list) or len(key) != size:
+        raise bad_cursor()
+    return key
+
+
+def bad_cursor() -> Problem:
+    return Problem(
+        422,
+        "The cursor is not one this list returned.",
+        slug="validation",
+        errors=[{"parameter": "cursor", "detail": "not a valid cursor"}],
+    )

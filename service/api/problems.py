@@ -1,0 +1,97 @@
+"""RFC 9457 problem details for every error the API returns, FastAPI's own included."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("caseclock.api")
+
+
+class Problem(Exception):
+    """An error the client can act on; `errors` locate each fault in the request."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        title: str | None = None,
+        errors: Sequence[Mapping[str, Any]] = (),
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug
+        self.title = title or HTTPStatus(status).phrase
+        self.errors = list(errors)
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{problem.slug}" if problem.slug else "about:blank",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        **problem.extra,
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    return JSONResponse(
+        body, status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
+    )
+
+
+def pointer(location: Sequence[str | int]) -> str:
+    """A JSON pointer (RFC 6901) from a pydantic error location."""
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in location)
+
+
+def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Pydantic's errors as RFC 9457 members: a pointer into the body, or the parameter name."""
+    located: list[dict[str, str]] = []
+    for error in errors:
+        loc = list(error.get("loc", ()))
+        where = loc[0] if loc else "body"
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if where == "body":
+            located.append({"pointer": pointer(loc[1:]), "detail": message})
+        else:
+            located.append({"parameter": ".".join(str(p) for p in loc[1:]), "detail": message})
+    return located
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(exc.errors())
+        return problem_response(
+            Problem(422, "The request is not valid; see errors.", slug="validation", errors=errors)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        return problem_response(Problem(exc.status_code, str(exc.detail), headers=headers))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(Problem(500, "An unexpected error occurred; it has been logged."))

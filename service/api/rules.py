@@ -1,0 +1,123 @@
+"""The active ruleset: read it, validate a candidate, activate one."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.api.deps import Admin, ClockDep, Reader, SessionDep
+from service.api.problems import Problem
+from service.domain.rules import (
+    BUILTIN_RULESETS,
+    Ruleset,
+    RulesetInvalid,
+    builtin_ruleset,
+    builtin_rulesets,
+    load_ruleset,
+)
+from service.store.ingest import cases_t, lock_cases, rederive_cases
+from service.store.orgs import ruleset_of, set_ruleset
+
+router = APIRouter(prefix="/v1", tags=["rules"])
+REDERIVE_CHUNK = 200
+
+_BODY_DOC = {
+    "requestBody": {
+        "content": {
+            "application/toml": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}},
+        }
+    }
+}
+
+
+@router.get("/rules")
+async def get_rules(principal: Reader) -> dict[str, Any]:
+    """The organisation's active ruleset."""
+    source = "custom" if principal.ruleset_text is not None else "builtin"
+    return {"source": source, **ruleset_of(principal).to_json()}
+
+
+@router.get("/rulesets")
+async def get_rulesets(_principal: Reader) -> dict[str, Any]:
+    """The built-in rulesets, any of which an organisation can activate."""
+    return {"items": [r.to_json() for r in builtin_rulesets()]}
+
+
+async def _read_candidate(request: Request) -> tuple[Ruleset, str | None, Literal["toml", "json"]]:
+    """Parse a TOML or JSON body, or `{"builtin": name}` to switch to a built-in."""
+    raw = (await request.body()).decode("utf-8", errors="replace")
+    is_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+    try:
+        if is_json:
+            ruleset = load_ruleset(raw, format="json")
+            return ruleset, raw, "json"
+        return load_ruleset(raw, format="toml"), raw, "toml"
+    except RulesetInvalid as exc:
+        name = _builtin_switch(raw) if is_json else None
+        if name is not None:
+            return builtin_ruleset(name), None, "toml"
+        errors = [
+            {"pointer": p.pointer, "detail": p.detail, **({"line": p.line} if p.line else {})}
+            for p in exc.problems
+        ]
+        raise Problem(
+            422, "The ruleset is not valid; see errors.", slug="invalid-ruleset", errors=errors
+        ) from exc
+
+
+def _builtin_switch(raw: str) -> str | None:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(doc, dict) and set(doc) == {"builtin"} and doc["builtin"] in BUILTIN_RULESETS:
+        return str(doc["builtin"])
+    return None
+
+
+@router.post("/rules/validate", openapi_extra=_BODY_DOC)
+async def validate_rules(request: Request, _principal: Reader) -> dict[str, Any]:
+    """Check a ruleset without activating it: 200 with the parsed rules, or 422 with every error."""
+    ruleset, _, _ = await _read_candidate(request)
+    return {"valid": True, "ruleset": ruleset.to_json()}
+
+
+async def rederive_open_cases(
+    session: AsyncSession, org_id: str, ruleset: Ruleset, now: datetime
+) -> int:
+    """Re-derive every open case under a new ruleset, a chunk at a time."""
+    case_ids = list(
+        (
+            await session.execute(
+                select(cases_t.c.case_id)
+                .where(cases_t.c.org_id == org_id, cases_t.c.status == "open")
+                .order_by(cases_t.c.case_id)
+            )
+        ).scalars()
+    )
+    for start in range(0, len(case_ids), REDERIVE_CHUNK):
+        chunk = case_ids[start : start + REDERIVE_CHUNK]
+        await lock_cases(session, org_id, chunk, now)
+        await rederive_cases(session, org_id, ruleset, chunk, now)
+    return len(case_ids)
+
+
+@router.put("/rules", openapi_extra=_BODY_DOC)
+async def put_rules(
+    request: Request, principal: Admin, session: SessionDep, clock: ClockDep
+) -> dict[str, Any]:
+    """Activate a ruleset (TOML or JSON, or `{"builtin": name}`) and re-derive open cases."""
+    ruleset, text, fmt = await _read_candidate(request)
+    await set_ruleset(session, org_id=principal.org_id, ruleset_id=ruleset.id, text=text, fmt=fmt)
+    count = await rederive_open_cases(session, principal.org_id, ruleset, clock())
+    return {
+        "source": "custom" if text else "builtin",
+        "rederived_cases": count,
+        **ruleset.to_json(),
+    }

@@ -1,0 +1,269 @@
+"""The `caseclock` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.domain.events import parse_day_or_instant
+from service.domain.rules import BUILTIN_RULESETS, Ruleset, RulesetInvalid, load_ruleset
+from service.domain.status import working_days_overdue
+from service.settings import Settings, get_settings
+from service.store.db import make_engine, make_session_factory, transaction
+from service.store.migrations import upgrade_to_head
+from service.store.obligations import from_row, select_obligations, status_clause, t
+from service.store.orgs import (
+    SCOPES,
+    create_api_key,
+    create_org,
+    list_orgs,
+    org_by_name,
+    ruleset_of,
+)
+from service.store.tables import Org
+
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A one-line reason to stop, printed without a traceback."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one committed transaction; the embedded SQLite migrates itself first."""
+
+    async def run() -> T:
+        engine = make_engine(settings.database_url)
+        try:
+            if settings.is_sqlite:
+                await upgrade_to_head(engine)
+            async with transaction(make_session_factory(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+async def _pick_org(session: AsyncSession, name: str | None) -> Org:
+    if name is not None:
+        org = await org_by_name(session, name)
+        if org is None:
+            raise CommandError(f"no organisation named {name!r}")
+        return org
+    orgs = await list_orgs(session)
+    if len(orgs) != 1:
+        names = ", ".join(o.name for o in orgs) or "none yet"
+        raise CommandError(f"say which organisation with --org (there are: {names})")
+    return orgs[0]
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "service.main:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        log_level="info",
+        access_log=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> None:
+        engine = make_engine(settings.database_url)
+        try:
+            await upgrade_to_head(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("database schema is at head")
+    return 0
+
+
+def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(session: AsyncSession) -> str:
+        if await org_by_name(session, args.name):
+            raise CommandError(f"an organisation named {args.name!r} already exists")
+        org = await create_org(session, name=args.name, ruleset_id=args.ruleset, now=_now())
+        _, key = await create_api_key(
+            session, org_id=org.id, scopes=frozenset({"admin"}), name="admin", now=_now()
+        )
+        return key
+
+    key = _in_session(settings, work)
+    print(f"created organisation {args.name!r}; its admin key (shown once):\n{key}")
+    return 0
+
+
+def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
+    scopes = frozenset(s.strip() for part in args.scope for s in part.split(",") if s.strip())
+    unknown = scopes - set(SCOPES)
+    if unknown or not scopes:
+        raise CommandError(f"--scope takes {', '.join(SCOPES)}; got {', '.join(sorted(scopes))}")
+
+    async def work(session: AsyncSession) -> str:
+        org = await _pick_org(session, args.org)
+        _, key = await create_api_key(
+            session, org_id=org.id, scopes=scopes, name=args.name, now=_now()
+        )
+        return key
+
+    key = _in_session(settings, work)
+    print(f"API key with scopes {' '.join(sorted(scopes))} (shown once):\n{key}")
+    return 0
+
+
+def cmd_rules_validate(args: argparse.Namespace, _settings: Settings) -> int:
+    path = Path(args.file)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        ruleset = load_ruleset(text, format="json" if path.suffix == ".json" else "toml")
+    except RulesetInvalid as exc:
+        for problem in exc.problems:
+            where = f"{path}:{problem.line}" if problem.line else str(path)
+            print(f"{where}: {problem.pointer or '/'}: {problem.detail}", file=sys.stderr)
+        raise CommandError(f"{path} is not a valid ruleset ({len(exc.problems)} errors)") from exc
+    print(f"{path}: valid, {len(ruleset.rules)} rules: {', '.join(r.id for r in ruleset.rules)}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(session: AsyncSession) -> list[tuple[str, str, str, str, str, int]]:
+        org = await _pick_org(session, args.org)
+        ruleset = ruleset_of(org)
+        at = _parse_instant(args.as_of, ruleset) if args.as_of else _now()
+        rows = (
+            await session.execute(select_obligations(org.id).where(status_clause("overdue", at)))
+        ).all()
+        table = []
+        for row in rows:
+            stored = from_row(row)
+            days = working_days_overdue(stored.obligation, at, ruleset.calendar)
+            due = ruleset.calendar.local_date(stored.obligation.due_at).isoformat()
+            table.append(
+                (
+                    stored.worker_id or "-",
+                    stored.team_id or "-",
+                    row.case_id,
+                    row.rule_id,
+                    due,
+                    days,
+                )
+            )
+        return table
+
+    table = _in_session(settings, work)
+    if not table:
+        print("nothing overdue")
+        return 0
+    per_worker: dict[str, int] = {}
+    for row in table:
+        per_worker[row[0]] = per_worker.get(row[0], 0) + 1
+    table.sort(key=lambda r: (-per_worker[r[0]], r[0], -r[5], r[2]))
+    header = ("worker", "team", "case", "rule", "due", "working days overdue")
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=False)]
+    for line in (header, *table):
+        print("  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+def _parse_instant(text: str, ruleset: Ruleset) -> datetime:
+    parsed = parse_day_or_instant(text)
+    if parsed is None:
+        raise CommandError(f"--as-of {text!r}: give RFC 3339 with an offset, or a date")
+    if isinstance(parsed, datetime):
+        return parsed
+    return ruleset.calendar.end_of_day(parsed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="caseclock", description="Statutory deadline tracking for social-care case work."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help="bind address (default CASECLOCK_HOST)")
+    serve.add_argument("--port", type=int, help="port (default CASECLOCK_PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (default CASECLOCK_WORKERS)")
+    serve.set_defaults(handler=cmd_serve)
+
+    commands.add_parser("migrate", help="bring the database schema to head").set_defaults(
+        handler=cmd_migrate
+    )
+
+    org = commands.add_parser("org", help="organisations").add_subparsers(
+        dest="org_command", required=True, metavar="COMMAND"
+    )
+    org_create = org.add_parser("create", help="create an organisation and print its admin key")
+    org_create.add_argument("name")
+    org_create.add_argument("--ruleset", choices=BUILTIN_RULESETS, default=None)
+    org_create.set_defaults(handler=cmd_org_create)
+
+    key = commands.add_parser("api-key", help="API keys").add_subparsers(
+        dest="key_command", required=True, metavar="COMMAND"
+    )
+    key_create = key.add_parser("create", help="create an API key and print it once")
+    key_create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        help=f"one or more of {', '.join(SCOPES)} (repeat or comma-separate)",
+    )
+    key_create.add_argument("--org", help="organisation name (needed when there are several)")
+    key_create.add_argument("--name", default="api key", help="a label for the key")
+    key_create.set_defaults(handler=cmd_key_create)
+
+    rules = commands.add_parser("rules", help="rulesets").add_subparsers(
+        dest="rules_command", required=True, metavar="COMMAND"
+    )
+    validate = rules.add_parser("validate", help="check a ruleset file (TOML or .json)")
+    validate.add_argument("file")
+    validate.set_defaults(handler=cmd_rules_validate)
+
+    check = commands.add_parser("check", help="print overdue obligations, worst worker first")
+    check.add_argument("--as-of", help="instant (RFC 3339) or date (end of that day); default now")
+    check.add_argument("--org", help="organisation name (needed when there are several)")
+    check.set_defaults(handler=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+        if getattr(args, "ruleset", "unset") is None:
+            args.ruleset = settings.default_ruleset
+        code: int = args.handler(args, settings)
+    except CommandError as exc:
+        print(f"caseclock: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"caseclock: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

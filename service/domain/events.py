@@ -1,0 +1,132 @@
+"""The event vocabulary: what a case-management system can tell caseclock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "referral_received",
+        "referral_decision_made",
+        "contact_made",
+        "child_seen",
+        "assessment_started",
+        "assessment_completed",
+        "strategy_discussion_held",
+        "section47_started",
+        "section47_completed",
+        "icpc_held",
+        "child_protection_plan_started",
+        "child_protection_plan_ended",
+        "core_group_held",
+        "cp_review_held",
+        "child_visited",
+        "became_looked_after",
+        "ceased_looked_after",
+        "placement_started",
+        "cla_review_held",
+        "pathway_plan_agreed",
+        "pathway_plan_reviewed",
+        "care_plan_agreed",
+        "care_plan_reviewed",
+        "safeguarding_concern_received",
+        "s42_decision_made",
+        "review_scheduled",
+        "task_due",
+        "task_completed",
+        "case_allocated",
+        "case_closed",
+        "case_reopened",
+    }
+)
+
+REFERRAL_OUTCOMES = ("assessment", "strategy_discussion", "early_help", "no_further_action")
+SECTION47_OUTCOMES = ("conference", "no_conference")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An immutable fact about a case; `occurred_at` is aware UTC."""
+
+    id: str
+    type: str
+    case_id: str
+    occurred_at: datetime
+    worker_id: str | None = None
+    team_id: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DataProblem:
+    """One thing wrong with an event's `data`, located by its key."""
+
+    key: str
+    detail: str
+
+
+def parse_day_or_instant(value: object) -> date | datetime | None:
+    """Read a data value that may be a plain date or an RFC 3339 datetime with an offset.
+
+    Returns None for anything else, including naive datetimes, which are ambiguous.
+    """
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if len(text) == 10:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _require_choice(
+    data: Mapping[str, Any], key: str, choices: tuple[str, ...]
+) -> list[DataProblem]:
+    if data.get(key) not in choices:
+        return [DataProblem(key, f"must be one of: {', '.join(choices)}")]
+    return []
+
+
+def _require_text(data: Mapping[str, Any], key: str) -> list[DataProblem]:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        return [DataProblem(key, "is required and must be a non-empty string")]
+    return []
+
+
+def _require_day(data: Mapping[str, Any], key: str) -> list[DataProblem]:
+    if parse_day_or_instant(data.get(key)) is None:
+        return [DataProblem(key, "must be a date (YYYY-MM-DD) or a datetime with an offset")]
+    return []
+
+
+def check_builtin_data(event_type: str, data: Mapping[str, Any]) -> list[DataProblem]:
+    """Check the `data` fields built-in rules depend on, so no rule meets a malformed fact."""
+    if event_type == "referral_decision_made":
+        return _require_choice(data, "outcome", REFERRAL_OUTCOMES)
+    if event_type == "section47_completed":
+        return _require_choice(data, "outcome", SECTION47_OUTCOMES)
+    if event_type == "icpc_held":
+        if "plan" in data and not isinstance(data["plan"], bool):
+            return [DataProblem("plan", "must be true or false")]
+        return []
+    if event_type == "review_scheduled":
+        return _require_text(data, "review") + _require_day(data, "scheduled_for")
+    if event_type == "task_due":
+        return _require_text(data, "task_id") + _require_day(data, "due_at")
+    if event_type == "task_completed":
+        return _require_text(data, "task_id")
+    return []

@@ -1,0 +1,438 @@
+"""Timeliness rules and rulesets: the model, the TOML/JSON loader and the built-ins.
+
+Authors write rulesets by hand, so every error names the rule, the field and, for TOML,
+the line, and all errors are reported at once rather than the first only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from service.domain.calendar import Calendar, Duration
+from service.domain.events import BUILTIN_EVENT_TYPES, Event
+
+Restart = Literal["parallel", "supersede"]
+BUILTIN_RULESETS = ("england-children", "england-adults")
+DUE_FROM_DATA = "from:data."
+_RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """An event type, optionally narrowed by accepted values of data keys."""
+
+    type: str
+    where: Mapping[str, tuple[object, ...]] = field(default_factory=dict)
+
+    def matches(self, event: Event) -> bool:
+        if event.type != self.type:
+            return False
+        return all(event.data.get(key) in accepted for key, accepted in self.where.items())
+
+    def to_json(self) -> str | dict[str, object]:
+        if not self.where:
+            return self.type
+        return {"type": self.type, "where": {k: list(v) for k, v in self.where.items()}}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One statutory or local timescale."""
+
+    id: str
+    name: str
+    source: str
+    starts_on: tuple[Matcher, ...]
+    met_by: tuple[Matcher, ...]
+    cancelled_by: tuple[Matcher, ...] = ()
+    due: Duration | None = None
+    due_from_data: str | None = None
+    warn_before: Duration | None = None
+    escalate_after: tuple[Duration, ...] = ()
+    repeat: tuple[Duration, ...] = ()
+    restart: Restart = "parallel"
+    correlate_on: str | None = None
+    scheduled_by: tuple[Matcher, ...] = ()
+    schedule_before: Duration | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The rule in the same shape as the TOML that defines it."""
+        body: dict[str, object] = {
+            "id": self.id,
+            "name": self.name,
+            "source": self.source,
+            "starts_on": [m.to_json() for m in self.starts_on],
+            "due": str(self.due) if self.due else f"{DUE_FROM_DATA}{self.due_from_data}",
+            "met_by": [m.to_json() for m in self.met_by],
+            "cancelled_by": [m.to_json() for m in self.cancelled_by],
+            "restart": self.restart,
+        }
+        optional: dict[str, object | None] = {
+            "warn_before": str(self.warn_before) if self.warn_before else None,
+            "escalate_after": [str(d) for d in self.escalate_after] or None,
+            "repeat": [str(d) for d in self.repeat] or None,
+            "correlate_on": self.correlate_on,
+            "scheduled_by": [m.to_json() for m in self.scheduled_by] or None,
+            "schedule_before": str(self.schedule_before) if self.schedule_before else None,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Ruleset:
+    """Rules with the calendar they count in and the event types they add to the vocabulary."""
+
+    id: str
+    calendar: Calendar
+    rules: tuple[Rule, ...]
+    event_types: frozenset[str] = frozenset()
+
+    @property
+    def known_event_types(self) -> frozenset[str]:
+        return BUILTIN_EVENT_TYPES | self.event_types
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "calendar": {
+                "region": self.calendar.region,
+                "timezone": self.calendar.timezone.key,
+                "closures": sorted(d.isoformat() for d in self.calendar.closures),
+            },
+            "event_types": sorted(self.event_types),
+            "rules": [r.to_json() for r in self.rules],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProblem:
+    """Where a ruleset is wrong: a JSON pointer into the document and, for TOML, its line."""
+
+    pointer: str
+    detail: str
+    line: int | None = None
+
+
+class RulesetInvalid(ValueError):
+    """A ruleset that cannot be activated, with every problem found."""
+
+    def __init__(self, problems: Sequence[RuleProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(f"{p.pointer}: {p.detail}" for p in problems))
+
+
+_RULE_KEYS = frozenset(
+    {
+        "id",
+        "name",
+        "source",
+        "starts_on",
+        "due",
+        "met_by",
+        "cancelled_by",
+        "warn_before",
+        "escalate_after",
+        "repeat",
+        "restart",
+        "correlate_on",
+        "scheduled_by",
+        "schedule_before",
+    }
+)
+_TOP_KEYS = frozenset({"id", "calendar", "rules", "event_types"})
+_CALENDAR_KEYS = frozenset({"region", "timezone", "closures"})
+
+
+class _Reader:
+    """Collects problems while turning a parsed document into a Ruleset."""
+
+    def __init__(self, text: str | None) -> None:
+        self.problems: list[RuleProblem] = []
+        self._lines = text.splitlines() if text is not None else None
+
+    def fail(self, pointer: str, detail: str) -> None:
+        self.problems.append(RuleProblem(pointer, detail, self._line_of(pointer)))
+
+    def _line_of(self, pointer: str) -> int | None:
+        """Best-effort line of a pointer in TOML source: the rule's block, then the key in it."""
+        if self._lines is None:
+            return None
+        parts = pointer.strip("/").split("/")
+        table = parts[0] if parts and parts[0] else ""
+        if table == "rules" and len(parts) > 1 and parts[1].isdigit():
+            headers = [i for i, ln in enumerate(self._lines) if ln.strip() == "[[rules]]"]
+            index = int(parts[1])
+            if index >= len(headers):
+                return None
+            start = headers[index]
+            end = next(
+                (
+                    i
+                    for i in range(start + 1, len(self._lines))
+                    if self._lines[i].lstrip().startswith("[")
+                ),
+                len(self._lines),
+            )
+            key = parts[2] if len(parts) > 2 else None
+            return self._find_key(key, start, end) or start + 1
+        if table == "calendar":
+            start = next(
+                (i for i, ln in enumerate(self._lines) if ln.strip() == "[calendar]"), None
+            )
+            if start is None:
+                return None
+            key = parts[1] if len(parts) > 1 else None
+            return self._find_key(key, start, len(self._lines)) or start + 1
+        return self._find_key(table, 0, len(self._lines))
+
+    def _find_key(self, key: str | None, start: int, end: int) -> int | None:
+        if key is None or self._lines is None:
+            return None
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+        return next((i + 1 for i in range(start, end) if pattern.match(self._lines[i])), None)
+
+    def text(self, doc: Mapping[str, Any], key: str, pointer: str) -> str:
+        value = doc.get(key)
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"{pointer}/{key}", "is required and must be a non-empty string")
+            return ""
+        return value.strip()
+
+    def duration(self, value: object, pointer: str) -> Duration | None:
+        if not isinstance(value, str):
+            self.fail(pointer, "must be a duration such as '10 working days' or '6 months'")
+            return None
+        try:
+            return Duration.parse(value)
+        except ValueError as exc:
+            self.fail(pointer, str(exc))
+            return None
+
+    def durations(self, value: object, pointer: str) -> tuple[Duration, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.fail(pointer, "must be a list of durations")
+            return ()
+        parsed = (self.duration(v, f"{pointer}/{i}") for i, v in enumerate(value))
+        return tuple(d for d in parsed if d is not None)
+
+    def matchers(
+        self, value: object, pointer: str, known: frozenset[str], *, required: bool
+    ) -> tuple[Matcher, ...]:
+        if value is None and not required:
+            return ()
+        if not isinstance(value, list) or (required and not value):
+            self.fail(pointer, "must be a non-empty list of event types or {type, where} tables")
+            return ()
+        found = (self.matcher(v, f"{pointer}/{i}", known) for i, v in enumerate(value))
+        return tuple(m for m in found if m is not None)
+
+    def matcher(self, value: object, pointer: str, known: frozenset[str]) -> Matcher | None:
+        where: dict[str, tuple[object, ...]] = {}
+        if isinstance(value, str):
+            event_type = value
+        elif isinstance(value, dict):
+            event_type = value.get("type", "")
+            extra = set(value) - {"type", "where"}
+            if extra:
+                self.fail(
+                    pointer, f"unknown keys {sorted(extra)}: a matcher has 'type' and 'where'"
+                )
+            raw_where = value.get("where", {})
+            if not isinstance(raw_where, dict):
+                self.fail(f"{pointer}/where", "must map data keys to a value or list of values")
+                raw_where = {}
+            for key, accepted in raw_where.items():
+                where[str(key)] = tuple(accepted) if isinstance(accepted, list) else (accepted,)
+        else:
+            self.fail(pointer, "must be an event type name or a {type, where} table")
+            return None
+        if not isinstance(event_type, str) or event_type not in known:
+            self.fail(pointer, f"unknown event type {event_type!r}; declare it in event_types")
+            return None
+        return Matcher(event_type, where)
+
+    def unknown_keys(self, doc: Mapping[str, Any], allowed: frozenset[str], pointer: str) -> None:
+        for key in sorted(set(doc) - allowed):
+            self.fail(f"{pointer}/{key}", f"unknown field; expected one of {sorted(allowed)}")
+
+
+def _read_rule(reader: _Reader, doc: object, pointer: str, known: frozenset[str]) -> Rule | None:
+    if not isinstance(doc, dict):
+        reader.fail(pointer, "each rule must be a table")
+        return None
+    reader.unknown_keys(doc, _RULE_KEYS, pointer)
+    rule_id = reader.text(doc, "id", pointer)
+    if rule_id and not _RULE_ID.match(rule_id):
+        reader.fail(f"{pointer}/id", "must be lower-case letters, digits and hyphens")
+    due_text = doc.get("due")
+    due: Duration | None = None
+    due_from_data: str | None = None
+    if isinstance(due_text, str) and due_text.strip().startswith(DUE_FROM_DATA):
+        due_from_data = due_text.strip()[len(DUE_FROM_DATA) :]
+        if not due_from_data:
+            reader.fail(f"{pointer}/due", "'from:data.' needs a data key, e.g. 'from:data.due_at'")
+    else:
+        due = reader.duration(due_text, f"{pointer}/due")
+    restart = doc.get("restart", "parallel")
+    if restart not in ("parallel", "supersede"):
+        reader.fail(f"{pointer}/restart", "must be 'parallel' or 'supersede'")
+        restart = "parallel"
+    correlate_on = doc.get("correlate_on")
+    if correlate_on is not None and not isinstance(correlate_on, str):
+        reader.fail(f"{pointer}/correlate_on", "must be a data key name")
+        correlate_on = None
+    scheduled_by = reader.matchers(
+        doc.get("scheduled_by"), f"{pointer}/scheduled_by", known, required=False
+    )
+    schedule_before = None
+    if "schedule_before" in doc:
+        schedule_before = reader.duration(doc["schedule_before"], f"{pointer}/schedule_before")
+    if bool(scheduled_by) != ("schedule_before" in doc):
+        reader.fail(f"{pointer}/scheduled_by", "scheduled_by and schedule_before go together")
+    escalate_after = reader.durations(doc.get("escalate_after"), f"{pointer}/escalate_after")
+    rule = Rule(
+        id=rule_id,
+        name=reader.text(doc, "name", pointer),
+        source=reader.text(doc, "source", pointer),
+        starts_on=reader.matchers(
+            doc.get("starts_on"), f"{pointer}/starts_on", known, required=True
+        ),
+        met_by=reader.matchers(doc.get("met_by"), f"{pointer}/met_by", known, required=True),
+        cancelled_by=reader.matchers(
+            doc.get("cancelled_by"), f"{pointer}/cancelled_by", known, required=False
+        ),
+        due=due,
+        due_from_data=due_from_data,
+        warn_before=(
+            reader.duration(doc["warn_before"], f"{pointer}/warn_before")
+            if "warn_before" in doc
+            else None
+        ),
+        escalate_after=escalate_after,
+        repeat=reader.durations(doc.get("repeat"), f"{pointer}/repeat"),
+        restart=restart,
+        correlate_on=correlate_on,
+        scheduled_by=scheduled_by,
+        schedule_before=schedule_before,
+    )
+    return rule
+
+
+def _read_calendar(reader: _Reader, doc: object) -> Calendar:
+    if doc is None:
+        return Calendar()
+    if not isinstance(doc, dict):
+        reader.fail("/calendar", "must be a table")
+        return Calendar()
+    reader.unknown_keys(doc, _CALENDAR_KEYS, "/calendar")
+    closures: list[date] = []
+    for i, raw in enumerate(doc.get("closures", [])):
+        if isinstance(raw, date):
+            closures.append(raw)
+            continue
+        try:
+            closures.append(date.fromisoformat(str(raw)))
+        except ValueError:
+            reader.fail(f"/calendar/closures/{i}", f"{raw!r} is not a date (YYYY-MM-DD)")
+    region = doc.get("region", "england-and-wales")
+    timezone = doc.get("timezone", "Europe/London")
+    try:
+        return Calendar(region=str(region), timezone=str(timezone), closures=closures)
+    except ValueError as exc:
+        reader.fail("/calendar", str(exc))
+        return Calendar()
+
+
+def _read_ruleset(doc: Mapping[str, Any], text: str | None, default_id: str) -> Ruleset:
+    reader = _Reader(text)
+    reader.unknown_keys(doc, _TOP_KEYS, "")
+    declared = doc.get("event_types", [])
+    extra: set[str] = set()
+    if not isinstance(declared, list):
+        reader.fail("/event_types", "must be a list of event type names")
+        declared = []
+    for i, name in enumerate(declared):
+        if not isinstance(name, str) or not _TYPE_NAME.match(name):
+            reader.fail(f"/event_types/{i}", "must be lower_snake_case, starting with a letter")
+        else:
+            extra.add(name)
+    known = BUILTIN_EVENT_TYPES | extra
+    calendar = _read_calendar(reader, doc.get("calendar"))
+    raw_rules = doc.get("rules")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        reader.fail("/rules", "a ruleset needs at least one [[rules]] table")
+        raw_rules = []
+    rules = [_read_rule(reader, r, f"/rules/{i}", known) for i, r in enumerate(raw_rules)]
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule is not None and rule.id in seen:
+            reader.fail(f"/rules/{i}/id", f"duplicate rule id {rule.id!r}")
+        if rule is not None:
+            seen.add(rule.id)
+    if reader.problems:
+        raise RulesetInvalid(reader.problems)
+    ruleset_id = doc.get("id", default_id)
+    return Ruleset(
+        id=str(ruleset_id),
+        calendar=calendar,
+        rules=tuple(r for r in rules if r is not None),
+        event_types=frozenset(extra),
+    )
+
+
+def _toml_problem(exc: tomllib.TOMLDecodeError) -> RuleProblem:
+    match = re.search(r"line (\d+)", str(exc))
+    return RuleProblem("", f"not valid TOML: {exc}", int(match.group(1)) if match else None)
+
+
+def load_ruleset(
+    text: str, *, format: Literal["toml", "json"] = "toml", default_id: str = "custom"
+) -> Ruleset:
+    """Parse and validate a ruleset; raises RulesetInvalid listing every problem."""
+    if format == "json":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RulesetInvalid(
+                [RuleProblem("", f"not valid JSON: {exc.msg}", exc.lineno)]
+            ) from exc
+        if not isinstance(doc, dict):
+            raise RulesetInvalid([RuleProblem("", "a ruleset must be a JSON object")])
+        return _read_ruleset(doc, None, default_id)
+    try:
+        parsed = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesetInvalid([_toml_problem(exc)]) from exc
+    return _read_ruleset(parsed, text, default_id)
+
+
+def builtin_ruleset_text(name: str) -> str:
+    """The TOML source of a built-in ruleset, as shipped."""
+    if name not in BUILTIN_RULESETS:
+        raise KeyError(name)
+    return resources.files("service.domain").joinpath(f"rulesets/{name}.toml").read_text("utf-8")
+
+
+@cache
+def builtin_ruleset(name: str) -> Ruleset:
+    """A built-in ruleset, parsed once per process."""
+    return load_ruleset(builtin_ruleset_text(name), default_id=name)
+
+
+def builtin_rulesets() -> Iterator[Ruleset]:
+    return (builtin_ruleset(name) for name in BUILTIN_RULESETS)

@@ -1,0 +1,90 @@
+"""The application factory and its lifespan: engine, sessions, schema and bootstrap."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+
+from fastapi import FastAPI
+
+from service.api import cases, events, health, obligations, problems, rules
+from service.api.deps import Clock, system_clock
+from service.domain.rules import builtin_ruleset
+from service.logs import configure_logging
+from service.settings import Settings, get_settings
+from service.store.db import make_engine, make_session_factory, transaction
+from service.store.migrations import current_revision, head_revision, upgrade_to_head
+from service.store.orgs import count_orgs, create_api_key, create_org
+
+log = logging.getLogger("caseclock")
+MAX_BODY = 5 * 1024 * 1024
+
+
+class SchemaBehind(RuntimeError):
+    """The database is not at the code's migration head and will not be migrated implicitly."""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = make_engine(settings.database_url)
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    try:
+        if settings.is_sqlite:
+            await upgrade_to_head(engine)
+        else:
+            current, head = await current_revision(engine), head_revision()
+            if current != head:
+                raise SchemaBehind(
+                    f"database schema is at {current or 'nothing'}, code expects {head}: "
+                    "run 'caseclock migrate' first"
+                )
+        if settings.bootstrap_admin_key:
+            await _bootstrap(app, settings.bootstrap_admin_key)
+        # The first holiday lookup loads the holidays data: pay for it now, not in a request.
+        builtin_ruleset(settings.default_ruleset).calendar.is_working_day(date(2026, 1, 1))
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def _bootstrap(app: FastAPI, key: str) -> None:
+    """With no organisation yet, create `default` holding this admin key."""
+    settings: Settings = app.state.settings
+    clock: Clock = app.state.clock
+    async with transaction(app.state.session_factory) as session:
+        if await count_orgs(session):
+            return
+        org = await create_org(
+            session, name="default", ruleset_id=settings.default_ruleset, now=clock()
+        )
+        await create_api_key(
+            session,
+            org_id=org.id,
+            scopes=frozenset({"admin"}),
+            name="bootstrap admin",
+            now=clock(),
+            plaintext=key,
+        )
+        log.info("created organisation 'default' with the bootstrap admin key")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_format)
+    app = FastAPI(
+        title="caseclock",
+        version="0.1.0",
+        summary="Statutory deadline tracking for social-care case work.",
+        lifespan=_lifespan,
+        max_body_size=MAX_BODY,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    problems.install(app)
+    for module in (health, events, obligations, cases, rules):
+        app.include_router(module.router)
+    return app

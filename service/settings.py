@@ -1,0 +1,62 @@
+"""One Settings object, read from CASECLOCK_* environment variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str) -> timedelta:
+    """Parse '5s', '30m', '2h' or '5d'."""
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in _UNITS or not text[:-1].isdigit():
+        raise ValueError(f"{text!r} is not an interval such as 5s, 30m, 2h or 5d")
+    return timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CASECLOCK_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./caseclock.db"
+    bootstrap_admin_key: str | None = None
+    default_ruleset: Literal["england-children", "england-adults"] = "england-children"
+    sweep_interval_seconds: float = Field(default=30, gt=0)
+    delivery_interval_seconds: float = Field(default=2, gt=0)
+    webhook_retry_schedule: str = DEFAULT_RETRY_SCHEDULE
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_disable_after: str = "5d"
+    webhook_allow_private_networks: bool = False
+    run_scheduler: bool = True
+    log_format: Literal["json", "console"] = "json"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_is_intervals(cls, value: str) -> str:
+        for part in value.split(","):
+            parse_interval(part)
+        return value
+
+    @field_validator("webhook_disable_after")
+    @classmethod
+    def _disable_after_is_interval(cls, value: str) -> str:
+        parse_interval(value)
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

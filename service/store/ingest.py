@@ -1,0 +1,285 @@
+"""The write path: store events, re-derive their cases and persist obligations, in one transaction.
+
+Each case is locked (an upsert of its row) before its log is read, so two requests for the
+same case serialise and neither derives from a log that misses the other's event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Insert, Table, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.domain.derive import CaseState, Obligation, derive_case
+from service.domain.events import Event
+from service.domain.rules import Ruleset
+from service.store.tables import Case as CaseRow
+from service.store.tables import Event as EventRow
+from service.store.tables import Obligation as ObligationRow
+
+cases_t: Table = CaseRow.__table__  # type: ignore[attr-defined]
+events_t: Table = EventRow.__table__  # type: ignore[attr-defined]
+obligations_t: Table = ObligationRow.__table__  # type: ignore[attr-defined]
+
+IngestStatus = Literal["created", "duplicate", "conflict"]
+_CHUNK = 500
+_OBLIGATION_FIELDS = tuple(c.name for c in obligations_t.columns if c.name not in ("org_id", "id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    id: str
+    status: IngestStatus
+
+
+def content_hash(event: Event) -> str:
+    """What "same content" means for idempotency: every field, times normalised to UTC."""
+    canonical = json.dumps(
+        [
+            event.type,
+            event.case_id,
+            event.occurred_at.isoformat(),
+            event.worker_id,
+            event.team_id,
+            event.data,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def upsert(session: AsyncSession, table: Table) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both PostgreSQL and SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _chunks(rows: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    return (rows[i : i + size] for i in range(0, len(rows), size))
+
+
+async def lock_cases(
+    session: AsyncSession, org_id: str, case_ids: Iterable[str], now: datetime
+) -> None:
+    """Create missing case rows and lock all of them for the rest of the transaction."""
+    ordered = sorted(set(case_ids))
+    for chunk in _chunks(ordered):
+        stmt = upsert(session, cases_t).values(
+            [{"org_id": org_id, "case_id": c, "status": "open", "updated_at": now} for c in chunk]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["org_id", "case_id"], set_={"updated_at": stmt.excluded.updated_at}
+        )
+        await session.execute(stmt)
+
+
+def _event_row(org_id: str, event: Event, digest: str, now: datetime) -> dict[str, Any]:
+    return {
+        "org_id": org_id,
+        "id": event.id,
+        "case_id": event.case_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "worker_id": event.worker_id,
+        "team_id": event.team_id,
+        "data": dict(event.data),
+        "content_hash": digest,
+        "received_at": now,
+    }
+
+
+async def store_events(
+    session: AsyncSession, org_id: str, events: Sequence[Event], now: datetime
+) -> list[Outcome]:
+    """Insert new events; classify the rest as duplicates or conflicts by content."""
+    digests = {e.id: content_hash(e) for e in events}
+    inserted: set[str] = set()
+    for chunk in _chunks(events):
+        stmt: Insert = upsert(session, events_t).values(
+            [_event_row(org_id, e, digests[e.id], now) for e in chunk]
+        )
+        stmt = stmt.on_conflict_do_nothing(index_elements=["org_id", "id"])  # type: ignore[attr-defined]
+        result = await session.execute(stmt.returning(events_t.c.id))
+        inserted.update(result.scalars())
+    existing: dict[str, str] = {}
+    others = [e.id for e in events if e.id not in inserted]
+    for chunk in _chunks(others):
+        rows = await session.execute(
+            select(events_t.c.id, events_t.c.content_hash).where(
+                events_t.c.org_id == org_id, events_t.c.id.in_(chunk)
+            )
+        )
+        existing.update({row.id: row.content_hash for row in rows})
+    outcomes = []
+    for event in events:
+        if event.id in inserted:
+            outcomes.append(Outcome(event.id, "created"))
+        elif existing.get(event.id) == digests[event.id]:
+            outcomes.append(Outcome(event.id, "duplicate"))
+        else:
+            outcomes.append(Outcome(event.id, "conflict"))
+    return outcomes
+
+
+async def load_case_events(
+    session: AsyncSession, org_id: str, case_ids: Sequence[str]
+) -> dict[str, list[Event]]:
+    """The non-void log of each case, as domain events."""
+    logs: dict[str, list[Event]] = {c: [] for c in case_ids}
+    for chunk in _chunks(case_ids):
+        rows = await session.execute(
+            select(
+                events_t.c.id,
+                events_t.c.type,
+                events_t.c.case_id,
+                events_t.c.occurred_at,
+                events_t.c.worker_id,
+                events_t.c.team_id,
+                events_t.c.data,
+            ).where(
+                events_t.c.org_id == org_id,
+                events_t.c.case_id.in_(chunk),
+                events_t.c.voided_at.is_(None),
+            )
+        )
+        for r in rows:
+            logs[r.case_id].append(
+                Event(r.id, r.type, r.case_id, r.occurred_at, r.worker_id, r.team_id, r.data)
+            )
+    return logs
+
+
+def obligation_row(
+    org_id: str, ruleset: Ruleset, state: CaseState, ob: Obligation
+) -> dict[str, Any]:
+    rule = ruleset.rule(ob.rule_id)
+    return {
+        "org_id": org_id,
+        "id": ob.id,
+        "case_id": ob.case_id,
+        "rule_id": ob.rule_id,
+        "rule_name": rule.name if rule else ob.rule_id,
+        "sequence": ob.sequence,
+        "opened_at": ob.opened_at,
+        "due_at": ob.due_at,
+        "warn_at": ob.warn_at,
+        "escalate_at": [t.isoformat() for t in ob.escalate_at],
+        "at_risk_periods": [
+            [start.isoformat(), end.isoformat() if end else None]
+            for start, end in ob.at_risk_periods
+        ],
+        "met_at": ob.met_at,
+        "cancelled_at": ob.cancelled_at,
+        "closed_at": ob.closed_at,
+        "opened_by_event": ob.opened_by_event,
+        "met_by_event": ob.met_by_event,
+        "cancelled_by_event": ob.cancelled_by_event,
+        "worker_id": state.worker_id,
+        "team_id": state.team_id,
+    }
+
+
+async def _replace_obligations(
+    session: AsyncSession, org_id: str, case_ids: Sequence[str], wanted: dict[str, dict[str, Any]]
+) -> None:
+    """Write only the difference between stored and derived obligations."""
+    stored: dict[str, tuple[Any, ...]] = {}
+    columns = [obligations_t.c[name] for name in _OBLIGATION_FIELDS]
+    for chunk in _chunks(case_ids):
+        rows = await session.execute(
+            select(obligations_t.c.id, *columns).where(
+                obligations_t.c.org_id == org_id, obligations_t.c.case_id.in_(chunk)
+            )
+        )
+        stored.update({row[0]: tuple(row[1:]) for row in rows})
+    gone = [i for i in stored if i not in wanted]
+    new = [row for i, row in wanted.items() if i not in stored]
+    changed = [
+        row
+        for i, row in wanted.items()
+        if i in stored and stored[i] != tuple(row[f] for f in _OBLIGATION_FIELDS)
+    ]
+    for chunk in _chunks(gone):
+        await session.execute(
+            delete(obligations_t).where(
+                obligations_t.c.org_id == org_id, obligations_t.c.id.in_(chunk)
+            )
+        )
+    for chunk in _chunks(new):
+        await session.execute(obligations_t.insert(), list(chunk))
+    if changed:
+        stmt = (
+            update(obligations_t)
+            .where(
+                obligations_t.c.org_id == bindparam("b_org"),
+                obligations_t.c.id == bindparam("b_id"),
+            )
+            .values({name: bindparam(name) for name in _OBLIGATION_FIELDS})
+        )
+        params = [{**row, "b_org": row["org_id"], "b_id": row["id"]} for row in changed]
+        await session.execute(stmt, params)
+
+
+async def rederive_cases(
+    session: AsyncSession, org_id: str, ruleset: Ruleset, case_ids: Iterable[str], now: datetime
+) -> list[CaseState]:
+    """Re-derive locked cases from their logs and persist allocation, status and obligations."""
+    ordered = sorted(set(case_ids))
+    logs = await load_case_events(session, org_id, ordered)
+    states = [derive_case(case_id, logs[case_id], ruleset) for case_id in ordered]
+    wanted = {
+        ob.id: obligation_row(org_id, ruleset, state, ob)
+        for state in states
+        for ob in state.obligations
+    }
+    await _replace_obligations(session, org_id, ordered, wanted)
+    stmt = (
+        update(cases_t)
+        .where(cases_t.c.org_id == bindparam("b_org"), cases_t.c.case_id == bindparam("b_case"))
+        .values(
+            worker_id=bindparam("worker_id"),
+            team_id=bindparam("team_id"),
+            status=bindparam("status"),
+            updated_at=bindparam("updated_at"),
+        )
+    )
+    await session.execute(
+        stmt,
+        [
+            {
+                "b_org": org_id,
+                "b_case": s.case_id,
+                "worker_id": s.worker_id,
+                "team_id": s.team_id,
+                "status": s.status,
+                "updated_at": now,
+            }
+            for s in states
+        ],
+    )
+    return states
+
+
+async def ingest_events(
+    session: AsyncSession, org_id: str, ruleset: Ruleset, events: Sequence[Event], now: datetime
+) -> list[Outcome]:
+    """Store events idempotently and re-derive every case that gained one."""
+    if not events:
+        return []
+    await lock_cases(session, org_id, (e.case_id for e in events), now)
+    outcomes = await store_events(session, org_id, events, now)
+    created = {o.id for o in outcomes if o.status == "created"}
+    touched = {e.case_id for e in events if e.id in created}
+    if touched:
+        await rederive_cases(session, org_id, ruleset, touched, now)
+    return outcomes

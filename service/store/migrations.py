@@ -1,0 +1,46 @@
+"""Schema migrations, run from the application rather than a separate tool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config(str(_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(_ROOT / "alembic"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(read)
+
+
+async def upgrade_to_head(engine: AsyncEngine) -> None:
+    def run(connection: Connection) -> None:
+        command.upgrade(_config(connection), "head")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+async def schema_is_current(engine: AsyncEngine) -> bool:
+    return await current_revision(engine) == head_revision()

@@ -1,0 +1,92 @@
+"""Reading obligations: status at an instant as SQL, and rows back into domain objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select
+
+from service.domain.derive import Obligation
+from service.domain.status import STATUSES, Status
+from service.store.ingest import obligations_t
+
+t = obligations_t.c
+
+
+def open_at(at: datetime) -> ColumnElement[bool]:
+    """Opened by `at` and neither met nor cancelled by then."""
+    return and_(t.opened_at <= at, or_(t.closed_at.is_(None), t.closed_at > at))
+
+
+def status_clause(status: Status, at: datetime) -> ColumnElement[bool]:
+    """The SQL twin of domain.status.status_at; tests hold the two to the same answers."""
+    exists = t.opened_at <= at
+    if status == "cancelled":
+        return and_(exists, t.cancelled_at.is_not(None), t.cancelled_at <= at)
+    if status in ("met", "met_late"):
+        on_time = t.met_at <= t.due_at if status == "met" else t.met_at > t.due_at
+        return and_(exists, t.met_at.is_not(None), t.met_at <= at, on_time)
+    if status == "overdue":
+        return and_(open_at(at), t.due_at < at)
+    warned = and_(t.warn_at.is_not(None), t.warn_at <= at)
+    if status == "due_soon":
+        return and_(open_at(at), t.due_at >= at, warned)
+    if status == "upcoming":
+        return and_(open_at(at), t.due_at >= at, or_(t.warn_at.is_(None), t.warn_at > at))
+    return false()
+
+
+def statuses_clause(statuses: Sequence[Status], at: datetime) -> ColumnElement[bool]:
+    return or_(*(status_clause(s, at) for s in statuses))
+
+
+def parse_statuses(text: str) -> list[Status] | None:
+    """A comma-separated status filter, or None when any part is not a status."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or any(p not in STATUSES for p in parts):
+        return None
+    return [s for s in STATUSES if s in parts]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObligation:
+    """A stored obligation with what the domain needs and what the API shows beside it."""
+
+    obligation: Obligation
+    rule_name: str
+    worker_id: str | None
+    team_id: str | None
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def from_row(row: Any) -> StoredObligation:
+    periods = tuple(
+        (datetime.fromisoformat(start), _instant(end)) for start, end in row.at_risk_periods
+    )
+    obligation = Obligation(
+        id=row.id,
+        case_id=row.case_id,
+        rule_id=row.rule_id,
+        sequence=row.sequence,
+        opened_at=row.opened_at,
+        due_at=row.due_at,
+        opened_by_event=row.opened_by_event,
+        warn_at=row.warn_at,
+        escalate_at=tuple(datetime.fromisoformat(x) for x in row.escalate_at),
+        met_at=row.met_at,
+        met_by_event=row.met_by_event,
+        cancelled_at=row.cancelled_at,
+        cancelled_by_event=row.cancelled_by_event,
+        at_risk_periods=periods,
+    )
+    return StoredObligation(obligation, row.rule_name, row.worker_id, row.team_id)
+
+
+def select_obligations(org_id: str) -> Select[Any]:
+    return select(obligations_t).where(t.org_id == org_id)

@@ -1,0 +1,105 @@
+"""Shared fixtures: a real database (SQLite file, or PostgreSQL from CASECLOCK_TEST_DATABASE_URL),
+migrated once, and a fresh organisation per test so tests never see each other's data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service.main import create_app
+from service.settings import Settings
+from service.store.db import transaction
+from service.store.orgs import create_api_key, create_org
+
+
+@dataclass
+class FixedClock:
+    """A clock tests set by hand; the app reads it through its clock dependency."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 20, 12, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    configured = os.environ.get("CASECLOCK_TEST_DATABASE_URL")
+    if configured:
+        return configured
+    path: Path = tmp_path_factory.mktemp("db") / "caseclock.db"
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture(scope="session")
+async def app(database_url: str, clock: FixedClock) -> AsyncIterator[FastAPI]:
+    """The real application with its real lifespan; PostgreSQL is migrated here first."""
+    settings = Settings(database_url=database_url, run_scheduler=False, log_format="console")
+    if not settings.is_sqlite:
+        from service.store.db import make_engine
+        from service.store.migrations import upgrade_to_head
+
+        engine = make_engine(database_url)
+        await upgrade_to_head(engine)
+        await engine.dispose()
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@dataclass
+class Tenant:
+    """An organisation of a test's own, with a client per kind of key."""
+
+    org_id: str
+    admin: httpx.AsyncClient
+    writer: httpx.AsyncClient
+    reader: httpx.AsyncClient
+    anonymous: httpx.AsyncClient
+
+
+def _client(app: FastAPI, key: str | None) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://caseclock.test", headers=headers
+    )
+
+
+async def make_tenant(app: FastAPI, ruleset: str = "england-children") -> Tenant:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    async with transaction(app.state.session_factory) as session:
+        org = await create_org(session, name=f"org-{uuid.uuid4().hex}", ruleset_id=ruleset, now=now)
+        keys = {}
+        for scope in ("admin", "events:write", "read"):
+            _, keys[scope] = await create_api_key(
+                session, org_id=org.id, scopes=frozenset({scope}), name=scope, now=now
+            )
+    return Tenant(
+        org_id=org.id,
+        admin=_client(app, keys["admin"]),
+        writer=_client(app, keys["events:write"]),
+        reader=_client(app, keys["read"]),
+        anonymous=_client(app, None),
+    )
+
+
+@pytest.fixture
+async def tenant(app: FastAPI, clock: FixedClock) -> AsyncIterator[Tenant]:
+    clock.now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    tenant = await make_tenant(app)
+    yield tenant
+    for client in (tenant.admin, tenant.writer, tenant.reader, tenant.anonymous):
+        await client.aclose()
