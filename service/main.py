@@ -15,6 +15,7 @@ from service.domain.rules import builtin_ruleset
 from service.logs import configure_logging
 from service.settings import Settings, get_settings
 from service.store.db import make_engine, make_session_factory, transaction
+from service.store.group_commit import GroupCommitter
 from service.store.migrations import current_revision, head_revision, upgrade_to_head
 from service.store.orgs import count_orgs, create_api_key, create_org
 
@@ -32,6 +33,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = make_engine(settings.database_url)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.group_committer = GroupCommitter(app.state.session_factory)
     try:
         if settings.is_sqlite:
             await upgrade_to_head(engine)

@@ -134,8 +134,21 @@ def upgrade() -> None:
             "ix_obligations_org_id_due_at_id", ["org_id", "due_at", "id"], unique=False
         )
 
+    op.create_table(
+        "risk_periods",
+        sa.Column("org_id", sa.String(length=64), nullable=False),
+        sa.Column("obligation_id", sa.String(length=64), nullable=False),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_risk_periods_org_id_orgs")),
+        sa.PrimaryKeyConstraint(
+            "org_id", "obligation_id", "starts_at", name=op.f("pk_risk_periods")
+        ),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("risk_periods")
     with op.batch_alter_table("obligations", schema=None) as batch_op:
         batch_op.drop_index("ix_obligations_org_id_due_at_id")
         batch_op.drop_index("ix_obligations_org_id_case_id")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Insert, Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,12 +23,15 @@ from service.domain.rules import Ruleset
 from service.store.tables import Case as CaseRow
 from service.store.tables import Event as EventRow
 from service.store.tables import Obligation as ObligationRow
+from service.store.tables import RiskPeriod
 
 cases_t: Table = CaseRow.__table__  # type: ignore[attr-defined]
 events_t: Table = EventRow.__table__  # type: ignore[attr-defined]
 obligations_t: Table = ObligationRow.__table__  # type: ignore[attr-defined]
+risk_periods_t: Table = RiskPeriod.__table__  # type: ignore[attr-defined]
 
 IngestStatus = Literal["created", "duplicate", "conflict"]
+Allocation = tuple[str | None, str | None, str]  # worker_id, team_id, status
 _CHUNK = 500
 _OBLIGATION_FIELDS = tuple(c.name for c in obligations_t.columns if c.name not in ("org_id", "id"))
 
@@ -70,17 +73,22 @@ def _chunks(rows: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
 
 async def lock_cases(
     session: AsyncSession, org_id: str, case_ids: Iterable[str], now: datetime
-) -> None:
-    """Create missing case rows and lock all of them for the rest of the transaction."""
-    ordered = sorted(set(case_ids))
-    for chunk in _chunks(ordered):
-        stmt = upsert(session, cases_t).values(
-            [{"org_id": org_id, "case_id": c, "status": "open", "updated_at": now} for c in chunk]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["org_id", "case_id"], set_={"updated_at": stmt.excluded.updated_at}
-        )
-        await session.execute(stmt)
+) -> dict[str, Allocation]:
+    """Create missing case rows and lock all of them for the rest of the transaction.
+
+    Returns each case's stored (worker_id, team_id, status), so re-derivation writes the
+    row again only when the allocation or status changed.
+    """
+    stmt = upsert(session, cases_t)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["org_id", "case_id"], set_={"updated_at": stmt.excluded.updated_at}
+    ).returning(cases_t.c.case_id, cases_t.c.worker_id, cases_t.c.team_id, cases_t.c.status)
+    params = [
+        {"org_id": org_id, "case_id": c, "status": "open", "updated_at": now}
+        for c in sorted(set(case_ids))
+    ]
+    rows = await session.execute(stmt, params)
+    return {r.case_id: (r.worker_id, r.team_id, r.status) for r in rows}
 
 
 def _event_row(org_id: str, event: Event, digest: str, now: datetime) -> dict[str, Any]:
@@ -101,30 +109,35 @@ def _event_row(org_id: str, event: Event, digest: str, now: datetime) -> dict[st
 async def store_events(
     session: AsyncSession, org_id: str, events: Sequence[Event], now: datetime
 ) -> list[Outcome]:
-    """Insert new events; classify the rest as duplicates or conflicts by content."""
-    digests = {e.id: content_hash(e) for e in events}
-    inserted: set[str] = set()
-    for chunk in _chunks(events):
-        stmt: Insert = upsert(session, events_t).values(
-            [_event_row(org_id, e, digests[e.id], now) for e in chunk]
-        )
-        stmt = stmt.on_conflict_do_nothing(index_elements=["org_id", "id"])  # type: ignore[attr-defined]
-        result = await session.execute(stmt.returning(events_t.c.id))
-        inserted.update(result.scalars())
-    existing: dict[str, str] = {}
-    others = [e.id for e in events if e.id not in inserted]
+    """Insert new events; classify the rest as duplicates or conflicts by content.
+
+    An id repeated within `events` is judged against what is stored once its first copy
+    has been handled, so a batch cannot create one id twice.
+    """
+    digests = [content_hash(e) for e in events]
+    first: dict[str, int] = {}
+    for index, event in enumerate(events):
+        first.setdefault(event.id, index)
+    stmt = upsert(session, events_t).on_conflict_do_nothing(index_elements=["org_id", "id"])
+    rows = await session.execute(
+        stmt.returning(events_t.c.id),
+        [_event_row(org_id, events[i], digests[i], now) for i in first.values()],
+    )
+    inserted = set(rows.scalars())
+    stored = {event_id: digests[first[event_id]] for event_id in inserted}
+    others = [event_id for event_id in first if event_id not in inserted]
     for chunk in _chunks(others):
         rows = await session.execute(
             select(events_t.c.id, events_t.c.content_hash).where(
                 events_t.c.org_id == org_id, events_t.c.id.in_(chunk)
             )
         )
-        existing.update({row.id: row.content_hash for row in rows})
+        stored.update({row.id: row.content_hash for row in rows})
     outcomes = []
-    for event in events:
-        if event.id in inserted:
+    for index, event in enumerate(events):
+        if event.id in inserted and first[event.id] == index:
             outcomes.append(Outcome(event.id, "created"))
-        elif existing.get(event.id) == digests[event.id]:
+        elif stored.get(event.id) == digests[index]:
             outcomes.append(Outcome(event.id, "duplicate"))
         else:
             outcomes.append(Outcome(event.id, "conflict"))
@@ -228,13 +241,43 @@ async def _replace_obligations(
         )
         params = [{**row, "b_org": row["org_id"], "b_id": row["id"]} for row in changed]
         await session.execute(stmt, params)
+    await _replace_risk_periods(
+        session, org_id, [*gone, *(r["id"] for r in changed)], [*new, *changed]
+    )
+
+
+async def _replace_risk_periods(
+    session: AsyncSession, org_id: str, stale: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    for chunk in _chunks(stale):
+        await session.execute(
+            delete(risk_periods_t).where(
+                risk_periods_t.c.org_id == org_id, risk_periods_t.c.obligation_id.in_(chunk)
+            )
+        )
+    periods = [
+        {
+            "org_id": org_id,
+            "obligation_id": row["id"],
+            "starts_at": datetime.fromisoformat(start),
+            "ends_at": datetime.fromisoformat(end) if end else None,
+        }
+        for row in rows
+        for start, end in row["at_risk_periods"]
+    ]
+    if periods:
+        await session.execute(risk_periods_t.insert(), periods)
 
 
 async def rederive_cases(
-    session: AsyncSession, org_id: str, ruleset: Ruleset, case_ids: Iterable[str], now: datetime
+    session: AsyncSession,
+    org_id: str,
+    ruleset: Ruleset,
+    locked: Mapping[str, Allocation],
+    now: datetime,
 ) -> list[CaseState]:
-    """Re-derive locked cases from their logs and persist allocation, status and obligations."""
-    ordered = sorted(set(case_ids))
+    """Re-derive cases locked by `lock_cases` and persist allocation, status and obligations."""
+    ordered = sorted(locked)
     logs = await load_case_events(session, org_id, ordered)
     states = [derive_case(case_id, logs[case_id], ruleset) for case_id in ordered]
     wanted = {
@@ -243,30 +286,30 @@ async def rederive_cases(
         for ob in state.obligations
     }
     await _replace_obligations(session, org_id, ordered, wanted)
-    stmt = (
-        update(cases_t)
-        .where(cases_t.c.org_id == bindparam("b_org"), cases_t.c.case_id == bindparam("b_case"))
-        .values(
-            worker_id=bindparam("worker_id"),
-            team_id=bindparam("team_id"),
-            status=bindparam("status"),
-            updated_at=bindparam("updated_at"),
+    moved = [s for s in states if locked[s.case_id] != (s.worker_id, s.team_id, s.status)]
+    if moved:
+        stmt = (
+            update(cases_t)
+            .where(cases_t.c.org_id == bindparam("b_org"), cases_t.c.case_id == bindparam("b_case"))
+            .values(
+                worker_id=bindparam("worker_id"),
+                team_id=bindparam("team_id"),
+                status=bindparam("status"),
+            )
         )
-    )
-    await session.execute(
-        stmt,
-        [
-            {
-                "b_org": org_id,
-                "b_case": s.case_id,
-                "worker_id": s.worker_id,
-                "team_id": s.team_id,
-                "status": s.status,
-                "updated_at": now,
-            }
-            for s in states
-        ],
-    )
+        await session.execute(
+            stmt,
+            [
+                {
+                    "b_org": org_id,
+                    "b_case": s.case_id,
+                    "worker_id": s.worker_id,
+                    "team_id": s.team_id,
+                    "status": s.status,
+                }
+                for s in moved
+            ],
+        )
     return states
 
 
@@ -276,10 +319,10 @@ async def ingest_events(
     """Store events idempotently and re-derive every case that gained one."""
     if not events:
         return []
-    await lock_cases(session, org_id, (e.case_id for e in events), now)
+    locked = await lock_cases(session, org_id, (e.case_id for e in events), now)
     outcomes = await store_events(session, org_id, events, now)
     created = {o.id for o in outcomes if o.status == "created"}
     touched = {e.case_id for e in events if e.id in created}
     if touched:
-        await rederive_cases(session, org_id, ruleset, touched, now)
+        await rederive_cases(session, org_id, ruleset, {c: locked[c] for c in touched}, now)
     return outcomes

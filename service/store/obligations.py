@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, or_, select
 
 from service.domain.derive import Obligation
 from service.domain.status import STATUSES, Status
-from service.store.ingest import obligations_t
+from service.store.ingest import obligations_t, risk_periods_t
 
 t = obligations_t.c
 
@@ -37,6 +37,22 @@ def status_clause(status: Status, at: datetime) -> ColumnElement[bool]:
     if status == "upcoming":
         return and_(open_at(at), t.due_at >= at, or_(t.warn_at.is_(None), t.warn_at > at))
     return false()
+
+
+def at_risk_clause(at: datetime) -> ColumnElement[bool]:
+    """The SQL twin of domain.status.is_at_risk: open, not overdue, inside a risk period."""
+    r = risk_periods_t.c
+    in_period = (
+        select(r.obligation_id)
+        .where(
+            r.org_id == t.org_id,
+            r.obligation_id == t.id,
+            r.starts_at <= at,
+            or_(r.ends_at.is_(None), r.ends_at > at),
+        )
+        .exists()
+    )
+    return and_(open_at(at), t.due_at >= at, in_period)
 
 
 def statuses_clause(statuses: Sequence[Status], at: datetime) -> ColumnElement[bool]:

@@ -12,6 +12,7 @@ from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service.domain.rules import BUILTIN_RULESETS, Ruleset, builtin_ruleset, load_ruleset
 from service.store.tables import ApiKey, Org
@@ -61,7 +62,7 @@ async def count_orgs(session: AsyncSession) -> int:
 
 
 async def org_by_name(session: AsyncSession, name: str) -> Org | None:
-    return (await session.execute(select(Org).where(Org.name == name))).scalar_one_or_none()
+    return (await session.execute(select(Org).where(col(Org.name) == name))).scalar_one_or_none()
 
 
 async def list_orgs(session: AsyncSession) -> list[Org]:
@@ -109,15 +110,15 @@ async def authenticate(session: AsyncSession, plaintext: str) -> Principal | Non
     row = (
         await session.execute(
             select(
-                ApiKey.id,
-                ApiKey.org_id,
-                ApiKey.scopes,  # type: ignore[call-overload]
-                Org.ruleset_id,
-                Org.ruleset_text,
-                Org.ruleset_format,
+                col(ApiKey.id),
+                col(ApiKey.org_id),
+                col(ApiKey.scopes),
+                col(Org.ruleset_id),
+                col(Org.ruleset_text),
+                col(Org.ruleset_format),
             )
-            .join(Org, Org.id == ApiKey.org_id)  # type: ignore[arg-type]
-            .where(ApiKey.key_hash == hash_key(plaintext), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+            .join(Org, col(Org.id) == col(ApiKey.org_id))
+            .where(col(ApiKey.key_hash) == hash_key(plaintext), col(ApiKey.revoked_at).is_(None))
         )
     ).one_or_none()
     if row is None:

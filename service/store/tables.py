@@ -32,7 +32,7 @@ def _org_fk() -> Any:
 
 
 class Org(SQLModel, table=True):
-    __tablename__: ClassVar[str] = "orgs"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "orgs"
 
     id: str = Field(sa_column=Column(String(64), primary_key=True))
     name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
@@ -43,7 +43,7 @@ class Org(SQLModel, table=True):
 
 
 class ApiKey(SQLModel, table=True):
-    __tablename__: ClassVar[str] = "api_keys"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "api_keys"
 
     id: str = Field(sa_column=Column(String(64), primary_key=True))
     org_id: str = Field(sa_column=Column(String(64), ForeignKey("orgs.id"), nullable=False))
@@ -56,7 +56,7 @@ class ApiKey(SQLModel, table=True):
 
 
 class Case(SQLModel, table=True):
-    __tablename__: ClassVar[str] = "cases"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "cases"
     __table_args__ = (
         Index("ix_cases_org_id_worker_id", "org_id", "worker_id"),
         Index("ix_cases_org_id_team_id", "org_id", "team_id"),
@@ -71,7 +71,7 @@ class Case(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    __tablename__: ClassVar[str] = "events"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "events"
     __table_args__ = (
         Index("ix_events_org_id_case_id_occurred_at", "org_id", "case_id", "occurred_at"),
     )
@@ -97,7 +97,7 @@ class Obligation(SQLModel, table=True):
     overdue or due soon now" and per-worker counts to the open obligations only.
     """
 
-    __tablename__: ClassVar[str] = "obligations"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "obligations"
     __table_args__ = (
         Index("ix_obligations_org_id_case_id", "org_id", "case_id"),
         Index("ix_obligations_org_id_due_at_id", "org_id", "due_at", "id"),
@@ -147,3 +147,17 @@ class Obligation(SQLModel, table=True):
     )
     worker_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     team_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+
+
+class RiskPeriod(SQLModel, table=True):
+    """When an obligation is at risk, one row a period, so "at risk at T" is a join in SQL.
+
+    Written beside `obligations.at_risk_periods` whenever an obligation changes.
+    """
+
+    __tablename__: ClassVar[str] = "risk_periods"
+
+    org_id: str = _org_fk()
+    obligation_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    starts_at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    ends_at: datetime | None = _utc(nullable=True)
