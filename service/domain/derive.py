@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 
-from service.domain.calendar import Calendar
+from service.domain.calendar import Calendar, Duration
 from service.domain.events import Event, parse_day_or_instant
 from service.domain.rules import Matcher, Rule, Ruleset
 
@@ -62,13 +63,42 @@ class CaseState:
     obligations: tuple[Obligation, ...]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Chain:
     """An open obligation being built, with what its repeats inherit."""
 
-    obligation: Obligation
     root_event: str
+    sequence: int
+    opened_at: datetime
+    opened_by_event: str
+    due_day: date
     correlation: object
+
+
+@lru_cache(maxsize=1 << 16)
+def _deadline_instants(
+    calendar: Calendar,
+    due_day: date,
+    warn_before: Duration | None,
+    escalate_after: tuple[Duration, ...],
+) -> tuple[datetime, datetime | None, tuple[datetime, ...]]:
+    """Due, warning and escalation instants of a due day.
+
+    Pure in its arguments (calendars are equal by settings), so one process shares it across
+    every case it derives: most deadlines fall on the same few hundred days.
+    """
+    warn_at = (
+        calendar.start_of_day(calendar.subtract(due_day, warn_before))
+        if warn_before is not None
+        else None
+    )
+    escalate_at = tuple(calendar.end_of_day(calendar.add(due_day, d)) for d in escalate_after)
+    return calendar.end_of_day(due_day), warn_at, escalate_at
+
+
+@lru_cache(maxsize=1 << 16)
+def _due_day_after(calendar: Calendar, day: date, duration: Duration) -> date:
+    return calendar.add(day, duration)
 
 
 def obligation_id(case_id: str, rule_id: str, root_event: str, sequence: int) -> str:
@@ -100,101 +130,99 @@ class _RuleDeriver:
         self.open: list[_Chain] = []
         self.done: list[Obligation] = []
 
-    def _new(
-        self,
-        root: str,
-        sequence: int,
-        opened_at: datetime,
-        opened_by: str,
-        due_day: date,
-        correlation: object,
-    ) -> _Chain:
-        cal, rule = self.calendar, self.rule
-        warn_at = (
-            cal.start_of_day(cal.subtract(due_day, rule.warn_before))
-            if rule.warn_before is not None
-            else None
+    def _obligation(
+        self, chain: _Chain, *, met_by: Event | None = None, cancelled_by: Event | None = None
+    ) -> Obligation:
+        """The obligation a chain position became, built once it is closed or the log ends."""
+        rule = self.rule
+        due_at, warn_at, escalate_at = _deadline_instants(
+            self.calendar, chain.due_day, rule.warn_before, rule.escalate_after
         )
-        obligation = Obligation(
-            id=obligation_id(self.case_id, rule.id, root, sequence),
+        return Obligation(
+            id=obligation_id(self.case_id, rule.id, chain.root_event, chain.sequence),
             case_id=self.case_id,
             rule_id=rule.id,
-            sequence=sequence,
-            opened_at=opened_at,
-            due_at=cal.end_of_day(due_day),
-            opened_by_event=opened_by,
+            sequence=chain.sequence,
+            opened_at=chain.opened_at,
+            due_at=due_at,
+            opened_by_event=chain.opened_by_event,
             warn_at=warn_at,
-            escalate_at=tuple(cal.end_of_day(cal.add(due_day, d)) for d in rule.escalate_after),
+            escalate_at=escalate_at,
+            met_at=met_by.occurred_at if met_by else None,
+            met_by_event=met_by.id if met_by else None,
+            cancelled_at=cancelled_by.occurred_at if cancelled_by else None,
+            cancelled_by_event=cancelled_by.id if cancelled_by else None,
         )
-        return _Chain(obligation, root, correlation)
 
     def _due_day(self, event: Event) -> date | None:
         if self.rule.due is not None:
-            return self.calendar.add(self.calendar.local_date(event.occurred_at), self.rule.due)
+            day = self.calendar.local_date(event.occurred_at)
+            return _due_day_after(self.calendar, day, self.rule.due)
         value = parse_day_or_instant(event.data.get(self.rule.due_from_data or ""))
         if isinstance(value, datetime):
             return self.calendar.local_date(value)
         return value
 
-    def _targets(self, event: Event) -> list[_Chain]:
-        """Open obligations an event can meet or cancel: with `correlate_on`, only its own."""
+    def _targets(self, event: Event, *, meeting: bool) -> list[_Chain]:
+        """Open obligations an event can meet or cancel: with `correlate_on`, only its own.
+
+        An event without the key meets only obligations opened without it (completing "a task"
+        must not complete every task), but cancels them all, so closing a case ends every task.
+        """
         key = self.rule.correlate_on
-        if key is None or event.data.get(key) is None:
+        if key is None:
             return list(self.open)
-        return [c for c in self.open if c.correlation == event.data.get(key)]
+        value = event.data.get(key)
+        if value is None and not meeting:
+            return list(self.open)
+        return [c for c in self.open if c.correlation == value]
 
     def apply(self, event: Event, phase: int) -> None:
         if phase == _STARTS:
             self._start(event)
         elif phase == _MEETS:
-            for chain in self._targets(event):
+            for chain in self._targets(event, meeting=True):
                 self._meet(chain, event)
         elif phase == _CANCELS:
-            for chain in self._targets(event):
+            for chain in self._targets(event, meeting=False):
                 self._close(chain, cancelled_by=event)
 
     def _start(self, event: Event) -> None:
         if self.rule.restart == "supersede":
-            for chain in list(self.open):
+            # With `correlate_on`, a new start supersedes only the obligation it correlates with.
+            for chain in self._targets(event, meeting=False):
                 self._close(chain, cancelled_by=event)
         due_day = self._due_day(event)
         if due_day is None:
             return
         correlation = event.data.get(self.rule.correlate_on) if self.rule.correlate_on else None
-        self.open.append(self._new(event.id, 1, event.occurred_at, event.id, due_day, correlation))
+        self.open.append(_Chain(event.id, 1, event.occurred_at, event.id, due_day, correlation))
 
     def _meet(self, chain: _Chain, event: Event) -> None:
         self.open.remove(chain)
-        met = replace(chain.obligation, met_at=event.occurred_at, met_by_event=event.id)
-        self.done.append(met)
+        self.done.append(self._obligation(chain, met_by=event))
         repeat = self.rule.repeat
         if not repeat:
             return
-        interval = repeat[min(met.sequence - 1, len(repeat) - 1)]
-        due_day = self.calendar.add(self.calendar.local_date(event.occurred_at), interval)
+        interval = repeat[min(chain.sequence - 1, len(repeat) - 1)]
+        day = self.calendar.local_date(event.occurred_at)
         self.open.append(
-            self._new(
+            _Chain(
                 chain.root_event,
-                met.sequence + 1,
+                chain.sequence + 1,
                 event.occurred_at,
                 event.id,
-                due_day,
+                _due_day_after(self.calendar, day, interval),
                 chain.correlation,
             )
         )
 
     def _close(self, chain: _Chain, *, cancelled_by: Event) -> None:
         self.open.remove(chain)
-        self.done.append(
-            replace(
-                chain.obligation,
-                cancelled_at=cancelled_by.occurred_at,
-                cancelled_by_event=cancelled_by.id,
-            )
-        )
+        self.done.append(self._obligation(chain, cancelled_by=cancelled_by))
 
     def finish(self) -> list[Obligation]:
-        return self.done + [c.obligation for c in self.open]
+        return self.done + [self._obligation(c) for c in self.open]
 
 
 def _at_risk_periods(
@@ -211,7 +239,10 @@ def _at_risk_periods(
         return ()
     due_day = calendar.local_date(obligation.due_at)
     opened_day = calendar.local_date(obligation.opened_at)
-    end = min(obligation.closed_at or obligation.due_at, obligation.due_at)
+    # Periods are half-open, and an obligation is still open at the last microsecond of its
+    # due day, so risk runs until just after due_at (or until the obligation closes).
+    overdue_from = obligation.due_at + timedelta(microseconds=1)
+    end = min(obligation.closed_at or overdue_from, overdue_from)
     deadline = calendar.start_of_day(calendar.subtract(due_day, rule.schedule_before))
     bookings: list[tuple[datetime, bool]] = []
     for event in schedules:
@@ -258,10 +289,16 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
     """Derive a case's allocation, status and every obligation from its (non-void) events."""
     log = sorted(events, key=lambda e: (e.occurred_at, e.id))
     worker_id, team_id, status = _allocation(log)
+    # Each rule looks only at the event types it names, not the whole log: a case of a few
+    # hundred events is mostly visits that most rules never mention.
+    by_type: dict[str, list[Event]] = {}
+    for event in log:
+        by_type.setdefault(event.type, []).append(event)
     obligations: list[Obligation] = []
     for rule in ruleset.rules:
-        relevant = [(e, _phase(rule, e)) for e in log]
-        relevant = [(e, p) for e, p in relevant if p != _OTHER]
+        named = {m.type for m in (*rule.starts_on, *rule.met_by, *rule.cancelled_by)}
+        candidates = (e for event_type in named for e in by_type.get(event_type, ()))
+        relevant = [(e, p) for e in candidates if (p := _phase(rule, e)) != _OTHER]
         if not relevant:
             continue
         relevant.sort(key=lambda ep: (ep[0].occurred_at, ep[1], ep[0].id))
@@ -270,11 +307,15 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
             deriver.apply(event, phase)
         derived = deriver.finish()
         if rule.scheduled_by:
+            booking_types = {m.type for m in rule.scheduled_by}
             schedules = [
                 e
-                for e in log
+                for event_type in booking_types
+                for e in by_type.get(event_type, ())
                 if _matches_any(rule.scheduled_by, e) and e.data.get("review", rule.id) == rule.id
             ]
+            # The latest booking decides, so bookings must be in log order.
+            schedules.sort(key=lambda e: (e.occurred_at, e.id))
             derived = [
                 replace(o, at_risk_periods=_at_risk_periods(o, rule, ruleset.calendar, schedules))
                 for o in derived

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -43,6 +44,8 @@ BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(
     }
 )
 
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
 REFERRAL_OUTCOMES = ("assessment", "strategy_discussion", "early_help", "no_further_action")
 SECTION47_OUTCOMES = ("conference", "no_conference")
 
@@ -81,6 +84,9 @@ def parse_day_or_instant(value: object) -> date | datetime | None:
         return None
     text = value.strip()
     if len(text) == 10:
+        # Only YYYY-MM-DD: fromisoformat would also take week dates such as 2026-W45-1.
+        if _PLAIN_DATE.fullmatch(text) is None:
+            return None
         try:
             return date.fromisoformat(text)
         except ValueError:

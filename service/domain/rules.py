@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from service.domain.calendar import Calendar, Duration
+from service.domain.calendar import REGIONS, Calendar, Duration
 from service.domain.events import BUILTIN_EVENT_TYPES, Event
 
 Restart = Literal["parallel", "supersede"]
@@ -24,6 +24,9 @@ BUILTIN_RULESETS = ("england-children", "england-adults")
 DUE_FROM_DATA = "from:data."
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# TOML allows spaces inside the brackets and a trailing comment on a table header.
+_RULES_HEADER = re.compile(r"^\s*\[\[\s*rules\s*\]\]\s*(#.*)?$")
+_CALENDAR_HEADER = re.compile(r"^\s*\[\s*calendar\s*\]\s*(#.*)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +176,7 @@ class _Reader:
         parts = pointer.strip("/").split("/")
         table = parts[0] if parts and parts[0] else ""
         if table == "rules" and len(parts) > 1 and parts[1].isdigit():
-            headers = [i for i, ln in enumerate(self._lines) if ln.strip() == "[[rules]]"]
+            headers = [i for i, ln in enumerate(self._lines) if _RULES_HEADER.match(ln)]
             index = int(parts[1])
             if index >= len(headers):
                 return None
@@ -189,13 +192,14 @@ class _Reader:
             key = parts[2] if len(parts) > 2 else None
             return self._find_key(key, start, end) or start + 1
         if table == "calendar":
-            start = next(
-                (i for i, ln in enumerate(self._lines) if ln.strip() == "[calendar]"), None
+            header = next(
+                (i for i, ln in enumerate(self._lines) if _CALENDAR_HEADER.match(ln)), None
             )
-            if start is None:
-                return None
+            if header is None:
+                # An inline `calendar = {...}` table: the key's own line.
+                return self._find_key(table, 0, len(self._lines))
             key = parts[1] if len(parts) > 1 else None
-            return self._find_key(key, start, len(self._lines)) or start + 1
+            return self._find_key(key, header, len(self._lines)) or header + 1
         return self._find_key(table, 0, len(self._lines))
 
     def _find_key(self, key: str | None, start: int, end: int) -> int | None:
@@ -302,7 +306,7 @@ def _read_rule(reader: _Reader, doc: object, pointer: str, known: frozenset[str]
     schedule_before = None
     if "schedule_before" in doc:
         schedule_before = reader.duration(doc["schedule_before"], f"{pointer}/schedule_before")
-    if bool(scheduled_by) != ("schedule_before" in doc):
+    if ("scheduled_by" in doc) != ("schedule_before" in doc):
         reader.fail(f"{pointer}/scheduled_by", "scheduled_by and schedule_before go together")
     escalate_after = reader.durations(doc.get("escalate_after"), f"{pointer}/escalate_after")
     rule = Rule(
@@ -341,7 +345,11 @@ def _read_calendar(reader: _Reader, doc: object) -> Calendar:
         return Calendar()
     reader.unknown_keys(doc, _CALENDAR_KEYS, "/calendar")
     closures: list[date] = []
-    for i, raw in enumerate(doc.get("closures", [])):
+    raw_closures = doc.get("closures", [])
+    if not isinstance(raw_closures, list):
+        reader.fail("/calendar/closures", "must be a list of dates (YYYY-MM-DD)")
+        raw_closures = []
+    for i, raw in enumerate(raw_closures):
         if isinstance(raw, date):
             closures.append(raw)
             continue
@@ -351,10 +359,15 @@ def _read_calendar(reader: _Reader, doc: object) -> Calendar:
             reader.fail(f"/calendar/closures/{i}", f"{raw!r} is not a date (YYYY-MM-DD)")
     region = doc.get("region", "england-and-wales")
     timezone = doc.get("timezone", "Europe/London")
+    if str(region) not in REGIONS:
+        reader.fail(
+            "/calendar/region", f"unknown region {region!r}: expected one of {list(REGIONS)}"
+        )
+        region = "england-and-wales"
     try:
         return Calendar(region=str(region), timezone=str(timezone), closures=closures)
     except ValueError as exc:
-        reader.fail("/calendar", str(exc))
+        reader.fail("/calendar/timezone", str(exc))
         return Calendar()
 
 

@@ -1,0 +1,489 @@
+"""Properties of derivation over generated case logs, and status checked against SPEC section 4.
+
+Logs are either any built-in events with valid data at instants drawn from a small pool (so
+events often share an instant), or episodes of case work (a plan, then visits, reviews and
+bookings days or weeks apart, so chains repeat). Instants fall in 2025-2026, some at 00:00
+local as plain dates would be; ids are unique.
+"""
+
+from __future__ import annotations
+
+import calendar as month_lengths
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pytest
+from builders import ADULTS, CASE_ID, CHILDREN, LONDON
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.domain.calendar import Duration
+from service.domain.derive import Obligation, derive_case, obligation_id
+from service.domain.events import (
+    BUILTIN_EVENT_TYPES,
+    REFERRAL_OUTCOMES,
+    SECTION47_OUTCOMES,
+    Event,
+    check_builtin_data,
+    parse_day_or_instant,
+)
+from service.domain.rules import Rule, Ruleset
+from service.domain.status import (
+    Status,
+    escalation_level,
+    status_at,
+    working_days_overdue,
+)
+
+RULESETS = [pytest.param(CHILDREN, id="children"), pytest.param(ADULTS, id="adults")]
+PROPERTY = settings(max_examples=100, deadline=None)
+
+# Generating case logs
+
+TASK_IDS = ("T-1", "T-2", "T-3")
+FIRST_DAY, LAST_DAY = date(2025, 1, 1), date(2026, 12, 31)
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=LONDON).astimezone(UTC)
+
+
+def utc_instants(first: datetime, last: datetime) -> st.SearchStrategy[datetime]:
+    """Aware instants to the second (the store keeps microseconds, but CMSs send seconds)."""
+    seconds = int((last - first).total_seconds())
+    return st.integers(0, seconds).map(lambda s: first + timedelta(seconds=s))
+
+
+instants = st.one_of(
+    st.dates(FIRST_DAY, LAST_DAY).map(_local_midnight),
+    utc_instants(datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, tzinfo=UTC)),
+)
+days_as_text = st.dates(FIRST_DAY, date(2027, 6, 30)).map(date.isoformat)
+day_or_instant_text = st.one_of(
+    days_as_text,
+    utc_instants(datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 6, 30, tzinfo=UTC)).map(
+        lambda t: t.isoformat().replace("+00:00", "Z")
+    ),
+)
+DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "referral_decision_made": st.fixed_dictionaries(
+        {"outcome": st.sampled_from(REFERRAL_OUTCOMES)}
+    ),
+    "section47_completed": st.fixed_dictionaries({"outcome": st.sampled_from(SECTION47_OUTCOMES)}),
+    "icpc_held": st.fixed_dictionaries({"plan": st.booleans()}),
+    "review_scheduled": st.fixed_dictionaries(
+        {
+            "review": st.sampled_from(("cp-review", "cla-review")),
+            "scheduled_for": day_or_instant_text,
+        }
+    ),
+    "task_due": st.fixed_dictionaries(
+        {
+            "task_id": st.sampled_from(TASK_IDS),
+            "due_at": day_or_instant_text,
+            "title": st.just("Update the chronology"),
+        }
+    ),
+    "task_completed": st.fixed_dictionaries({"task_id": st.sampled_from(TASK_IDS)}),
+}
+# Closing a case cancels everything, so it is drawn less often than the facts that build a log.
+COMMON_TYPES = sorted(BUILTIN_EVENT_TYPES - {"case_closed"})
+event_ids = st.text("abcdefghij0123456789-:", min_size=1, max_size=8)
+
+
+def new_event(draw: st.DrawFn, event_id: str, event_type: str, at: datetime) -> Event:
+    data = draw(DATA.get(event_type, st.just({})))
+    assert check_builtin_data(event_type, data) == []
+    return Event(
+        id=event_id,
+        type=event_type,
+        case_id=CASE_ID,
+        occurred_at=at,
+        worker_id=draw(st.none() | st.sampled_from(("W-1", "W-2"))),
+        team_id=draw(st.none() | st.sampled_from(("T-1", "T-2"))),
+        data=data,
+    )
+
+
+@st.composite
+def mixed_logs(draw: st.DrawFn, max_events: int) -> list[Event]:
+    """Any built-in events in any order, at instants drawn from a small pool."""
+    pool = draw(st.lists(instants, min_size=1, max_size=12))
+    ids = draw(st.lists(event_ids, min_size=1, max_size=max_events, unique=True))
+    log = []
+    for event_id in ids:
+        # Closing a case cancels everything, so it is drawn less often than other facts.
+        closing = draw(st.integers(0, 19)) == 0
+        event_type = "case_closed" if closing else draw(st.sampled_from(COMMON_TYPES))
+        log.append(new_event(draw, event_id, event_type, draw(st.sampled_from(pool))))
+    return log
+
+
+# What follows each opening event in real case work, so chains repeat and reviews get booked.
+EPISODES: dict[str, tuple[str, ...]] = {
+    "referral_received": (
+        "referral_decision_made",
+        "contact_made",
+        "child_seen",
+        "assessment_completed",
+        "referral_received",
+    ),
+    "section47_started": ("section47_completed", "icpc_held", "strategy_discussion_held"),
+    "child_protection_plan_started": (
+        "child_visited",
+        "child_visited",
+        "core_group_held",
+        "cp_review_held",
+        "review_scheduled",
+        "child_protection_plan_ended",
+    ),
+    "became_looked_after": (
+        "placement_started",
+        "child_visited",
+        "cla_review_held",
+        "review_scheduled",
+        "ceased_looked_after",
+    ),
+    "pathway_plan_agreed": ("pathway_plan_reviewed",),
+    "care_plan_agreed": ("care_plan_reviewed", "care_plan_reviewed", "care_plan_agreed"),
+    "safeguarding_concern_received": ("s42_decision_made", "safeguarding_concern_received"),
+    "task_due": ("task_completed", "task_due"),
+}
+REVIEW_OF = {"child_protection_plan_started": "cp-review", "became_looked_after": "cla-review"}
+LAST_INSTANT = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
+
+
+@st.composite
+def episodic_logs(draw: st.DrawFn, max_events: int) -> list[Event]:
+    """Episodes of case work: an opening event, then what follows it days or weeks apart."""
+    ids = iter(draw(st.lists(event_ids, min_size=max_events, max_size=max_events, unique=True)))
+    log: list[Event] = []
+    for opening in draw(st.lists(st.sampled_from(sorted(EPISODES)), min_size=1, max_size=4)):
+        at = draw(instants)
+        log.append(new_event(draw, next(ids), opening, at))
+        for _ in range(draw(st.integers(0, max_events // 4))):
+            # A gap of 0 puts two facts at the same instant, as plain dates often do.
+            at += timedelta(days=draw(st.sampled_from((0, 1, 3, 7, 10, 14, 30, 60, 90, 180))))
+            follow_up = draw(st.sampled_from(EPISODES[opening]))
+            if at > LAST_INSTANT or len(log) >= max_events - 2:
+                break
+            event = new_event(draw, next(ids), follow_up, at)
+            if follow_up == "review_scheduled":
+                ahead = draw(st.integers(1, 200))
+                booked_for = (local_day(at) + timedelta(days=ahead)).isoformat()
+                review = REVIEW_OF[opening]
+                event = replace(event, data={"review": review, "scheduled_for": booked_for})
+            log.append(event)
+    if draw(st.booleans()):
+        log.append(new_event(draw, next(ids), "case_closed", draw(instants)))
+    return log
+
+
+def case_logs(max_events: int = 40) -> st.SearchStrategy[list[Event]]:
+    return mixed_logs(max_events) | episodic_logs(max_events)
+
+
+def derive(log: list[Event], ruleset: Ruleset) -> tuple[Obligation, ...]:
+    return derive_case(CASE_ID, log, ruleset).obligations
+
+
+def involves(rule: Rule, event: Event) -> bool:
+    matchers = (*rule.starts_on, *rule.met_by, *rule.cancelled_by, *rule.scheduled_by)
+    return any(m.matches(event) for m in matchers)
+
+
+# (1)-(3): order, repetition and voids
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(data=st.data())
+def test_any_arrival_order_derives_the_same_obligations(ruleset: Ruleset, data: Any) -> None:
+    log = data.draw(case_logs())
+    arrived = data.draw(st.permutations(log))
+
+    assert derive(arrived, ruleset) == derive(log, ruleset)
+    assert derive_case(CASE_ID, arrived, ruleset) == derive_case(CASE_ID, log, ruleset)
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(log=case_logs())
+def test_deriving_twice_gives_identical_results(ruleset: Ruleset, log: list[Event]) -> None:
+    assert derive_case(CASE_ID, list(log), ruleset) == derive_case(CASE_ID, list(log), ruleset)
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(data=st.data())
+def test_voiding_an_event_equals_never_having_posted_it(ruleset: Ruleset, data: Any) -> None:
+    log = data.draw(case_logs())
+    voided = data.draw(st.sampled_from(log))
+    remaining = [e for e in log if e is not voided]
+    never_posted = data.draw(st.permutations(remaining))
+
+    assert derive(remaining, ruleset) == derive(never_posted, ruleset)
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(data=st.data())
+def test_voiding_an_event_leaves_the_rules_it_plays_no_part_in_untouched(
+    ruleset: Ruleset, data: Any
+) -> None:
+    log = data.draw(case_logs())
+    voided = data.draw(st.sampled_from(log))
+    before = derive(log, ruleset)
+
+    after = derive([e for e in log if e is not voided], ruleset)
+
+    for rule in ruleset.rules:
+        if not involves(rule, voided):
+            assert [o for o in after if o.rule_id == rule.id] == [
+                o for o in before if o.rule_id == rule.id
+            ]
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(log=case_logs())
+def test_a_voided_start_leaves_no_chain_rooted_at_it(ruleset: Ruleset, log: list[Event]) -> None:
+    starts = [e for e in log if any(involves(r, e) for r in ruleset.rules)]
+    for voided in starts[:3]:
+        after = derive([e for e in log if e is not voided], ruleset)
+
+        assert all(o.opened_by_event != voided.id for o in after)
+        assert all(o.met_by_event != voided.id for o in after)
+        assert all(o.cancelled_by_event != voided.id for o in after)
+
+
+# Invariants of every derived obligation
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(log=case_logs())
+def test_every_obligation_closes_at_most_once_and_never_before_it_opens(
+    ruleset: Ruleset, log: list[Event]
+) -> None:
+    for obligation in derive(log, ruleset):
+        assert obligation.met_at is None or obligation.cancelled_at is None
+        assert obligation.closed_at is None or obligation.closed_at >= obligation.opened_at
+        assert obligation.due_at > obligation.opened_at or obligation.rule_id == "scheduled-task"
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(log=case_logs())
+def test_each_repeat_opens_when_and_where_its_predecessor_was_met(
+    ruleset: Ruleset, log: list[Event]
+) -> None:
+    obligations = derive(log, ruleset)
+    by_id = {o.id: o for o in obligations}
+    assert len(by_id) == len(obligations)
+    for later in (o for o in obligations if o.sequence > 1):
+        earlier = [
+            o
+            for o in obligations
+            if o.rule_id == later.rule_id
+            and o.sequence == later.sequence - 1
+            and o.met_by_event == later.opened_by_event
+        ]
+        assert any(o.met_at == later.opened_at for o in earlier)
+
+
+def spec_phase(rule: Rule, event: Event) -> int:
+    """SPEC: at one instant, events that start obligations apply first, then meet, then cancel."""
+    if any(m.matches(event) for m in rule.starts_on):
+        return 0
+    return 1 if any(m.matches(event) for m in rule.met_by) else 2
+
+
+def closes(rule: Rule, event: Event, opening: Event) -> bool:
+    """Whether `event`, applied while the obligation opened by `opening` is open, closes it."""
+    key = rule.correlate_on
+    same = key is None or event.data.get(key) == opening.data.get(key)
+    if any(m.matches(event) for m in rule.met_by):
+        return same
+    cancels = any(m.matches(event) for m in rule.cancelled_by) or (
+        rule.restart == "supersede" and any(m.matches(event) for m in rule.starts_on)
+    )
+    return cancels and (same or event.data.get(key or "") is None)
+
+
+def chain_root(obligation: Obligation, obligations: tuple[Obligation, ...]) -> str:
+    """The event that opened the first obligation of this one's chain."""
+    return next(
+        first.opened_by_event
+        for first in obligations
+        if first.rule_id == obligation.rule_id
+        and first.sequence == 1
+        and obligation.id
+        == obligation_id(CASE_ID, first.rule_id, first.opened_by_event, obligation.sequence)
+    )
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(log=case_logs())
+def test_an_obligation_left_open_has_no_closing_event_applied_after_it_opened(
+    ruleset: Ruleset, log: list[Event]
+) -> None:
+    by_id = {e.id: e for e in log}
+    obligations = derive(log, ruleset)
+    for obligation in (o for o in obligations if o.closed_at is None):
+        rule = ruleset.rule(obligation.rule_id)
+        assert rule is not None
+        opener = by_id[obligation.opened_by_event]
+        root = by_id[chain_root(obligation, obligations)]
+        opened = (opener.occurred_at, spec_phase(rule, opener), opener.id)
+        for event in log:
+            if (event.occurred_at, spec_phase(rule, event), event.id) > opened:
+                assert not closes(rule, event, root), event
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(log=case_logs())
+def test_every_obligation_is_closed_by_an_event_that_can_close_it_at_its_instant(
+    ruleset: Ruleset, log: list[Event]
+) -> None:
+    by_id = {e.id: e for e in log}
+    obligations = derive(log, ruleset)
+    for obligation in obligations:
+        rule = ruleset.rule(obligation.rule_id)
+        assert rule is not None
+        root = by_id[chain_root(obligation, obligations)]
+        if obligation.met_by_event is not None:
+            meeting = by_id[obligation.met_by_event]
+            assert any(m.matches(meeting) for m in rule.met_by)
+            assert closes(rule, meeting, root)
+            assert obligation.met_at == meeting.occurred_at
+        if obligation.cancelled_by_event is not None:
+            cancelling = by_id[obligation.cancelled_by_event]
+            assert not any(m.matches(cancelling) for m in rule.met_by)
+            assert closes(rule, cancelling, root)
+            assert obligation.cancelled_at == cancelling.occurred_at
+
+
+# (4): status at an instant, against SPEC section 4 written out independently
+
+
+def add_period(day: date, duration: Duration, is_working_day: Callable[[date], bool]) -> date:
+    """SPEC: the N-th working day after D (D never counts), or D plus that calendar period."""
+    if duration.unit == "working_days":
+        found = 0
+        while found < duration.count:
+            day += timedelta(days=1)
+            found += is_working_day(day)
+        return day
+    if duration.unit == "months":
+        months = day.year * 12 + day.month - 1 + duration.count
+        year, month = divmod(months, 12)
+        last = month_lengths.monthrange(year, month + 1)[1]
+        return date(year, month + 1, min(day.day, last))
+    return day + timedelta(days=duration.count * (7 if duration.unit == "weeks" else 1))
+
+
+def working_days_back(day: date, count: int, is_working_day: Callable[[date], bool]) -> date:
+    found = 0
+    while found < count:
+        day -= timedelta(days=1)
+        found += is_working_day(day)
+    return day
+
+
+def start_of(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=LONDON)
+
+
+def end_of(day: date) -> datetime:
+    return datetime.combine(day, time.max, tzinfo=LONDON)
+
+
+def local_day(instant: datetime) -> date:
+    return instant.astimezone(LONDON).date()
+
+
+def spec_due_day(obligation: Obligation, rule: Rule, log: list[Event], ruleset: Ruleset) -> date:
+    """The due day as SPEC section 4 defines it, from the obligation's trigger."""
+    is_working_day = ruleset.calendar.is_working_day
+    if obligation.sequence > 1:
+        interval = rule.repeat[min(obligation.sequence - 2, len(rule.repeat) - 1)]
+        return add_period(local_day(obligation.opened_at), interval, is_working_day)
+    if rule.due is not None:
+        return add_period(local_day(obligation.opened_at), rule.due, is_working_day)
+    opening = next(e for e in log if e.id == obligation.opened_by_event)
+    value = parse_day_or_instant(opening.data[rule.due_from_data or ""])
+    assert value is not None
+    return local_day(value) if isinstance(value, datetime) else value
+
+
+def spec_status(
+    obligation: Obligation, at: datetime, due: datetime, warn: datetime | None
+) -> Status:
+    if obligation.cancelled_at is not None and obligation.cancelled_at <= at:
+        return "cancelled"
+    if obligation.met_at is not None and obligation.met_at <= at and obligation.met_at <= due:
+        return "met"
+    if obligation.met_at is not None and obligation.met_at <= at:
+        return "met_late"
+    if at > due:
+        return "overdue"
+    if warn is not None and at >= warn:
+        return "due_soon"
+    return "upcoming"
+
+
+probe_instants = st.lists(
+    st.integers(0, 4 * 366 * 86_400 * 10**6).map(
+        lambda us: datetime(2024, 12, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(log=case_logs(max_events=25), probes=probe_instants)
+def test_status_at_agrees_with_the_spec_definition(
+    ruleset: Ruleset, log: list[Event], probes: list[datetime]
+) -> None:
+    is_working_day = ruleset.calendar.is_working_day
+    for obligation in derive(log, ruleset):
+        rule = ruleset.rule(obligation.rule_id)
+        assert rule is not None
+        due_day = spec_due_day(obligation, rule, log, ruleset)
+        due = end_of(due_day)
+        warn = None
+        if rule.warn_before is not None:
+            assert rule.warn_before.unit == "working_days"
+            warn = start_of(working_days_back(due_day, rule.warn_before.count, is_working_day))
+        assert obligation.due_at == due
+        thresholds = [end_of(add_period(due_day, d, is_working_day)) for d in rule.escalate_after]
+        edges = [due, *thresholds, *([warn] if warn else [])]
+        closings = [t for t in (obligation.met_at, obligation.cancelled_at) if t is not None]
+        instants_to_check = [
+            *probes,
+            *closings,
+            *edges,
+            *(t + timedelta(microseconds=1) for t in edges),
+            *(t - timedelta(microseconds=1) for t in edges),
+        ]
+        for at in instants_to_check:
+            expected = spec_status(obligation, at, due, warn)
+            assert status_at(obligation, at) == expected
+
+            expected_level = sum(at > t for t in thresholds) if expected == "overdue" else 0
+            assert escalation_level(obligation, at) == expected_level
+
+            late_days = 0
+            if expected == "overdue":
+                day = due_day + timedelta(days=1)
+                while day <= local_day(at):
+                    late_days += is_working_day(day)
+                    day += timedelta(days=1)
+            assert working_days_overdue(obligation, at, ruleset.calendar) == late_days

@@ -1,0 +1,421 @@
+import json
+from datetime import date
+
+import pytest
+from builders import local
+
+from service.domain.calendar import Duration
+from service.domain.events import Event
+from service.domain.rules import (
+    BUILTIN_RULESETS,
+    Matcher,
+    RuleProblem,
+    RulesetInvalid,
+    builtin_ruleset,
+    builtin_ruleset_text,
+    load_ruleset,
+)
+
+VISIT_RULE = """\
+[[rules]]
+id = "home-visit"
+name = "Home visit within 5 working days"
+source = "Local standard"
+starts_on = ["referral_received"]
+due = "5 working days"
+met_by = ["child_visited"]
+cancelled_by = [
+    "case_closed",
+    {type = "referral_decision_made", where = {outcome = ["early_help", "no_further_action"]}},
+]
+warn_before = "1 working day"
+escalate_after = ["2 working days", "5 working days"]
+"""
+
+DECISION_RULE = """\
+[[rules]]
+id = "quick-decision"
+name = "Decision within 1 working day"
+source = "Local standard"
+starts_on = ["referral_received"]
+due = "1 working day"
+met_by = ["referral_decision_made"]
+"""
+
+
+def line_of(text: str, snippet: str, occurrence: int = 1) -> int:
+    """The 1-based line of the n-th line containing `snippet`, as an editor shows it."""
+    found = [n for n, line in enumerate(text.splitlines(), start=1) if snippet in line]
+    return found[occurrence - 1]
+
+
+def problems_of(text: str, fmt: str = "toml") -> tuple[RuleProblem, ...]:
+    with pytest.raises(RulesetInvalid) as caught:
+        load_ruleset(text, format=fmt)  # type: ignore[arg-type]
+    return caught.value.problems
+
+
+def only_problem(text: str) -> RuleProblem:
+    problems = problems_of(text)
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def referral(**data: object) -> Event:
+    return Event("e1", "referral_decision_made", "C-1", local("2026-03-02"), data=data)
+
+
+# Loading valid rulesets
+
+
+def test_a_valid_rule_loads_with_every_field_parsed() -> None:
+    rule = load_ruleset(VISIT_RULE).rules[0]
+
+    assert rule.id == "home-visit"
+    assert rule.starts_on == (Matcher("referral_received"),)
+    assert rule.due == Duration(5, "working_days")
+    assert rule.met_by == (Matcher("child_visited"),)
+    assert rule.cancelled_by == (
+        Matcher("case_closed"),
+        Matcher("referral_decision_made", {"outcome": ("early_help", "no_further_action")}),
+    )
+    assert rule.warn_before == Duration(1, "working_days")
+    assert rule.escalate_after == (Duration(2, "working_days"), Duration(5, "working_days"))
+    assert rule.restart == "parallel"
+    assert rule.repeat == ()
+
+
+def test_a_ruleset_without_a_calendar_counts_in_england_and_london_time() -> None:
+    calendar = load_ruleset(VISIT_RULE).calendar
+
+    assert calendar.region == "england-and-wales"
+    assert calendar.timezone.key == "Europe/London"
+
+
+def test_calendar_closures_become_non_working_days() -> None:
+    text = '[calendar]\nregion = "england-and-wales"\nclosures = ["2026-12-24"]\n\n' + VISIT_RULE
+
+    calendar = load_ruleset(text).calendar
+
+    assert not calendar.is_working_day(date(2026, 12, 24))
+    assert calendar.is_working_day(date(2026, 12, 23))
+
+
+def test_due_from_data_names_the_data_key() -> None:
+    text = VISIT_RULE.replace('due = "5 working days"', 'due = "from:data.due_at"')
+
+    rule = load_ruleset(text).rules[0]
+
+    assert rule.due is None
+    assert rule.due_from_data == "due_at"
+
+
+def test_a_where_with_a_single_value_accepts_that_value_only() -> None:
+    text = VISIT_RULE.replace('["early_help", "no_further_action"]', '"early_help"')
+
+    matcher = load_ruleset(text).rules[0].cancelled_by[1]
+
+    assert matcher.matches(referral(outcome="early_help"))
+    assert not matcher.matches(referral(outcome="no_further_action"))
+
+
+def test_a_where_filter_rejects_events_lacking_the_data_key() -> None:
+    matcher = Matcher("referral_decision_made", {"outcome": ("early_help",)})
+
+    assert not matcher.matches(referral())
+
+
+def test_a_matcher_never_matches_another_event_type() -> None:
+    assert not Matcher("case_closed").matches(referral(outcome="early_help"))
+
+
+def test_declared_event_types_can_be_used_in_rules() -> None:
+    text = 'event_types = ["family_meeting_held"]\n\n' + VISIT_RULE.replace(
+        'met_by = ["child_visited"]', 'met_by = ["family_meeting_held"]'
+    )
+
+    ruleset = load_ruleset(text)
+
+    assert ruleset.rules[0].met_by == (Matcher("family_meeting_held"),)
+    assert "family_meeting_held" in ruleset.known_event_types
+    assert "referral_received" in ruleset.known_event_types
+
+
+def test_a_json_ruleset_loads_like_its_toml_twin() -> None:
+    toml_ruleset = load_ruleset(VISIT_RULE)
+    as_json = json.dumps(toml_ruleset.to_json())
+
+    json_ruleset = load_ruleset(as_json, format="json")
+
+    assert json_ruleset.rules == toml_ruleset.rules
+    assert json_ruleset.calendar == toml_ruleset.calendar
+
+
+@pytest.mark.parametrize("name", BUILTIN_RULESETS)
+def test_builtin_rulesets_survive_a_round_trip_through_their_json(name: str) -> None:
+    builtin = builtin_ruleset(name)
+
+    reloaded = load_ruleset(json.dumps(builtin.to_json()), format="json")
+
+    assert reloaded.id == name
+    assert reloaded.rules == builtin.rules
+    assert reloaded.calendar == builtin.calendar
+
+
+def test_an_unknown_builtin_ruleset_name_is_a_key_error() -> None:
+    with pytest.raises(KeyError):
+        builtin_ruleset_text("scotland-children")
+
+
+# Problems: each names the rule pointer and the TOML line
+
+
+def test_an_unknown_rule_field_is_reported_at_its_line() -> None:
+    text = VISIT_RULE + 'colour = "red"\n'
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/colour"
+    assert problem.line == line_of(text, "colour")
+    assert "unknown field" in problem.detail
+
+
+def test_a_bad_duration_is_reported_at_its_line() -> None:
+    text = VISIT_RULE.replace('due = "5 working days"', 'due = "3 fortnights"')
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/due"
+    assert problem.line == line_of(text, "3 fortnights")
+    assert "3 fortnights" in problem.detail
+
+
+def test_a_bad_duration_inside_a_list_points_at_its_index() -> None:
+    text = VISIT_RULE.replace('"5 working days"]', '"soon"]')
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/escalate_after/1"
+    assert problem.line == line_of(text, "escalate_after")
+
+
+def test_a_duration_that_is_not_a_string_is_a_problem() -> None:
+    problem = only_problem(VISIT_RULE.replace('due = "5 working days"', "due = 5"))
+
+    assert problem.pointer == "/rules/0/due"
+
+
+def test_an_unknown_event_type_is_reported_with_how_to_declare_it() -> None:
+    text = VISIT_RULE.replace('met_by = ["child_visited"]', 'met_by = ["child_visited", "hug"]')
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/met_by/1"
+    assert problem.line == line_of(text, "met_by")
+    assert "'hug'" in problem.detail
+    assert "event_types" in problem.detail
+
+
+def test_an_unknown_event_type_inside_a_where_matcher_points_at_the_matcher() -> None:
+    text = VISIT_RULE.replace('{type = "referral_decision_made"', '{type = "decision"')
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/cancelled_by/1"
+    assert problem.line == line_of(text, "cancelled_by")
+
+
+def test_a_duplicate_rule_id_is_reported_on_the_second_rule() -> None:
+    text = VISIT_RULE + "\n" + VISIT_RULE
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/1/id"
+    assert problem.line == line_of(text, 'id = "home-visit"', occurrence=2)
+    assert "duplicate" in problem.detail
+
+
+def test_a_rule_without_starts_on_is_reported_at_its_header() -> None:
+    text = DECISION_RULE + "\n" + VISIT_RULE.replace('starts_on = ["referral_received"]\n', "")
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/1/starts_on"
+    assert problem.line == line_of(text, "[[rules]]", occurrence=2)
+
+
+def test_an_empty_met_by_is_a_problem() -> None:
+    problem = only_problem(VISIT_RULE.replace('met_by = ["child_visited"]', "met_by = []"))
+
+    assert problem.pointer == "/rules/0/met_by"
+
+
+def test_a_missing_name_is_a_problem() -> None:
+    problem = only_problem(VISIT_RULE.replace('name = "Home visit within 5 working days"\n', ""))
+
+    assert problem.pointer == "/rules/0/name"
+
+
+def test_an_unknown_restart_policy_is_a_problem() -> None:
+    text = VISIT_RULE + 'restart = "sometimes"\n'
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/restart"
+    assert problem.line == line_of(text, "restart")
+
+
+def test_scheduled_by_without_schedule_before_is_a_problem() -> None:
+    problem = only_problem(VISIT_RULE + 'scheduled_by = ["review_scheduled"]\n')
+
+    assert problem.pointer == "/rules/0/scheduled_by"
+
+
+def test_an_unknown_event_type_in_scheduled_by_is_reported_once() -> None:
+    text = VISIT_RULE + 'scheduled_by = ["booked"]\nschedule_before = "5 working days"\n'
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/scheduled_by/0"
+
+
+def test_an_invalid_rule_id_is_a_problem() -> None:
+    problem = only_problem(VISIT_RULE.replace('id = "home-visit"', 'id = "Home Visit"'))
+
+    assert problem.pointer == "/rules/0/id"
+
+
+def test_a_ruleset_without_rules_is_a_problem() -> None:
+    problem = only_problem('[calendar]\nregion = "england-and-wales"\n')
+
+    assert problem.pointer == "/rules"
+
+
+def test_an_unknown_top_level_field_is_reported_at_its_line() -> None:
+    text = 'colour = "red"\n\n' + VISIT_RULE
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/colour"
+    assert problem.line == 1
+
+
+def test_an_unknown_region_is_reported_at_its_line() -> None:
+    text = '[calendar]\ntimezone = "Europe/London"\nregion = "mars"\n\n' + VISIT_RULE
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/calendar/region"
+    assert problem.line == line_of(text, "mars")
+
+
+def test_an_unknown_timezone_is_reported_at_its_line() -> None:
+    text = '[calendar]\ntimezone = "Europe/Atlantis"\n\n' + VISIT_RULE
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/calendar/timezone"
+    assert problem.line == line_of(text, "Atlantis")
+
+
+def test_an_unknown_region_and_an_unknown_timezone_are_both_reported() -> None:
+    text = '[calendar]\nregion = "mars"\ntimezone = "Europe/Atlantis"\n\n' + VISIT_RULE
+
+    problems = problems_of(text)
+
+    assert {p.pointer for p in problems} == {"/calendar/region", "/calendar/timezone"}
+
+
+def test_closures_that_are_not_a_list_are_one_problem() -> None:
+    text = '[calendar]\nclosures = "2026-12-24"\n\n' + VISIT_RULE
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/calendar/closures"
+    assert problem.line == line_of(text, "closures")
+
+
+def test_a_closure_that_is_not_a_date_points_at_its_index() -> None:
+    text = '[calendar]\nclosures = ["2026-12-24", "Christmas"]\n\n' + VISIT_RULE
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/calendar/closures/1"
+
+
+def test_an_inline_calendar_table_problem_has_a_line() -> None:
+    text = 'calendar = "england"\n\n' + VISIT_RULE
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/calendar"
+    assert problem.line == 1
+
+
+def test_rule_headers_with_spaces_and_comments_still_locate_problems() -> None:
+    text = (DECISION_RULE + "\n" + VISIT_RULE).replace(
+        "[[rules]]", "[[ rules ]]  # a rule", 2
+    ) + 'colour = "red"\n'
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/1/colour"
+    assert problem.line == line_of(text, "colour")
+
+
+def test_invalid_toml_syntax_is_reported_with_its_line() -> None:
+    text = VISIT_RULE.replace('due = "5 working days"', "due = 5 working days")
+
+    problem = only_problem(text)
+
+    assert problem.line == line_of(text, "due = 5 working days")
+    assert "TOML" in problem.detail
+
+
+def test_invalid_json_is_reported_with_its_line() -> None:
+    problems = problems_of('{\n  "rules": [\n    {"id": "a",}\n  ]\n}', fmt="json")
+
+    assert len(problems) == 1
+    assert problems[0].line == 3
+
+
+def test_a_json_document_that_is_not_an_object_is_a_problem() -> None:
+    assert problems_of("[]", fmt="json")[0].pointer == ""
+
+
+def test_json_problems_carry_pointers_and_no_line() -> None:
+    doc = load_ruleset(VISIT_RULE).to_json()
+    doc["rules"][0]["due"] = "soon"  # type: ignore[index]
+
+    problems = problems_of(json.dumps(doc), fmt="json")
+
+    assert [(p.pointer, p.line) for p in problems] == [("/rules/0/due", None)]
+
+
+def test_every_problem_in_a_ruleset_is_reported_at_once() -> None:
+    text = (
+        VISIT_RULE.replace('due = "5 working days"', 'due = "soon"')
+        + 'colour = "red"\n\n'
+        + DECISION_RULE.replace('met_by = ["referral_decision_made"]', 'met_by = ["verdict"]')
+        + "\n"
+        + VISIT_RULE
+    )
+
+    problems = problems_of(text)
+
+    assert {(p.pointer, p.line) for p in problems} == {
+        ("/rules/0/colour", line_of(text, "colour")),
+        ("/rules/0/due", line_of(text, '"soon"')),
+        ("/rules/1/met_by/0", line_of(text, "verdict")),
+        ("/rules/2/id", line_of(text, 'id = "home-visit"', occurrence=2)),
+    }
+
+
+def test_the_invalid_ruleset_message_lists_every_pointer() -> None:
+    text = VISIT_RULE.replace('due = "5 working days"', 'due = "soon"') + 'colour = "red"\n'
+
+    with pytest.raises(RulesetInvalid) as caught:
+        load_ruleset(text)
+
+    assert "/rules/0/due" in str(caught.value)
+    assert "/rules/0/colour" in str(caught.value)
