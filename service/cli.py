@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.events import parse_day_or_instant
@@ -18,7 +19,7 @@ from service.domain.status import working_days_overdue
 from service.settings import Settings, get_settings
 from service.store.db import make_engine, make_session_factory, transaction
 from service.store.migrations import upgrade_to_head
-from service.store.obligations import from_row, select_obligations, status_clause, t
+from service.store.obligations import from_row, select_obligations, status_clause
 from service.store.orgs import (
     SCOPES,
     create_api_key,
@@ -30,6 +31,7 @@ from service.store.orgs import (
 from service.store.tables import Org
 
 T = TypeVar("T")
+ORG_NAME_MAX = 200  # the width of orgs.name
 
 
 class CommandError(Exception):
@@ -99,6 +101,9 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.name.strip() or len(args.name) > ORG_NAME_MAX:
+        raise CommandError(f"an organisation name is 1 to {ORG_NAME_MAX} characters")
+
     async def work(session: AsyncSession) -> str:
         if await org_by_name(session, args.name):
             raise CommandError(f"an organisation named {args.name!r} already exists")
@@ -259,10 +264,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"caseclock: {exc}", file=sys.stderr)
         return 2
+    except ValidationError as exc:  # the settings, read from the environment
+        print(f"caseclock: {_settings_problems(exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:
-        print(f"caseclock: {type(exc).__name__}: {exc}", file=sys.stderr)
+        # One line: database errors carry the SQL and a help link on the lines after.
+        first_line = next(iter(str(exc).splitlines()), "")
+        print(f"caseclock: {type(exc).__name__}: {first_line}", file=sys.stderr)
         return 1
     return code
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"CASECLOCK_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ class CaseOut(BaseModel):
     obligations: list[ObligationOut]
 
 
-@router.get("/{case_id}", response_model=CaseOut)
+# `:path` because case ids are opaque CMS references and may contain "/".
+@router.get("/{case_id:path}", response_model=CaseOut)
 async def get_case(
     case_id: str, principal: Reader, session: SessionDep, clock: ClockDep, as_of: AsOfQuery = None
 ) -> CaseOut:

@@ -45,7 +45,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 _UNAUTHORISED = {"WWW-Authenticate": "Bearer"}
 
 
-async def _principal(request: Request, session: SessionDep) -> Principal:
+async def _principal(request: Request) -> Principal:
+    """The caller, looked up in a session of its own so no connection is held meanwhile."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -55,7 +56,9 @@ async def _principal(request: Request, session: SessionDep) -> Principal:
             slug="unauthorised",
             headers=_UNAUTHORISED,
         )
-    principal = await authenticate(session, token.strip())
+    factory: SessionFactory = request.app.state.session_factory
+    async with factory() as session:
+        principal = await authenticate(session, token.strip())
     if principal is None:
         raise Problem(
             401, "The API key is unknown or revoked.", slug="unauthorised", headers=_UNAUTHORISED

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, Request, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, or_, select
 
 from service.api.deps import ClockDep, Reader, SessionDep, Writer
-from service.api.pagination import (
-    Cursor,
-    Limit,
-    Page,
-    bad_cursor,
-    decode_cursor,
-    encode_cursor,
-)
+from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem, pointer, validation_errors
-from service.api.times import DayOrInstant, to_instant
+from service.api.times import OUT_OF_RANGE, DayOrInstant, in_range, to_instant
 from service.domain.events import Event, check_builtin_data, parse_day_or_instant
 from service.domain.rules import Ruleset
+from service.store.group_commit import GroupCommitter
 from service.store.ingest import events_t, ingest_events, lock_cases, rederive_cases
 from service.store.orgs import ruleset_of
 
@@ -30,15 +24,25 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# PostgreSQL text columns cannot hold NUL, so it is refused here rather than failing the insert.
+Text = Annotated[str, AfterValidator(_without_nul)]
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=200, description="Idempotency key, unique per org.")
-    type: str = Field(min_length=1, max_length=64)
-    case_id: str = Field(min_length=1, max_length=200)
+    id: Text = Field(min_length=1, max_length=200, description="Idempotency key, unique per org.")
+    type: Text = Field(min_length=1, max_length=64)
+    case_id: Text = Field(min_length=1, max_length=200)
     occurred_at: DayOrInstant
-    worker_id: str | None = Field(default=None, min_length=1, max_length=200)
-    team_id: str | None = Field(default=None, min_length=1, max_length=200)
+    worker_id: Text | None = Field(default=None, min_length=1, max_length=200)
+    team_id: Text | None = Field(default=None, min_length=1, max_length=200)
     data: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -62,7 +66,8 @@ class IngestResult(BaseModel):
 
 
 class BatchIn(BaseModel):
-    events: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    # Items stay unparsed here so one malformed item is reported as invalid, not the batch.
+    events: list[Any] = Field(min_length=1, max_length=1000)
 
 
 class BatchOut(BaseModel):
@@ -70,7 +75,7 @@ class BatchOut(BaseModel):
 
 
 class VoidIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 def _domain_errors(item: EventIn, ruleset: Ruleset, now: datetime) -> list[tuple[str, str]]:
@@ -85,6 +90,10 @@ def _domain_errors(item: EventIn, ruleset: Ruleset, now: datetime) -> list[tuple
     if occurred_at > now + FUTURE_TOLERANCE:
         errors.append(("occurred_at", "is more than 5 minutes in the future"))
     errors += [(f"data/{p.key}", p.detail) for p in check_builtin_data(item.type, item.data)]
+    for name, value in item.data.items():  # rules may read any of these as a due or review date
+        day = parse_day_or_instant(value)
+        if day is not None and not in_range(day):
+            errors.append((f"data/{name}", OUT_OF_RANGE))
     for rule in ruleset.rules:
         key = rule.due_from_data
         starts = any(m.type == item.type for m in rule.starts_on)
@@ -100,11 +109,12 @@ def _domain_errors(item: EventIn, ruleset: Ruleset, now: datetime) -> list[tuple
 
 
 def _to_event(item: EventIn, ruleset: Ruleset) -> Event:
+    # In UTC, so the same instant written with another offset hashes as the same content.
     return Event(
         id=item.id,
         type=item.type,
         case_id=item.case_id,
-        occurred_at=to_instant(item.occurred_at, ruleset.calendar),
+        occurred_at=to_instant(item.occurred_at, ruleset.calendar).astimezone(UTC),
         worker_id=item.worker_id,
         team_id=item.team_id,
         data=item.data,
@@ -138,8 +148,8 @@ def _validate(
 async def post_event(
     body: dict[str, Any],
     principal: Writer,
-    session: SessionDep,
     clock: ClockDep,
+    request: Request,
     response: Response,
 ) -> IngestResult:
     """Store one event; the case's obligations are re-derived before this returns."""
@@ -148,7 +158,8 @@ async def post_event(
     checked = _validate(body, ruleset, now, ())
     if isinstance(checked, list):
         raise Problem(422, "The event is not valid; see errors.", slug="validation", errors=checked)
-    (outcome,) = await ingest_events(session, principal.org_id, ruleset, [checked], now)
+    committer: GroupCommitter = request.app.state.group_committer
+    outcome = await committer.ingest(principal.org_id, ruleset, checked, now)
     if outcome.status == "conflict":
         raise Problem(
             409,
@@ -169,24 +180,16 @@ async def post_batch(
     ruleset = ruleset_of(principal)
     now = clock()
     checked = [_validate(raw, ruleset, now, ("events", i)) for i, raw in enumerate(body.events)]
-    first: dict[str, Event] = {}
-    for item in checked:
-        if isinstance(item, Event):
-            first.setdefault(item.id, item)
-    stored = await ingest_events(session, principal.org_id, ruleset, list(first.values()), now)
-    outcomes = {o.id: o.status for o in stored}
+    valid = [item for item in checked if isinstance(item, Event)]
+    outcomes = iter(await ingest_events(session, principal.org_id, ruleset, valid, now))
     results: list[IngestResult] = []
-    seen: set[str] = set()
     for raw, item in zip(body.events, checked, strict=True):
         if isinstance(item, list):
-            results.append(IngestResult(id=str(raw.get("id") or ""), status="invalid", errors=item))
-            continue
-        if item.id in seen:  # repeated within this batch: judged against its first copy
-            status = "duplicate" if item == first[item.id] else "conflict"
+            raw_id = raw.get("id") if isinstance(raw, dict) else None
+            results.append(IngestResult(id=str(raw_id or ""), status="invalid", errors=item))
         else:
-            status = outcomes[item.id]
-        seen.add(item.id)
-        results.append(IngestResult(id=item.id, status=status))
+            outcome = next(outcomes)
+            results.append(IngestResult(id=outcome.id, status=outcome.status))
     return BatchOut(results=results)
 
 
@@ -194,7 +197,8 @@ def _event_out(row: Any) -> EventOut:
     return EventOut.model_validate(row, from_attributes=True)
 
 
-@router.post("/{event_id}/void", response_model=EventOut)
+# `:path` because event ids are opaque CMS references and may contain "/".
+@router.post("/{event_id:path}/void", response_model=EventOut)
 async def void_event(
     event_id: str, body: VoidIn, principal: Writer, session: SessionDep, clock: ClockDep
 ) -> EventOut:
@@ -209,7 +213,7 @@ async def void_event(
     ).scalar_one_or_none()
     if found is None:
         raise Problem(404, f"No event {event_id!r} in this organisation.", slug="not-found")
-    await lock_cases(session, principal.org_id, [found], now)
+    locked = await lock_cases(session, principal.org_id, [found], now)
     result = await session.execute(
         events_t.update()
         .where(
@@ -220,7 +224,7 @@ async def void_event(
         .values(voided_at=now, void_reason=body.reason)
     )
     if result.rowcount:  # type: ignore[attr-defined]
-        await rederive_cases(session, principal.org_id, ruleset_of(principal), [found], now)
+        await rederive_cases(session, principal.org_id, ruleset_of(principal), locked, now)
     row = (
         await session.execute(
             select(events_t).where(events_t.c.org_id == principal.org_id, events_t.c.id == event_id)
@@ -243,8 +247,7 @@ async def list_events(
     if case_id is not None:
         query = query.where(t.case_id == case_id)
     if cursor is not None:
-        after_at, after_id = decode_cursor(cursor, 2)
-        at = _cursor_instant(after_at)
+        at, after_id = decode_instant_cursor(cursor)
         query = query.where(or_(t.occurred_at > at, and_(t.occurred_at == at, t.id > after_id)))
     rows = (await session.execute(query.order_by(t.occurred_at, t.id).limit(limit + 1))).all()
     items = [_event_out(r) for r in rows[:limit]]
@@ -253,10 +256,3 @@ async def list_events(
         last = items[-1]
         next_cursor = encode_cursor(last.occurred_at.isoformat(), last.id)
     return Page[EventOut](items=items, next_cursor=next_cursor)
-
-
-def _cursor_instant(value: object) -> datetime:
-    parsed = parse_day_or_instant(value)
-    if not isinstance(parsed, datetime):
-        raise bad_cursor()
-    return parsed

@@ -9,11 +9,10 @@ from pydantic import BaseModel
 from sqlalchemy import and_, or_
 
 from service.api.deps import ClockDep, Reader, SessionDep
-from service.api.pagination import Cursor, Limit, Page, bad_cursor, decode_cursor, encode_cursor
+from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem
 from service.api.times import AsOfQuery, parse_query_instant
 from service.domain.calendar import Calendar
-from service.domain.events import parse_day_or_instant
 from service.domain.status import (
     Status,
     escalation_level,
@@ -55,7 +54,7 @@ class ObligationOut(BaseModel):
 
 
 def present(stored: StoredObligation, at: datetime, calendar: Calendar) -> ObligationOut:
-    """An obligation as the API shows it at `at`: met and cancelled times only once they happened."""
+    """An obligation as the API shows it at `at`: met and cancelled times once they happened."""
     ob = stored.obligation
     met = ob.met_at is not None and ob.met_at <= at
     cancelled = ob.cancelled_at is not None and ob.cancelled_at <= at
@@ -131,10 +130,7 @@ async def list_obligations(
     if before is not None:
         query = query.where(t.due_at < before)
     if cursor is not None:
-        after_due, after_id = decode_cursor(cursor, 2)
-        due = parse_day_or_instant(after_due)
-        if not isinstance(due, datetime):
-            raise bad_cursor()
+        due, after_id = decode_instant_cursor(cursor)
         query = query.where(or_(t.due_at > due, and_(t.due_at == due, t.id > after_id)))
     rows = (await session.execute(query.order_by(t.due_at, t.id).limit(limit + 1))).all()
     items = [present(from_row(r), at, calendar) for r in rows[:limit]]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
 
 from service.api.problems import Problem
+from service.api.times import in_range
+from service.domain.events import parse_day_or_instant
 
 T = TypeVar("T")
 
@@ -36,6 +39,15 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     if not isinstance(key, list) or len(key) != size:
         raise bad_cursor()
     return key
+
+
+def decode_instant_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (instant, id) key of lists ordered by a time and then by id."""
+    after_at, after_id = decode_cursor(cursor, 2)
+    at = parse_day_or_instant(after_at)
+    if not isinstance(at, datetime) or not in_range(at) or not isinstance(after_id, str):
+        raise bad_cursor()
+    return at, after_id
 
 
 def bad_cursor() -> Problem:

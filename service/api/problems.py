@@ -10,7 +10,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("caseclock.api")
@@ -56,8 +58,8 @@ def problem_response(problem: Problem) -> JSONResponse:
 
 
 def pointer(location: Sequence[str | int]) -> str:
-    """A JSON pointer (RFC 6901) from a pydantic error location."""
-    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in location)
+    """A JSON pointer (RFC 6901) from a pydantic error location; "" is the whole document."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in location)
 
 
 def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -67,14 +69,75 @@ def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str
         loc = list(error.get("loc", ()))
         where = loc[0] if loc else "body"
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        if where == "body":
+        if error.get("type") == "json_invalid":  # located by character offset, not by pointer
+            reason = error.get("ctx", {}).get("error", "")
+            offset = f" at character {loc[1]}" if len(loc) > 1 else ""
+            located.append({"pointer": "", "detail": f"not valid JSON: {reason}{offset}"})
+        elif where == "body":
             located.append({"pointer": pointer(loc[1:]), "detail": message})
         else:
             located.append({"parameter": ".".join(str(p) for p in loc[1:]), "detail": message})
     return located
 
 
+class BodyLimit:
+    """Refuse request bodies over `max_body_size` bytes with a 413 problem.
+
+    FastAPI's own limit answers a declared oversize body in text/plain, written below every
+    exception handler, so caseclock enforces the limit itself.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
+        self.app = app
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_size:
+            await problem_response(self._too_large())(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_size:
+                    # Starlette's HTTPException passes through FastAPI's body parsing as is.
+                    raise StarletteHTTPException(413, self._too_large().detail)
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _too_large(self) -> Problem:
+        mib = self.max_body_size / (1024 * 1024)
+        return Problem(413, f"The request body is over {mib:g} MiB.", slug="too-large")
+
+
+class RefuseNulInUrl:
+    """Refuse a path or query holding NUL: PostgreSQL cannot compare text with it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            problem = Problem(422, "The URL must not contain NUL characters.", slug="validation")
+            await problem_response(problem)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(RefuseNulInUrl)
+    if app.max_body_size is not None:
+        app.add_middleware(BodyLimit, max_body_size=app.max_body_size)
+        app.max_body_size = None
+
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc)

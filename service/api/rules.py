@@ -51,7 +51,15 @@ async def get_rulesets(_principal: Reader) -> dict[str, Any]:
 
 async def _read_candidate(request: Request) -> tuple[Ruleset, str | None, Literal["toml", "json"]]:
     """Parse a TOML or JSON body, or `{"builtin": name}` to switch to a built-in."""
-    raw = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        raw = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError as exc:  # refused, not patched with U+FFFD into rule names
+        raise Problem(
+            422,
+            "The ruleset must be UTF-8 text.",
+            slug="invalid-ruleset",
+            errors=[{"pointer": "", "detail": f"not UTF-8 at byte {exc.start}"}],
+        ) from exc
     is_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
     try:
         if is_json:
@@ -103,8 +111,8 @@ async def rederive_open_cases(
     )
     for start in range(0, len(case_ids), REDERIVE_CHUNK):
         chunk = case_ids[start : start + REDERIVE_CHUNK]
-        await lock_cases(session, org_id, chunk, now)
-        await rederive_cases(session, org_id, ruleset, chunk, now)
+        locked = await lock_cases(session, org_id, chunk, now)
+        await rederive_cases(session, org_id, ruleset, locked, now)
     return len(case_ids)
 
 

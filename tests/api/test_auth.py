@@ -1,0 +1,142 @@
+"""Bearer API keys: 401 for no or unknown key, 403 for a missing scope, admin holds every scope."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Tenant
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from service.store.db import transaction
+from service.store.orgs import create_api_key
+from service.store.tables import ApiKey
+
+EVENT = {
+    "id": "ev-1",
+    "type": "referral_received",
+    "case_id": "C-1",
+    "occurred_at": "2026-11-02T10:15:00Z",
+}
+RULES = '{"builtin": "england-adults"}'
+
+
+def assert_unauthorised(response: httpx.Response) -> None:
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def assert_forbidden(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_a_request_without_a_key_is_401_with_a_bearer_challenge(tenant: Tenant) -> None:
+    assert_unauthorised(await tenant.anonymous.get("/v1/obligations"))
+
+
+async def test_an_unknown_key_is_401_with_a_bearer_challenge(tenant: Tenant) -> None:
+    response = await tenant.anonymous.get(
+        "/v1/obligations", headers={"Authorization": "Bearer cc_not-a-real-key"}
+    )
+    assert_unauthorised(response)
+
+
+async def test_a_non_bearer_authorisation_is_401(tenant: Tenant) -> None:
+    response = await tenant.anonymous.get(
+        "/v1/obligations", headers={"Authorization": "Basic dXNlcjpwYXNz"}
+    )
+    assert_unauthorised(response)
+
+
+async def test_an_empty_bearer_token_is_401(tenant: Tenant) -> None:
+    response = await tenant.anonymous.get("/v1/obligations", headers={"Authorization": "Bearer "})
+    assert_unauthorised(response)
+
+
+async def test_posting_an_event_without_a_key_is_401_and_stores_nothing(tenant: Tenant) -> None:
+    assert_unauthorised(await tenant.anonymous.post("/v1/events", json=EVENT))
+    assert (await tenant.reader.get("/v1/events")).json()["items"] == []
+
+
+async def test_a_read_key_cannot_post_events(tenant: Tenant) -> None:
+    body = assert_forbidden(await tenant.reader.post("/v1/events", json=EVENT))
+    assert "events:write" in body["detail"]
+
+
+async def test_a_read_key_cannot_post_a_batch(tenant: Tenant) -> None:
+    assert_forbidden(await tenant.reader.post("/v1/events/batch", json={"events": [EVENT]}))
+
+
+async def test_a_read_key_cannot_void_events(tenant: Tenant) -> None:
+    await tenant.writer.post("/v1/events", json=EVENT)
+    response = await tenant.reader.post("/v1/events/ev-1/void", json={"reason": "x"})
+    assert_forbidden(response)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/obligations", "/v1/events", "/v1/cases/C-1", "/v1/rules", "/v1/rulesets"]
+)
+async def test_a_write_key_cannot_read(tenant: Tenant, path: str) -> None:
+    body = assert_forbidden(await tenant.writer.get(path))
+    assert "read" in body["detail"]
+
+
+@pytest.mark.parametrize("client", ["reader", "writer"])
+async def test_only_an_admin_key_can_put_rules(tenant: Tenant, client: str) -> None:
+    caller: httpx.AsyncClient = getattr(tenant, client)
+    response = await caller.put(
+        "/v1/rules", content=RULES, headers={"Content-Type": "application/json"}
+    )
+    body = assert_forbidden(response)
+    assert "admin" in body["detail"]
+
+
+async def test_a_refused_rules_change_leaves_the_active_ruleset(tenant: Tenant) -> None:
+    await tenant.writer.put(
+        "/v1/rules", content=RULES, headers={"Content-Type": "application/json"}
+    )
+    assert (await tenant.reader.get("/v1/rules")).json()["id"] == "england-children"
+
+
+async def test_an_admin_key_can_post_events(tenant: Tenant) -> None:
+    assert (await tenant.admin.post("/v1/events", json=EVENT)).status_code == 201
+
+
+async def test_an_admin_key_can_read(tenant: Tenant) -> None:
+    await tenant.admin.post("/v1/events", json=EVENT)
+    assert (await tenant.admin.get("/v1/obligations")).status_code == 200
+    assert (await tenant.admin.get("/v1/cases/C-1")).status_code == 200
+
+
+async def test_an_admin_key_can_put_rules(tenant: Tenant) -> None:
+    response = await tenant.admin.put(
+        "/v1/rules", content=RULES, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+
+
+async def test_health_endpoints_need_no_key(tenant: Tenant) -> None:
+    assert (await tenant.anonymous.get("/healthz")).status_code == 200
+    assert (await tenant.anonymous.get("/readyz")).status_code == 200
+
+
+async def test_a_revoked_key_is_401(app: FastAPI, tenant: Tenant) -> None:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    async with transaction(app.state.session_factory) as session:
+        key, plaintext = await create_api_key(
+            session, org_id=tenant.org_id, scopes=frozenset({"read"}), name="temp", now=now
+        )
+    headers = {"Authorization": f"Bearer {plaintext}"}
+    assert (await tenant.anonymous.get("/v1/obligations", headers=headers)).status_code == 200
+    async with transaction(app.state.session_factory) as session:
+        await session.execute(
+            update(ApiKey).where(ApiKey.id == key.id).values(revoked_at=now)  # type: ignore[arg-type]
+        )
+    assert_unauthorised(await tenant.anonymous.get("/v1/obligations", headers=headers))

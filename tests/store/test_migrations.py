@@ -1,0 +1,112 @@
+"""The Alembic migrations build exactly the schema the models describe, and run both ways."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from fastapi import FastAPI
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.store.db import make_engine
+from service.store.migrations import current_revision, head_revision
+from service.store.tables import metadata
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = set(metadata.tables)
+
+
+def differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+def table_names(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names()) - {"alembic_version"}
+
+
+def alembic(connection: Connection, verb: str, revision: str) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.attributes["connection"] = connection
+    getattr(command, verb)(config, revision)
+
+
+@pytest.fixture
+async def throwaway(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An empty database of the test's own: a SQLite file, or a fresh PostgreSQL schema."""
+    configured = os.environ.get("CASECLOCK_TEST_DATABASE_URL")
+    if not configured:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'throwaway.db'}")
+        yield engine
+        await engine.dispose()
+        return
+    schema = f"migrations_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(configured)
+    async with admin.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(configured, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.begin() as connection:
+            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+async def run(engine: AsyncEngine, verb: str, revision: str) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(alembic, verb, revision)
+
+
+async def test_the_test_database_is_migrated_to_head(app: FastAPI) -> None:
+    assert await current_revision(app.state.engine) == head_revision()
+
+
+async def test_the_migrated_test_database_matches_the_models_exactly(app: FastAPI) -> None:
+    engine: AsyncEngine = app.state.engine
+    async with engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
+async def test_upgrading_an_empty_database_creates_every_table(throwaway: AsyncEngine) -> None:
+    await run(throwaway, "upgrade", "head")
+    async with throwaway.connect() as connection:
+        assert await connection.run_sync(table_names) == TABLES
+
+
+async def test_downgrading_to_base_removes_every_table(throwaway: AsyncEngine) -> None:
+    await run(throwaway, "upgrade", "head")
+    await run(throwaway, "downgrade", "base")
+    async with throwaway.connect() as connection:
+        assert await connection.run_sync(table_names) == set()
+    assert await current_revision(throwaway) is None
+
+
+async def test_upgrading_again_after_a_downgrade_matches_the_models(
+    throwaway: AsyncEngine,
+) -> None:
+    await run(throwaway, "upgrade", "head")
+    await run(throwaway, "downgrade", "base")
+    await run(throwaway, "upgrade", "head")
+    assert await current_revision(throwaway) == head_revision()
+    async with throwaway.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
+async def test_the_comparison_sees_a_missing_schema(throwaway: AsyncEngine) -> None:
+    async with throwaway.connect() as connection:
+        found = await connection.run_sync(differences)
+    added = {diff[1].name for diff in found if diff[0] == "add_table"}
+    assert added == TABLES

@@ -1,0 +1,423 @@
+"""The `caseclock` command, run as a user runs it: a subprocess against a SQLite file."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.domain.rules import builtin_ruleset_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def environment(database: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASECLOCK_")}
+    env["CASECLOCK_DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
+    env["CASECLOCK_LOG_FORMAT"] = "console"
+    env["CASECLOCK_RUN_SCHEDULER"] = "false"
+    return env
+
+
+def caseclock(database: Path, *args: str, **settings: str) -> Run:
+    result = subprocess.run(  # noqa: S603 - our own command, with fixed arguments
+        [sys.executable, "-m", "service.cli", *args],
+        env=environment(database) | settings,
+        cwd=database.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
+def one_line_reason(run: Run) -> str:
+    """A failed command's reason: a single line on stderr, and no traceback."""
+    assert run.code != 0
+    assert "Traceback" not in run.err
+    lines = run.err.strip().splitlines()
+    assert lines, "expected a reason on stderr"
+    return lines[-1]
+
+
+def key_in(output: str) -> str:
+    (key,) = [line for line in output.splitlines() if line.startswith("cc_")]
+    return key
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "caseclock.db"
+
+
+# Help
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["serve"],
+        ["migrate"],
+        ["org"],
+        ["org", "create"],
+        ["api-key"],
+        ["api-key", "create"],
+        ["rules"],
+        ["rules", "validate"],
+        ["check"],
+    ],
+    ids=lambda c: " ".join(c) or "caseclock",
+)
+def test_every_command_has_help(database: Path, command: list[str]) -> None:
+    run = caseclock(database, *command, "--help")
+    assert run.code == 0
+    assert run.out.startswith("usage: caseclock")
+
+
+def test_an_unknown_command_exits_non_zero_with_a_reason(database: Path) -> None:
+    reason = one_line_reason(caseclock(database, "frobnicate"))
+    assert "frobnicate" in reason
+
+
+def test_a_missing_required_argument_exits_non_zero_with_a_reason(database: Path) -> None:
+    reason = one_line_reason(caseclock(database, "org", "create"))
+    assert "name" in reason
+
+
+def test_a_bad_setting_in_the_environment_is_named_in_one_line(database: Path) -> None:
+    reason = one_line_reason(caseclock(database, "migrate", CASECLOCK_PORT="eighty"))
+    assert reason.startswith("caseclock: CASECLOCK_PORT:")
+
+
+def test_an_unreachable_database_is_reported_in_one_line(database: Path) -> None:
+    run = caseclock(
+        database,
+        "org",
+        "create",
+        "kent",
+        CASECLOCK_DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:1/caseclock",
+    )
+    assert len(run.err.strip().splitlines()) == 1
+    one_line_reason(run)
+
+
+# migrate, org create, api-key create
+
+
+def test_migrate_brings_an_empty_database_to_head(database: Path) -> None:
+    run = caseclock(database, "migrate")
+    assert run.code == 0, run.err
+    assert "head" in run.out
+    assert database.exists()
+
+
+def test_org_create_prints_an_admin_key_once(database: Path) -> None:
+    run = caseclock(database, "org", "create", "kent")
+    assert run.code == 0, run.err
+    assert "kent" in run.out
+    assert len(key_in(run.out)) > 30
+
+
+def test_org_create_refuses_a_name_already_taken(database: Path) -> None:
+    caseclock(database, "org", "create", "kent")
+    reason = one_line_reason(caseclock(database, "org", "create", "kent"))
+    assert "already exists" in reason
+
+
+def test_org_create_refuses_a_name_longer_than_the_column(database: Path) -> None:
+    reason = one_line_reason(caseclock(database, "org", "create", "k" * 201))
+    assert "1 to 200 characters" in reason
+
+
+def test_org_create_refuses_an_unknown_ruleset(database: Path) -> None:
+    reason = one_line_reason(
+        caseclock(database, "org", "create", "kent", "--ruleset", "wales-children")
+    )
+    assert "wales-children" in reason
+
+
+def test_api_key_create_prints_a_key_with_its_scope(database: Path) -> None:
+    caseclock(database, "org", "create", "kent")
+    run = caseclock(database, "api-key", "create", "--scope", "read")
+    assert run.code == 0, run.err
+    assert "read" in run.out
+    assert key_in(run.out).startswith("cc_")
+
+
+def test_api_key_create_takes_several_scopes(database: Path) -> None:
+    caseclock(database, "org", "create", "kent")
+    run = caseclock(database, "api-key", "create", "--scope", "read,events:write")
+    assert run.code == 0, run.err
+    assert "events:write read" in run.out
+
+
+def test_api_key_create_refuses_an_unknown_scope(database: Path) -> None:
+    caseclock(database, "org", "create", "kent")
+    reason = one_line_reason(caseclock(database, "api-key", "create", "--scope", "write"))
+    assert "--scope" in reason
+
+
+def test_api_key_create_without_an_organisation_says_so(database: Path) -> None:
+    reason = one_line_reason(caseclock(database, "api-key", "create", "--scope", "read"))
+    assert "--org" in reason
+
+
+def test_api_key_create_needs_org_when_there_are_several(database: Path) -> None:
+    caseclock(database, "org", "create", "kent")
+    caseclock(database, "org", "create", "essex")
+    reason = one_line_reason(caseclock(database, "api-key", "create", "--scope", "read"))
+    assert "essex" in reason
+    assert "kent" in reason
+    chosen = caseclock(database, "api-key", "create", "--scope", "read", "--org", "essex")
+    assert chosen.code == 0, chosen.err
+
+
+def test_api_key_create_refuses_an_unknown_org(database: Path) -> None:
+    caseclock(database, "org", "create", "kent")
+    reason = one_line_reason(
+        caseclock(database, "api-key", "create", "--scope", "read", "--org", "surrey")
+    )
+    assert "surrey" in reason
+
+
+# rules validate
+
+
+def test_rules_validate_accepts_a_good_file(tmp_path: Path, database: Path) -> None:
+    path = tmp_path / "children.toml"
+    path.write_text(builtin_ruleset_text("england-children"), "utf-8")
+    run = caseclock(database, "rules", "validate", str(path))
+    assert run.code == 0, run.err
+    assert "valid, 11 rules" in run.out
+
+
+def test_rules_validate_accepts_a_good_json_file(tmp_path: Path, database: Path) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text(
+        '{"rules": [{"id": "r", "name": "R", "source": "S", "starts_on": ["referral_received"],'
+        ' "due": "2 days", "met_by": ["contact_made"]}]}',
+        "utf-8",
+    )
+    run = caseclock(database, "rules", "validate", str(path))
+    assert run.code == 0, run.err
+    assert "valid, 1 rules" in run.out
+
+
+def test_rules_validate_refuses_a_bad_file_naming_each_line(tmp_path: Path, database: Path) -> None:
+    text = builtin_ruleset_text("england-children")
+    text = text.replace('due = "45 working days"', 'due = "45 workdays"')
+    text = text.replace('met_by = ["core_group_held"]', 'met_by = ["core_group_hled"]')
+    path = tmp_path / "bad.toml"
+    path.write_text(text, "utf-8")
+    lines = text.splitlines()
+    due_line = lines.index('due = "45 workdays"') + 1
+    met_line = lines.index('met_by = ["core_group_hled"]') + 1
+
+    run = caseclock(database, "rules", "validate", str(path))
+
+    reason = one_line_reason(run)
+    assert "not a valid ruleset" in reason
+    assert f"{path}:{due_line}: /rules/2/due" in run.err
+    assert f"{path}:{met_line}: /rules/4/met_by/0" in run.err
+
+
+def test_rules_validate_refuses_broken_toml_with_its_line(tmp_path: Path, database: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('[calendar]\nregion = "england-and-wales"\n\n[[rules]\n', "utf-8")
+    run = caseclock(database, "rules", "validate", str(path))
+    one_line_reason(run)
+    assert f"{path}:4:" in run.err
+
+
+def test_rules_validate_refuses_a_missing_file(tmp_path: Path, database: Path) -> None:
+    reason = one_line_reason(caseclock(database, "rules", "validate", str(tmp_path / "no.toml")))
+    assert "cannot read" in reason
+
+
+# check, against data posted through `caseclock serve`
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Served:
+    database: Path
+    base_url: str
+    admin_key: str
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """An organisation, then `caseclock serve` on a free local port for the tests to post to."""
+    directory = tmp_path_factory.mktemp("served")
+    database = directory / "caseclock.db"
+    created = caseclock(database, "org", "create", "kent")
+    assert created.code == 0, created.err
+    port = free_port()
+    log = (directory / "serve.log").open("w")
+    server = subprocess.Popen(  # noqa: S603 - our own command, with fixed arguments
+        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment(database),
+        cwd=directory,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, (directory / "serve.log").read_text()
+            try:
+                if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "caseclock serve did not become ready"
+            time.sleep(0.2)
+        yield Served(database, base_url, key_in(created.out))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def referral(event_id: str, case_id: str, worker_id: str, team_id: str) -> dict[str, str]:
+    return {
+        "id": event_id,
+        "type": "referral_received",
+        "case_id": case_id,
+        "occurred_at": "2026-10-05T10:00:00+01:00",
+        "worker_id": worker_id,
+        "team_id": team_id,
+    }
+
+
+@pytest.fixture(scope="module")
+def seeded(served: Served) -> Served:
+    """Two overdue cases for W-Z, one for W-A, and one for W-M that a decision met in time."""
+    events = [
+        referral("e1", "C-1", "W-A", "T-1"),
+        referral("e2", "C-2", "W-Z", "T-2"),
+        referral("e3", "C-3", "W-Z", "T-2"),
+        referral("e4", "C-4", "W-M", "T-1"),
+        {
+            "id": "e5",
+            "type": "referral_decision_made",
+            "case_id": "C-4",
+            "occurred_at": "2026-10-05T15:00:00+01:00",
+            "data": {"outcome": "no_further_action"},
+        },
+    ]
+    response = httpx.post(
+        f"{served.base_url}/v1/events/batch",
+        json={"events": events},
+        headers={"Authorization": f"Bearer {served.admin_key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert {r["status"] for r in response.json()["results"]} == {"created"}
+    return served
+
+
+def test_serve_answers_with_the_api(served: Served) -> None:
+    response = httpx.get(
+        f"{served.base_url}/v1/rules",
+        headers={"Authorization": f"Bearer {served.admin_key}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.json()["id"] == "england-children"
+
+
+def test_serve_refuses_an_oversized_body_with_a_413_problem(served: Served) -> None:
+    response = httpx.post(
+        f"{served.base_url}/v1/events",
+        content=b"x" * (5 * 1024 * 1024 + 1),
+        headers={"Authorization": f"Bearer {served.admin_key}"},
+        timeout=30,
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_check_prints_the_overdue_table_worst_worker_first(seeded: Served) -> None:
+    run = caseclock(seeded.database, "check", "--as-of", "2026-10-19T12:00:00Z")
+    assert run.code == 0, run.err
+    header, *rows = run.out.strip().splitlines()
+    assert header.split()[:5] == ["worker", "team", "case", "rule", "due"]
+    table = [row.split() for row in rows]
+    assert [(r[0], r[2], r[3]) for r in table] == [
+        ("W-Z", "C-2", "referral-decision"),
+        ("W-Z", "C-3", "referral-decision"),
+        ("W-Z", "C-2", "first-contact"),
+        ("W-Z", "C-3", "first-contact"),
+        ("W-A", "C-1", "referral-decision"),
+        ("W-A", "C-1", "first-contact"),
+    ]
+
+
+def test_check_shows_due_days_and_working_days_overdue(seeded: Served) -> None:
+    run = caseclock(seeded.database, "check", "--as-of", "2026-10-19T12:00:00Z")
+    rows = {(r.split()[2], r.split()[3]): r.split() for r in run.out.splitlines()[1:]}
+    assert rows[("C-1", "referral-decision")][4:] == ["2026-10-06", "9"]
+    assert rows[("C-1", "first-contact")][4:] == ["2026-10-08", "7"]
+
+
+def test_check_with_a_date_means_the_end_of_that_day(seeded: Served) -> None:
+    run = caseclock(seeded.database, "check", "--as-of", "2026-10-06")
+    assert run.code == 0, run.err
+    assert "nothing overdue" in run.out
+    later = caseclock(seeded.database, "check", "--as-of", "2026-10-07")
+    assert len(later.out.strip().splitlines()) == 1 + 3
+
+
+def test_check_says_when_nothing_is_overdue(seeded: Served) -> None:
+    run = caseclock(seeded.database, "check", "--as-of", "2026-10-05T12:00:00Z")
+    assert run.code == 0, run.err
+    assert run.out.strip() == "nothing overdue"
+
+
+def test_check_refuses_a_naive_as_of(seeded: Served) -> None:
+    reason = one_line_reason(caseclock(seeded.database, "check", "--as-of", "2026-10-19T12:00"))
+    assert "--as-of" in reason
+
+
+def test_check_on_an_empty_database_says_which_organisation_is_needed(database: Path) -> None:
+    reason = one_line_reason(caseclock(database, "check"))
+    assert "none yet" in reason
+
+
+def test_a_read_key_from_the_cli_reads_but_cannot_write(served: Served) -> None:
+    created = caseclock(served.database, "api-key", "create", "--scope", "read")
+    assert created.code == 0, created.err
+    headers = {"Authorization": f"Bearer {key_in(created.out)}"}
+    read = httpx.get(f"{served.base_url}/v1/obligations", headers=headers, timeout=10)
+    write = httpx.post(
+        f"{served.base_url}/v1/events/batch",
+        json={"events": [referral("x", "C-X", "W-X", "T-X")]},
+        headers=headers,
+        timeout=10,
+    )
+    assert (read.status_code, write.status_code) == (200, 403)
