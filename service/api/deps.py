@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.api.problems import Problem
 from service.settings import Settings
 from service.store.db import SessionFactory
-from service.store.orgs import Principal, authenticate
+from service.store.orgs import Principal, authenticate, hash_key
 
 Clock = Callable[[], datetime]
 
@@ -43,6 +44,35 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _UNAUTHORISED = {"WWW-Authenticate": "Bearer"}
+KEY_CACHE_SECONDS = 5.0
+
+
+class KeyCache:
+    """Keys seen in the last few seconds, so a busy client costs no query per request.
+
+    Only request validation reads the cached ruleset; writes re-read it in their own
+    transaction (`store.orgs.lock_ruleset`). So a revoked key or a rules change reaches
+    every worker's validation within KEY_CACHE_SECONDS and never affects what is derived.
+    """
+
+    def __init__(self, ttl: float = KEY_CACHE_SECONDS, size: int = 10_000) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(hash_key(token))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token: str, principal: Principal) -> None:
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[hash_key(token)] = (time.monotonic() + self._ttl, principal)
+
+    def forget_org(self, org_id: str) -> None:
+        self._entries = {k: v for k, v in self._entries.items() if v[1].org_id != org_id}
 
 
 async def _principal(request: Request) -> Principal:
@@ -56,9 +86,14 @@ async def _principal(request: Request) -> Principal:
             slug="unauthorised",
             headers=_UNAUTHORISED,
         )
-    factory: SessionFactory = request.app.state.session_factory
-    async with factory() as session:
-        principal = await authenticate(session, token.strip())
+    keys: KeyCache = request.app.state.key_cache
+    principal = keys.get(token.strip())
+    if principal is None:
+        factory: SessionFactory = request.app.state.session_factory
+        async with factory() as session:
+            principal = await authenticate(session, token.strip())
+        if principal is not None:
+            keys.put(token.strip(), principal)
     if principal is None:
         raise Problem(
             401, "The API key is unknown or revoked.", slug="unauthorised", headers=_UNAUTHORISED

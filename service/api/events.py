@@ -18,7 +18,7 @@ from service.domain.events import Event, check_builtin_data, parse_day_or_instan
 from service.domain.rules import Ruleset
 from service.store.group_commit import GroupCommitter
 from service.store.ingest import events_t, ingest_events, lock_cases, rederive_cases
-from service.store.orgs import ruleset_of
+from service.store.orgs import lock_ruleset, ruleset_of
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -159,7 +159,7 @@ async def post_event(
     if isinstance(checked, list):
         raise Problem(422, "The event is not valid; see errors.", slug="validation", errors=checked)
     committer: GroupCommitter = request.app.state.group_committer
-    outcome = await committer.ingest(principal.org_id, ruleset, checked, now)
+    outcome = await committer.ingest(principal.org_id, checked, now)
     if outcome.status == "conflict":
         raise Problem(
             409,
@@ -181,7 +181,8 @@ async def post_batch(
     now = clock()
     checked = [_validate(raw, ruleset, now, ("events", i)) for i, raw in enumerate(body.events)]
     valid = [item for item in checked if isinstance(item, Event)]
-    outcomes = iter(await ingest_events(session, principal.org_id, ruleset, valid, now))
+    current = await lock_ruleset(session, principal.org_id)
+    outcomes = iter(await ingest_events(session, principal.org_id, current, valid, now))
     results: list[IngestResult] = []
     for raw, item in zip(body.events, checked, strict=True):
         if isinstance(item, list):
@@ -204,6 +205,7 @@ async def void_event(
 ) -> EventOut:
     """Mark a mistaken event void: kept for audit, ignored by the rules from now on."""
     now = clock()
+    ruleset = await lock_ruleset(session, principal.org_id)
     found = (
         await session.execute(
             select(events_t.c.case_id).where(
@@ -224,7 +226,7 @@ async def void_event(
         .values(voided_at=now, void_reason=body.reason)
     )
     if result.rowcount:  # type: ignore[attr-defined]
-        await rederive_cases(session, principal.org_id, ruleset_of(principal), locked, now)
+        await rederive_cases(session, principal.org_id, ruleset, locked, now)
     row = (
         await session.execute(
             select(events_t).where(events_t.c.org_id == principal.org_id, events_t.c.id == event_id)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.api.deps import Admin, ClockDep, Reader, SessionDep
+from service.api.deps import Admin, ClockDep, KeyCache, Reader, SessionDep
 from service.api.problems import Problem
 from service.domain.rules import (
     BUILTIN_RULESETS,
@@ -123,6 +123,8 @@ async def put_rules(
     """Activate a ruleset (TOML or JSON, or `{"builtin": name}`) and re-derive open cases."""
     ruleset, text, fmt = await _read_candidate(request)
     await set_ruleset(session, org_id=principal.org_id, ruleset_id=ruleset.id, text=text, fmt=fmt)
+    keys: KeyCache = request.app.state.key_cache
+    keys.forget_org(principal.org_id)
     count = await rederive_open_cases(session, principal.org_id, ruleset, clock())
     return {
         "source": "custom" if text else "builtin",

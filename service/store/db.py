@@ -45,8 +45,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _prepare_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", 40)
+    kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, **kwargs)
 

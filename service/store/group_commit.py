@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from service.domain.events import Event
-from service.domain.rules import Ruleset
 from service.store.db import SessionFactory, transaction
 from service.store.ingest import Outcome, ingest_events
+from service.store.orgs import lock_ruleset
 
 log = logging.getLogger("caseclock.ingest")
 MAX_GROUP = 500
@@ -25,7 +25,6 @@ MAX_GROUP = 500
 @dataclass(slots=True)
 class _Waiting:
     org_id: str
-    ruleset: Ruleset
     event: Event
     now: datetime
     result: asyncio.Future[Outcome] = field(
@@ -41,8 +40,8 @@ class GroupCommitter:
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def ingest(self, org_id: str, ruleset: Ruleset, event: Event, now: datetime) -> Outcome:
-        waiting = _Waiting(org_id, ruleset, event, now)
+    async def ingest(self, org_id: str, event: Event, now: datetime) -> Outcome:
+        waiting = _Waiting(org_id, event, now)
         self._waiting.append(waiting)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_groups())
@@ -53,9 +52,9 @@ class GroupCommitter:
         try:
             while self._waiting:
                 group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
-                by_org: dict[tuple[str, int], list[_Waiting]] = {}
+                by_org: dict[str, list[_Waiting]] = {}
                 for waiting in group:
-                    by_org.setdefault((waiting.org_id, id(waiting.ruleset)), []).append(waiting)
+                    by_org.setdefault(waiting.org_id, []).append(waiting)
                 for members in by_org.values():
                     await self._write(members)
         finally:  # cancelled at shutdown: nobody may wait forever
@@ -72,7 +71,7 @@ class GroupCommitter:
                 outcomes = await ingest_events(
                     session,
                     first.org_id,
-                    first.ruleset,
+                    await lock_ruleset(session, first.org_id),
                     [m.event for m in members],
                     max(m.now for m in members),
                 )

@@ -57,6 +57,23 @@ def ruleset_of(org: Org | Principal) -> Ruleset:
     return _parse(org.ruleset_id, org.ruleset_text, org.ruleset_format)
 
 
+async def lock_ruleset(session: AsyncSession, org_id: str) -> Ruleset:
+    """The org's active ruleset, read under a share lock on the org row.
+
+    Every write that derives obligations reads its ruleset this way, inside its own
+    transaction, and `PUT /v1/rules` updates that row first: so a rules change waits for
+    writes in flight, and writes after it derive with the new rules, on every replica.
+    """
+    row = (
+        await session.execute(
+            select(col(Org.ruleset_id), col(Org.ruleset_text), col(Org.ruleset_format))
+            .where(col(Org.id) == org_id)
+            .with_for_update(read=True)
+        )
+    ).one()
+    return _parse(row.ruleset_id, row.ruleset_text, row.ruleset_format)
+
+
 async def count_orgs(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(Org))).scalar_one())
 

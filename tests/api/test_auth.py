@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +12,9 @@ from conftest import Tenant
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from service.api.deps import KeyCache
 from service.store.db import transaction
-from service.store.orgs import create_api_key
+from service.store.orgs import Principal, create_api_key
 from service.store.tables import ApiKey
 
 EVENT = {
@@ -139,4 +141,14 @@ async def test_a_revoked_key_is_401(app: FastAPI, tenant: Tenant) -> None:
         await session.execute(
             update(ApiKey).where(ApiKey.id == key.id).values(revoked_at=now)  # type: ignore[arg-type]
         )
+    app.state.key_cache.forget_org(tenant.org_id)  # what waiting KEY_CACHE_SECONDS does
     assert_unauthorised(await tenant.anonymous.get("/v1/obligations", headers=headers))
+
+
+async def test_a_cached_key_is_looked_up_again_once_its_entry_expires(tenant: Tenant) -> None:
+    cache = KeyCache(ttl=0.05)
+    principal = Principal("org", "key", frozenset({"read"}), "england-children", None, "toml")
+    cache.put("cc_secret", principal)
+    assert cache.get("cc_secret") == principal
+    await asyncio.sleep(0.1)
+    assert cache.get("cc_secret") is None
