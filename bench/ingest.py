@@ -1,0 +1,208 @@
+"""Ingest throughput on PostgreSQL, server run as in production; prints JSON.
+
+Measures, in the same run: single-event POSTs from 32 concurrent clients, 1000-event
+batches, a bare FastAPI endpoint inserting one row (1 worker), and asyncpg executemany,
+then our ratios to those yardsticks.
+
+    .venv/bin/python bench/ingest.py [--runs 3] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from itertools import chain
+
+import aiohttp
+import asyncpg
+
+from bench.caseloads import caseload
+from bench.harness import (
+    BIN,
+    admin_key,
+    caseclock_env,
+    free_port,
+    fresh_database,
+    median,
+    percentile,
+    process_tree_cpu_seconds,
+    server,
+)
+
+
+async def post_singles(
+    base: str, key: str, logs: list[list[dict]], clients: int
+) -> tuple[float, list[float]]:
+    """Each client posts whole cases, event by event, as a CMS would."""
+    latencies: list[float] = []
+    queues = [logs[i::clients] for i in range(clients)]
+    headers = {"Authorization": f"Bearer {key}"}
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(base, headers=headers, connector=connector) as http:
+
+        async def client(cases: list[list[dict]]) -> None:
+            for event in chain.from_iterable(cases):
+                started = time.perf_counter()
+                async with http.post("/v1/events", json=event) as response:
+                    await response.read()
+                    if response.status not in (200, 201):
+                        raise RuntimeError(f"{response.status}: {await response.text()}")
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(q) for q in queues))
+        elapsed = time.perf_counter() - started
+    return elapsed, latencies
+
+
+async def post_batches(base: str, key: str, batches: list[list[dict]], concurrency: int) -> float:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(base, headers=headers) as http:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def send(batch: list[dict]) -> None:
+            async with semaphore, http.post("/v1/events/batch", json={"events": batch}) as r:
+                body = await r.json(content_type=None)
+                if "results" not in body:
+                    raise RuntimeError(f"{r.status}: {body}")
+                bad = [x for x in body["results"] if x["status"] != "created"]
+                if r.status != 200 or bad:
+                    raise RuntimeError(f"{r.status}: {bad[:3]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(send(b) for b in batches))
+        return time.perf_counter() - started
+
+
+async def executemany_rate(dsn: str, rows: int) -> float:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS em_rows (id text primary key, case_id text, type text, "
+            "occurred_at timestamptz, worker_id text, team_id text, data jsonb)"
+        )
+        stamp = time.monotonic_ns()
+        values = [
+            (f"r{i}-{stamp}", f"C{i // 10}", "child_visited", "W-1", "T-1", "{}")
+            for i in range(rows)
+        ]
+        started = time.perf_counter()
+        await connection.executemany(
+            "INSERT INTO em_rows VALUES ($1, $2, $3, now(), $4, $5, $6::jsonb)",
+            values,
+        )
+        return rows / (time.perf_counter() - started)
+    finally:
+        await connection.close()
+
+
+async def baseline_rate(dsn: str, logs: list[list[dict]], clients: int) -> tuple[float, float]:
+    connection = await asyncpg.connect(dsn)
+    await connection.execute(
+        "CREATE TABLE IF NOT EXISTS baseline_events (id text primary key, case_id text, "
+        "type text, body text)"
+    )
+    await connection.close()
+    port = free_port()
+    command = [
+        str(BIN / "uvicorn"),
+        "bench.baseline_app:app",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    env = {**caseclock_env(dsn), "BENCH_BASELINE_DSN": dsn}
+    with server(command, env, port) as (base, pid):
+        before = process_tree_cpu_seconds(pid)
+        elapsed, _ = await post_singles(base, "unused", logs, clients)
+        cpu = process_tree_cpu_seconds(pid) - before
+    events = sum(len(c) for c in logs)
+    return events / elapsed, cpu * 1000 / events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--single-cases", type=int, default=600)
+    parser.add_argument("--batches", type=int, default=10)
+    args = parser.parse_args()
+
+    figures: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "single_events_per_s",
+            "single_p50_ms",
+            "single_p99_ms",
+            "batch_events_per_s",
+            "baseline_requests_per_s",
+            "executemany_rows_per_s",
+            "single_server_cpu_ms_per_event",
+            "batch_server_cpu_ms_per_event",
+            "baseline_server_cpu_ms_per_request",
+        )
+    }
+    with fresh_database() as dsn:
+        env = caseclock_env(dsn)
+        key = admin_key(env)
+        port = free_port()
+        command = [
+            str(BIN / "caseclock"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ]
+        for run in range(args.runs):
+            singles = list(caseload(args.single_cases, seed=run, prefix=f"S{run}-"))
+            batch_logs = list(caseload(args.batches * 100, seed=100 + run, prefix=f"B{run}-"))
+            flat = list(chain.from_iterable(batch_logs))
+            batches = [flat[i : i + 1000] for i in range(0, len(flat), 1000)]
+            with server(command, env, port) as (base, pid):
+                cpu_before = process_tree_cpu_seconds(pid)
+                elapsed, latencies = asyncio.run(post_singles(base, key, singles, args.clients))
+                cpu_between = process_tree_cpu_seconds(pid)
+                batch_elapsed = asyncio.run(post_batches(base, key, batches, 2))
+                cpu_after = process_tree_cpu_seconds(pid)
+            figures["single_server_cpu_ms_per_event"].append(
+                (cpu_between - cpu_before) * 1000 / len(latencies)
+            )
+            figures["batch_server_cpu_ms_per_event"].append(
+                (cpu_after - cpu_between) * 1000 / sum(map(len, batches))
+            )
+            figures["single_events_per_s"].append(len(latencies) / elapsed)
+            figures["single_p50_ms"].append(percentile(latencies, 0.50) * 1000)
+            figures["single_p99_ms"].append(percentile(latencies, 0.99) * 1000)
+            figures["batch_events_per_s"].append(sum(map(len, batches)) / batch_elapsed)
+            baseline_logs = list(caseload(args.single_cases, seed=run, prefix=f"Y{run}-"))
+            rate, cpu_ms = asyncio.run(baseline_rate(dsn, baseline_logs, args.clients))
+            figures["baseline_requests_per_s"].append(rate)
+            figures["baseline_server_cpu_ms_per_request"].append(cpu_ms)
+            figures["executemany_rows_per_s"].append(asyncio.run(executemany_rate(dsn, 50_000)))
+
+    result = {k: round(median(v), 2) for k, v in figures.items()}
+    result["runs"] = args.runs
+    result["workers"] = args.workers
+    result["single_ratio_to_bare_endpoint"] = round(
+        result["single_events_per_s"] / result["baseline_requests_per_s"], 2
+    )
+    result["batch_ratio_to_executemany"] = round(
+        result["batch_events_per_s"] / result["executemany_rows_per_s"], 2
+    )
+    result["single_cpu_ratio_to_bare_endpoint"] = round(
+        result["baseline_server_cpu_ms_per_request"] / result["single_server_cpu_ms_per_event"], 2
+    )
+    result["all_runs"] = {k: [round(x, 1) for x in v] for k, v in figures.items()}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
