@@ -1,0 +1,505 @@
+"""Managers' dashboard figures, as SQL aggregates over the obligations open at an instant.
+
+Every figure is counted by the database: Python only touches one row per group (a worker,
+a team, a rule, a period). Status at T follows `store.obligations.status_clause`, the SQL
+twin of `domain.status`, so these counts agree with what `/v1/obligations` lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import Subquery
+
+from service.domain.calendar import Calendar
+from service.store.db import SessionFactory
+from service.store.ingest import cases_t, obligations_t, risk_periods_t
+from service.store.obligations import t
+from service.store.tables import ApiKey, Org
+
+Interval = Literal["month", "week"]
+SortKey = Literal["due", "case", "rule", "worker", "team"]
+MAX_PERIODS = 104
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose obligations a figure covers: an org, optionally one team and one worker."""
+
+    org_id: str
+    team_id: str | None = None
+    worker_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCounts:
+    rule_id: str
+    rule_name: str
+    upcoming: int
+    due_soon: int
+    overdue: int
+    escalated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    open_cases: int
+    upcoming: int
+    due_soon: int
+    overdue: int
+    at_risk: int
+    escalated: int
+    by_rule: tuple[RuleCounts, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """One worker's (or team's) open work at an instant."""
+
+    worker_id: str | None
+    team_id: str | None
+    open_cases: int
+    open_obligations: int
+    due_soon: int
+    overdue: int
+    oldest_overdue_working_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    label: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Timeliness:
+    period: str
+    rule_id: str
+    completed: int
+    on_time: int
+    late: int
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return round(self.on_time / self.completed, 4) if self.completed else None
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueRow:
+    obligation_id: str
+    case_id: str
+    rule_id: str
+    rule_name: str
+    worker_id: str | None
+    team_id: str | None
+    due_at: datetime
+    working_days_overdue: int
+
+
+def _in_scope(query: Select[Any], scope: Scope) -> Select[Any]:
+    query = query.where(t.org_id == scope.org_id)
+    if scope.team_id is not None:
+        query = query.where(t.team_id == scope.team_id)
+    if scope.worker_id is not None:
+        query = query.where(t.worker_id == scope.worker_id)
+    return query
+
+
+Read = Callable[[AsyncSession], Awaitable[Any]]
+MAX_CONNECTIONS_PER_READ = 4
+
+
+async def gather_reads(factory: SessionFactory, *reads: Read) -> list[Any]:
+    """Independent reads at once, each on a connection of its own, in the order given.
+
+    A dashboard is several full counts of the open work; on PostgreSQL they run side by side
+    (a few at a time, to leave the pool for others). SQLite starts every transaction with
+    the write lock, so there they run one after another in one session.
+    """
+    bind = factory.kw.get("bind")
+    if bind is None or bind.dialect.name != "postgresql":
+        async with factory() as session:
+            return [await read(session) for read in reads]
+    slots = asyncio.Semaphore(MAX_CONNECTIONS_PER_READ)
+
+    async def run(read: Read) -> Any:
+        async with slots, factory() as session:
+            return await read(session)
+
+    return list(await asyncio.gather(*(run(read) for read in reads)))
+
+
+def _ordering(sort: SortKey, descending: bool, c: Any) -> list[ColumnElement[Any]]:
+    key: ColumnElement[Any] = c[_SORTS[sort]]
+    if sort in ("worker", "team"):
+        key = func.coalesce(key, "")
+    return [key.desc() if descending else key.asc(), c.due_at, c.id]
+
+
+def open_obligations(
+    scope: Scope, at: datetime, *columns: str, where: Sequence[ColumnElement[bool]] = ()
+) -> Subquery:
+    """The named columns of the obligations open at `at` (and matching `where`).
+
+    "Open at T" is `closed_at IS NULL OR closed_at > T`; written as a UNION ALL of the two
+    halves, the first half (nearly every row when T is now) is an index-only scan of the
+    covering partial index on open obligations, which an OR would rule out.
+    """
+    halves = [
+        _in_scope(select(*(t[name] for name in columns)), scope).where(
+            t.opened_at <= at, still_open, *where
+        )
+        for still_open in (t.closed_at.is_(None), t.closed_at > at)
+    ]
+    return union_all(*halves).subquery("open_obligations")
+
+
+def _is_overdue(rows: Subquery, at: datetime) -> ColumnElement[bool]:
+    return rows.c.due_at < at
+
+
+def _is_due_soon(rows: Subquery, at: datetime) -> ColumnElement[bool]:
+    return and_(rows.c.due_at >= at, rows.c.warn_at <= at)
+
+
+def _is_upcoming(rows: Subquery, at: datetime) -> ColumnElement[bool]:
+    return and_(rows.c.due_at >= at, or_(rows.c.warn_at.is_(None), rows.c.warn_at > at))
+
+
+async def rule_counts(session: AsyncSession, scope: Scope, at: datetime) -> list[RuleCounts]:
+    """Open obligations by status and rule, the most overdue rules first."""
+    rows = open_obligations(
+        scope, at, "rule_id", "rule_name", "due_at", "warn_at", "first_escalation_at"
+    )
+    overdue = _is_overdue(rows, at)
+    per_rule = await session.execute(
+        select(
+            rows.c.rule_id,
+            func.min(rows.c.rule_name).label("rule_name"),
+            func.count().filter(_is_upcoming(rows, at)).label("upcoming"),
+            func.count().filter(_is_due_soon(rows, at)).label("due_soon"),
+            func.count().filter(overdue).label("overdue"),
+            # Escalation level 1 or more: overdue and past the earliest threshold.
+            func.count().filter(and_(overdue, rows.c.first_escalation_at < at)).label("escalated"),
+        ).group_by(rows.c.rule_id)
+    )
+    counts = [
+        RuleCounts(
+            r.rule_id,
+            r.rule_name,
+            int(r.upcoming),
+            int(r.due_soon),
+            int(r.overdue),
+            int(r.escalated),
+        )
+        for r in per_rule
+    ]
+    return sorted(counts, key=lambda r: (-r.overdue, -r.due_soon, r.rule_id))
+
+
+async def summary(factory: SessionFactory, scope: Scope, at: datetime) -> Summary:
+    """The tiles: open cases, obligations by status, at risk, escalated, and per rule."""
+    by_rule, cases, at_risk = await gather_reads(
+        factory,
+        lambda session: rule_counts(session, scope, at),
+        lambda session: open_cases(session, scope, at),
+        lambda session: at_risk_count(session, scope, at),
+    )
+    return summarise(by_rule, cases, at_risk)
+
+
+def summarise(by_rule: Sequence[RuleCounts], open_cases: int, at_risk: int) -> Summary:
+    return Summary(
+        open_cases=open_cases,
+        upcoming=sum(r.upcoming for r in by_rule),
+        due_soon=sum(r.due_soon for r in by_rule),
+        overdue=sum(r.overdue for r in by_rule),
+        at_risk=at_risk,
+        escalated=sum(r.escalated for r in by_rule),
+        by_rule=tuple(by_rule),
+    )
+
+
+async def open_cases(session: AsyncSession, scope: Scope, at: datetime) -> int:
+    """Cases with at least one obligation open at `at`.
+
+    Grouped with the allocation (which every obligation of a case shares) so the groups
+    follow the index order.
+    """
+    rows = open_obligations(scope, at, "worker_id", "team_id", "case_id")
+    distinct = (
+        select(rows.c.case_id)
+        .group_by(rows.c.worker_id, rows.c.team_id, rows.c.case_id)
+        .subquery("open_cases")
+    )
+    return int((await session.execute(select(func.count()).select_from(distinct))).scalar_one())
+
+
+async def at_risk_count(session: AsyncSession, scope: Scope, at: datetime) -> int:
+    """Open, not yet overdue, inside a risk period: driven from the (few) risk periods."""
+    r = risk_periods_t.c
+    query = (
+        select(func.count(func.distinct(t.id)))
+        .select_from(
+            risk_periods_t.join(obligations_t, and_(t.org_id == r.org_id, t.id == r.obligation_id))
+        )
+        .where(
+            r.org_id == scope.org_id,
+            r.starts_at <= at,
+            or_(r.ends_at.is_(None), r.ends_at > at),
+            t.opened_at <= at,
+            or_(t.closed_at.is_(None), t.closed_at > at),
+            t.due_at >= at,
+        )
+    )
+    return int((await session.execute(_in_scope(query, scope))).scalar_one())
+
+
+def _load_query(scope: Scope, at: datetime, by: Sequence[str]) -> Select[Any]:
+    """Per case first, then per worker or team: counting cases needs no DISTINCT then.
+
+    A case's obligations all carry the case's allocation, so each case falls in one group,
+    and grouping by (worker, team, case) follows the dashboard index.
+    """
+    rows = open_obligations(scope, at, "case_id", "worker_id", "team_id", "due_at", "warn_at")
+    overdue = _is_overdue(rows, at)
+    per_case = (
+        select(
+            rows.c.worker_id,
+            rows.c.team_id,
+            func.count().label("open_obligations"),
+            func.count().filter(_is_due_soon(rows, at)).label("due_soon"),
+            func.count().filter(overdue).label("overdue"),
+            func.min(rows.c.due_at).filter(overdue).label("oldest_due_at"),
+        )
+        .group_by(rows.c.worker_id, rows.c.team_id, rows.c.case_id)
+        .subquery("per_case")
+    )
+    keys = [per_case.c[name] for name in by]
+    overdue_total = func.sum(per_case.c.overdue).label("overdue")
+    due_soon = func.sum(per_case.c.due_soon).label("due_soon")
+    obligations_total = func.sum(per_case.c.open_obligations).label("open_obligations")
+    oldest = func.min(per_case.c.oldest_due_at).label("oldest_due_at")
+    return (
+        select(
+            *keys,
+            func.count().label("open_cases"),
+            obligations_total,
+            due_soon,
+            overdue_total,
+            oldest,
+        )
+        .group_by(*keys)
+        .order_by(
+            overdue_total.desc(),
+            # The oldest overdue first among equals; groups with nothing overdue have no date.
+            case((oldest.is_(None), 1), else_=0),
+            oldest,
+            due_soon.desc(),
+            obligations_total.desc(),
+            *(func.coalesce(k, "") for k in keys),
+        )
+    )
+
+
+def _overdue_days(calendar: Calendar, due_at: datetime | None, at: datetime) -> int:
+    if due_at is None:
+        return 0
+    return calendar.working_days_between(calendar.local_date(due_at), calendar.local_date(at))
+
+
+async def loads(
+    session: AsyncSession,
+    scope: Scope,
+    at: datetime,
+    calendar: Calendar,
+    *,
+    by: Literal["worker", "team"],
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Load]:
+    """Open work per worker (within a team) or per team, the most overdue first."""
+    keys = ["worker_id", "team_id"] if by == "worker" else ["team_id"]
+    query = _load_query(scope, at, keys).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = (await session.execute(query)).all()
+    return [
+        Load(
+            worker_id=row.worker_id if by == "worker" else None,
+            team_id=row.team_id,
+            open_cases=int(row.open_cases),
+            open_obligations=int(row.open_obligations),
+            due_soon=int(row.due_soon),
+            overdue=int(row.overdue),
+            oldest_overdue_working_days=_overdue_days(calendar, row.oldest_due_at, at),
+        )
+        for row in rows
+    ]
+
+
+def periods(calendar: Calendar, first: date, last: date, interval: Interval) -> list[Period]:
+    """Calendar months or ISO weeks in the org's timezone, from the one holding `first`."""
+    start = first.replace(day=1) if interval == "month" else first - timedelta(first.weekday())
+    result: list[Period] = []
+    while start <= last:
+        if interval == "month":
+            following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+            label = f"{start:%Y-%m}"
+        else:
+            following = start + timedelta(days=7)
+            year, week, _ = start.isocalendar()
+            label = f"{year}-W{week:02d}"
+        result.append(Period(label, calendar.start_of_day(start), calendar.start_of_day(following)))
+        start = following
+    return result
+
+
+async def timeliness(
+    session: AsyncSession,
+    scope: Scope,
+    at: datetime,
+    spans: Sequence[Period],
+    rule_id: str | None = None,
+) -> list[Timeliness]:
+    """Completions per period and rule: met (on time) or met late, as they stood at `at`.
+
+    Met rows have `closed_at == met_at`, so the range is also put on `closed_at`, which is
+    indexed; the period of each row is a CASE over the period boundaries, which SQLite and
+    PostgreSQL evaluate alike whatever the timezone.
+    """
+    if not spans:
+        return []
+    first, end = spans[0].starts_at, spans[-1].ends_at
+    # Met rows are exactly those with met_at set, and have closed_at == met_at (>= opened_at),
+    # so "met or met late at `at`" is a range on the indexed closed_at.
+    index = case(
+        *((t.closed_at < span.ends_at, i) for i, span in enumerate(spans)), else_=len(spans)
+    ).label("period")
+    query = (
+        _in_scope(
+            select(
+                index,
+                t.rule_id,
+                func.count().label("completed"),
+                func.count().filter(t.met_at <= t.due_at).label("on_time"),
+            ),
+            scope,
+        )
+        .where(
+            t.closed_at >= first,
+            t.closed_at < end,
+            t.closed_at <= at,
+            t.met_at.is_not(None),
+        )
+        .group_by(index, t.rule_id)
+    )
+    if rule_id is not None:
+        query = query.where(t.rule_id == rule_id)
+    counted = {
+        (int(row.period), row.rule_id): (int(row.completed), int(row.on_time))
+        for row in await session.execute(query)
+    }
+    rules = sorted({r for _, r in counted} | ({rule_id} if rule_id else set()))
+    items = []
+    for i, span in enumerate(spans):
+        for rule in rules:
+            completed, punctual = counted.get((i, rule), (0, 0))
+            items.append(Timeliness(span.label, rule, completed, punctual, completed - punctual))
+    return items
+
+
+_SORTS: dict[SortKey, str] = {
+    "due": "due_at",
+    "case": "case_id",
+    "rule": "rule_name",
+    "worker": "worker_id",
+    "team": "team_id",
+}
+
+
+async def overdue(
+    session: AsyncSession,
+    scope: Scope,
+    at: datetime,
+    calendar: Calendar,
+    *,
+    sort: SortKey = "due",
+    descending: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[OverdueRow], int]:
+    """One page of what is overdue at `at`, and how many there are in all."""
+    columns = ("id", "case_id", "rule_id", "rule_name", "worker_id", "team_id", "due_at")
+    late = [t.due_at < at]
+    counted = open_obligations(scope, at, "id", where=late)
+    total = (await session.execute(select(func.count()).select_from(counted))).scalar_one()
+    # Each half could stop after a page in index order, but PostgreSQL then prefers walking
+    # every obligation ever due (the full due_at index) over sorting the overdue ones.
+    rows = open_obligations(scope, at, *columns, where=late)
+    query = select(rows).order_by(*_ordering(sort, descending, rows.c))
+    page = (await session.execute(query.limit(limit).offset(offset))).all()
+    return (
+        [
+            OverdueRow(
+                obligation_id=r.id,
+                case_id=r.case_id,
+                rule_id=r.rule_id,
+                rule_name=r.rule_name,
+                worker_id=r.worker_id,
+                team_id=r.team_id,
+                due_at=r.due_at,
+                working_days_overdue=_overdue_days(calendar, r.due_at, at),
+            )
+            for r in page
+        ],
+        int(total),
+    )
+
+
+async def team_ids(session: AsyncSession, org_id: str) -> list[str]:
+    """Teams with cases, for the dashboard's filter."""
+    c = cases_t.c
+    rows = await session.execute(
+        select(c.team_id)
+        .where(c.org_id == org_id, c.team_id.is_not(None))
+        .group_by(c.team_id)
+        .order_by(c.team_id)
+    )
+    return [r for r in rows.scalars() if r is not None]
+
+
+async def worker_ids(session: AsyncSession, org_id: str, team_id: str | None) -> list[str]:
+    """Workers with cases (in a team), for the dashboard's filter."""
+    c = cases_t.c
+    query = select(c.worker_id).where(c.org_id == org_id, c.worker_id.is_not(None))
+    if team_id is not None:
+        query = query.where(c.team_id == team_id)
+    rows = await session.execute(query.group_by(c.worker_id).order_by(c.worker_id))
+    return [r for r in rows.scalars() if r is not None]
+
+
+async def org_by_id(session: AsyncSession, org_id: str) -> Org | None:
+    return await session.get(Org, org_id)
+
+
+async def key_is_live(session: AsyncSession, org_id: str, key_id: str) -> bool:
+    """A dashboard session signed in with a key ends when the key is revoked."""
+    key = await session.get(ApiKey, key_id)
+    return key is not None and key.org_id == org_id and key.revoked_at is None

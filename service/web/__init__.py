@@ -1,0 +1,1 @@
+"""The managers' dashboard and embeddable widgets, rendered on the server."""

@@ -1,0 +1,557 @@
+"""The managers' dashboard in HTML, its case timeline, sign-in, and embeddable widgets.
+
+Pages are rendered on the server from the same SQL as the JSON widgets, with no script at
+all, so they work with a keyboard, a screen reader and a printer alike. A signed-in browser
+holds a signed session cookie (HttpOnly, SameSite=Strict), never the API key itself: the
+key is checked once at sign-in, and the session names the key so revoking it ends the
+session. Widgets are opened with an embed token in the URL, as `<iframe src>` needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.api.deps import ClockDep, SessionDep
+from service.api.embed import (
+    WIDGETS,
+    keyed_digest,
+    read_embed_token,
+    sign,
+    signing_secret,
+    unsign,
+)
+from service.api.obligations import ObligationOut, present
+from service.domain.calendar import Calendar
+from service.domain.events import parse_day_or_instant
+from service.domain.rules import Ruleset
+from service.settings import Settings, embed_origins
+from service.store import dashboard as figures
+from service.store.db import SessionFactory
+from service.store.ingest import cases_t, events_t
+from service.store.obligations import from_row, select_obligations, t
+from service.store.orgs import authenticate, ruleset_of
+from service.web import charts
+
+router = APIRouter(include_in_schema=False)
+log = logging.getLogger("caseclock.web")
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "caseclock_session"
+SESSION_PREFIX = "ccs1"
+SESSION_LIFETIME = timedelta(hours=8)
+OVERDUE_PAGE = 25
+LOAD_BARS = 20
+MAX_FORM_BYTES = 8192
+SORTS: tuple[figures.SortKey, ...] = ("due", "case", "rule", "worker", "team")
+
+env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(default=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+STATIC = {path.name: path.read_bytes() for path in (HERE / "static").iterdir() if path.is_file()}
+_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+# A content hash in the stylesheet's URL lets browsers cache it for good.
+ASSET_VERSION = hashlib.sha256(b"".join(STATIC[n] for n in sorted(STATIC))).hexdigest()[:12]
+env.globals["asset_version"] = ASSET_VERSION
+_ACRONYMS = {
+    "cla": "CLA",
+    "cp": "CP",
+    "icpc": "ICPC",
+    "s42": "section 42",
+    "section47": "section 47",
+}
+
+
+def event_label(kind: str) -> str:
+    """'cla_review_held' as 'CLA review held'."""
+    text = " ".join(_ACRONYMS.get(word, word) for word in kind.split("_"))
+    return text[:1].upper() + text[1:]
+
+
+env.filters["event_label"] = event_label
+# Compile every template now, so the first manager after a restart does not wait for it.
+for _name in env.list_templates():
+    env.get_template(_name)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is looking: an org, and the team a token confines them to (if any)."""
+
+    org_id: str
+    team_id: str | None
+    ruleset: Ruleset
+    csrf: str
+    via: Literal["key", "token"]
+
+    @property
+    def calendar(self) -> Calendar:
+        return self.ruleset.calendar
+
+
+class Formats:
+    """Dates and times as a person in the org's timezone reads them."""
+
+    def __init__(self, calendar: Calendar) -> None:
+        self.zone = calendar.timezone
+
+    def day(self, instant: datetime | None) -> str:
+        if instant is None:
+            return ""
+        local = instant.astimezone(self.zone)
+        return f"{local:%a} {local.day} {local:%b %Y}"
+
+    def moment(self, instant: datetime | None) -> str:
+        if instant is None:
+            return ""
+        local = instant.astimezone(self.zone)
+        return f"{local.day} {local:%b %Y, %H:%M}"
+
+    @staticmethod
+    def iso(instant: datetime) -> str:
+        return instant.isoformat().replace("+00:00", "Z")
+
+
+def _security_headers(frame_ancestors: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"form-action 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}"
+        ),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+
+
+def render(
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    status: int = 200,
+    frameable_by: str | None = None,
+) -> HTMLResponse:
+    """A page with its security headers; only widgets may be framed, and only by allowed sites."""
+    response = HTMLResponse(env.get_template(template).render(**context), status_code=status)
+    response.headers.update(_security_headers(frameable_by or "'none'"))
+    if frameable_by is None:
+        response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _see_other(location: str) -> RedirectResponse:
+    response = RedirectResponse(location, status_code=303)
+    response.headers.update(_security_headers("'none'"))
+    return response
+
+
+# Sessions
+
+
+def _same_origin(request: Request) -> bool:
+    """A form post must come from our own pages (belt and braces beside SameSite=Strict).
+
+    Browsers send `Origin: null` under `Referrer-Policy: no-referrer`, so Fetch Metadata
+    decides where it is sent, and a real Origin where it is not.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return True
+    return origin == f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return {}
+    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    return {name: values[0] for name, values in fields.items()}
+
+
+async def _viewer(request: Request, session: AsyncSession, now: datetime) -> Viewer | None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    secret = signing_secret(request.app)
+    payload = unsign(secret, SESSION_PREFIX, cookie, now)
+    if payload is None or not isinstance(payload.get("org"), str):
+        return None
+    org = await figures.org_by_id(session, payload["org"])
+    if org is None:
+        return None
+    key_id = payload.get("key")
+    if isinstance(key_id, str) and not await figures.key_is_live(session, org.id, key_id):
+        return None
+    team = payload.get("team")
+    return Viewer(
+        org_id=org.id,
+        team_id=team if isinstance(team, str) else None,
+        ruleset=ruleset_of(org),
+        csrf=keyed_digest(secret, "csrf", cookie),
+        via="key" if key_id else "token",
+    )
+
+
+def _start_session(request: Request, payload: dict[str, Any]) -> RedirectResponse:
+    response = _see_other("/dashboard")
+    response.set_cookie(
+        SESSION_COOKIE,
+        sign(signing_secret(request.app), SESSION_PREFIX, payload),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+def _sign_in_page(message: str | None = None, status: int = 200) -> HTMLResponse:
+    return render("sign_in.html", {"message": message}, status=status)
+
+
+@router.get("/dashboard/sign-in")
+async def sign_in_form(request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    if await _viewer(request, session, clock()) is not None:
+        return _see_other("/dashboard")
+    return _sign_in_page()
+
+
+@router.post("/dashboard/sign-in")
+async def sign_in(request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    """Exchange a read key (or an embed token) for a session; the key itself is not kept."""
+    if not _same_origin(request):
+        return _sign_in_page("Sign in from this page.", status=403)
+    credential = (await _form(request)).get("credential", "").strip()
+    now = clock()
+    expires = int((now + SESSION_LIFETIME).timestamp())
+    if not credential:
+        return _sign_in_page("Enter an API key with the read scope.", status=401)
+    grant = read_embed_token(signing_secret(request.app), credential, now)
+    if grant is not None and await figures.org_by_id(session, grant.org_id) is not None:
+        until = min(expires, int(grant.expires_at.timestamp()))
+        return _start_session(
+            request, {"org": grant.org_id, "key": None, "team": grant.team_id, "exp": until}
+        )
+    principal = await authenticate(session, credential)
+    if principal is None:
+        return _sign_in_page("That key is not known, or has been revoked.", status=401)
+    if not principal.allows("read"):
+        return _sign_in_page("That key lacks the read scope.", status=403)
+    return _start_session(
+        request, {"org": principal.org_id, "key": principal.key_id, "team": None, "exp": expires}
+    )
+
+
+@router.post("/dashboard/sign-out")
+async def sign_out(request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    viewer = await _viewer(request, session, clock())
+    token = (await _form(request)).get("csrf", "")
+    if viewer is None or not _same_origin(request) or not hmac.compare_digest(token, viewer.csrf):
+        return _see_other("/dashboard/sign-in")
+    response = _see_other("/dashboard/sign-in")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+# The dashboard
+
+
+def _instant(value: str | None, calendar: Calendar, now: datetime) -> datetime:
+    """A date means the end of that day (what "as of the 20th" means), but never the future."""
+    parsed = parse_day_or_instant(value) if value else None
+    if parsed is None:
+        return now
+    if isinstance(parsed, datetime):
+        return parsed
+    return min(calendar.end_of_day(parsed), now)
+
+
+def _text(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value[:200] or None
+
+
+class Links:
+    """Links back to the dashboard that keep its filters, changing only what is asked."""
+
+    def __init__(self, params: Mapping[str, str | None]) -> None:
+        self.params = {k: v for k, v in params.items() if v}
+
+    def __call__(self, **changes: str | int | None) -> str:
+        merged: dict[str, Any] = {**self.params, **changes}
+        query = urlencode({k: v for k, v in merged.items() if v not in (None, "")})
+        return f"/dashboard?{query}" if query else "/dashboard"
+
+    def case(self, case_id: str) -> str:
+        suffix = f"?{urlencode({'as_of': self.params['as_of']})}" if "as_of" in self.params else ""
+        return f"/dashboard/cases/{quote(case_id, safe='')}{suffix}"
+
+
+def _names(ruleset: Ruleset) -> dict[str, str]:
+    return {rule.id: rule.name for rule in ruleset.rules}
+
+
+async def _timeliness(
+    session: AsyncSession, scope: figures.Scope, at: datetime, ruleset: Ruleset
+) -> dict[str, Any]:
+    calendar = ruleset.calendar
+    last = calendar.local_date(at)
+    months = last.year * 12 + last.month - 1 - 11
+    first = last.replace(year=months // 12, month=months % 12 + 1, day=1)
+    spans = figures.periods(calendar, first, last, "month")
+    items = await figures.timeliness(session, scope, at, spans)
+    labels = [span.label for span in spans]
+    return {
+        "trends": charts.trends(items, labels, _names(ruleset)),
+        "periods": labels,
+        "period_label": charts.period_label,
+        "timeliness": items,
+    }
+
+
+async def _overdue(
+    session: AsyncSession,
+    scope: figures.Scope,
+    at: datetime,
+    calendar: Calendar,
+    *,
+    sort: figures.SortKey = "due",
+    descending: bool = False,
+    page: int = 1,
+    size: int = OVERDUE_PAGE,
+) -> dict[str, Any]:
+    rows, total = await figures.overdue(
+        session,
+        scope,
+        at,
+        calendar,
+        sort=sort,
+        descending=descending,
+        limit=size,
+        offset=(page - 1) * size,
+    )
+    return {
+        "overdue": rows,
+        "overdue_total": total,
+        "page": page,
+        "pages": max(1, -(-total // size)),
+        "first_row": (page - 1) * size + 1,
+    }
+
+
+def _chart_context() -> dict[str, Any]:
+    return {
+        "bar_width": charts.BAR_WIDTH,
+        "trend_width": charts.TREND_WIDTH,
+        "trend_height": charts.TREND_HEIGHT,
+        "grid": charts.GRID,
+        "axis_x": charts.TREND_AXIS_X,
+        "axis_end": charts.TREND_AXIS_END,
+        "label_y": charts.TREND_LABEL_Y,
+    }
+
+
+@router.get("/dashboard")
+async def dashboard(request: Request, clock: ClockDep) -> Response:
+    now = clock()
+    factory: SessionFactory = request.app.state.session_factory
+    async with factory() as session:
+        viewer = await _viewer(request, session, now)
+    if viewer is None:
+        return _see_other("/dashboard/sign-in")
+    query = request.query_params
+    calendar = viewer.calendar
+    at = _instant(query.get("as_of"), calendar, now)
+    team_id = viewer.team_id or _text(query.get("team_id"))
+    worker_id = _text(query.get("worker_id"))
+    sort: figures.SortKey = next((s for s in SORTS if s == query.get("sort")), "due")
+    descending = query.get("dir") == "desc"
+    page = int(query["page"]) if query.get("page", "").isdigit() else 1
+    scope = figures.Scope(viewer.org_id, team_id, worker_id)
+    # Every section is an independent read: the slowest first, side by side where possible.
+    trend, loads, by_rule, cases, overdue, at_risk, teams = await figures.gather_reads(
+        factory,
+        lambda s: _timeliness(s, scope, at, viewer.ruleset),
+        lambda s: figures.loads(s, scope, at, calendar, by="worker"),
+        lambda s: figures.rule_counts(s, scope, at),
+        lambda s: figures.open_cases(s, scope, at),
+        lambda s: _overdue(s, scope, at, calendar, sort=sort, descending=descending, page=page),
+        lambda s: figures.at_risk_count(s, scope, at),
+        lambda s: _teams(s, viewer),
+    )
+    links = Links(
+        {
+            "team_id": None if viewer.team_id else team_id,
+            "worker_id": worker_id,
+            "as_of": query.get("as_of"),
+            "sort": None if sort == "due" else sort,
+            "dir": "desc" if descending else None,
+        }
+    )
+    context = {
+        "viewer": viewer,
+        "at": at,
+        "fmt": Formats(calendar),
+        "as_of_value": calendar.local_date(at).isoformat(),
+        "team_id": team_id,
+        "worker_id": worker_id,
+        "teams": teams,
+        "workers": sorted({x.worker_id for x in loads if x.worker_id}),
+        "summary": figures.summarise(by_rule, cases, at_risk),
+        "bars": charts.load_bars(loads[:LOAD_BARS]),
+        "workers_total": len(loads),
+        "sort": sort,
+        "descending": descending,
+        "links": links,
+        **overdue,
+        **trend,
+        **_chart_context(),
+    }
+    return render("dashboard.html", context)
+
+
+async def _teams(session: AsyncSession, viewer: Viewer) -> list[str]:
+    if viewer.team_id:
+        return [viewer.team_id]
+    return await figures.team_ids(session, viewer.org_id)
+
+
+@router.get("/dashboard/cases/{case_id:path}")
+async def case_timeline(
+    case_id: str, request: Request, session: SessionDep, clock: ClockDep
+) -> Response:
+    """A case's events in order and its deadlines as they stood at as_of."""
+    now = clock()
+    viewer = await _viewer(request, session, now)
+    if viewer is None:
+        return _see_other("/dashboard/sign-in")
+    calendar = viewer.calendar
+    at = _instant(request.query_params.get("as_of"), calendar, now)
+    c = cases_t.c
+    case = (
+        await session.execute(
+            select(cases_t).where(c.org_id == viewer.org_id, c.case_id == case_id)
+        )
+    ).one_or_none()
+    if case is None or (viewer.team_id is not None and case.team_id != viewer.team_id):
+        missing = {"title": "Case not found", "message": f"There is no case {case_id}."}
+        return render("error.html", missing, status=404)
+    e = events_t.c
+    events = (
+        await session.execute(
+            select(events_t)
+            .where(e.org_id == viewer.org_id, e.case_id == case_id)
+            .order_by(e.occurred_at, e.id)
+        )
+    ).all()
+    rows = (
+        await session.execute(
+            select_obligations(viewer.org_id)
+            .where(t.case_id == case_id, t.opened_at <= at)
+            .order_by(t.opened_at, t.rule_id, t.sequence)
+        )
+    ).all()
+    obligations: list[ObligationOut] = [present(from_row(r), at, calendar) for r in rows]
+    context = {
+        "viewer": viewer,
+        "case": case,
+        "events": events,
+        "obligations": obligations,
+        "at": at,
+        "fmt": Formats(calendar),
+        "back": Links({"as_of": request.query_params.get("as_of")})(),
+    }
+    return render("case.html", context)
+
+
+@router.get("/dashboard/static/{name}")
+async def static(name: str) -> Response:
+    """The vendored stylesheet: no CDN, nothing fetched from elsewhere."""
+    content = STATIC.get(name)
+    if content is None:
+        return Response(status_code=404)
+    return Response(
+        content,
+        media_type=_TYPES.get(Path(name).suffix, "application/octet-stream"),
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "public, max-age=31536000, immutable",
+        },
+    )
+
+
+# Embeddable widgets
+
+
+def _frame_ancestors(settings: Settings) -> str:
+    return " ".join(embed_origins(settings.embed_allowed_origins)) or "'none'"
+
+
+@router.get("/widgets/{name}")
+async def widget(name: str, request: Request, clock: ClockDep) -> Response:
+    """One widget for an `<iframe>`, opened with an embed token; read-only by construction."""
+    settings: Settings = request.app.state.settings
+    frame = _frame_ancestors(settings)
+    if name not in WIDGETS:
+        unknown = {"title": "No such widget", "message": f"Widgets: {', '.join(WIDGETS)}."}
+        return render("error.html", unknown, status=404, frameable_by=frame)
+    now = clock()
+    grant = read_embed_token(
+        signing_secret(request.app), request.query_params.get("token", ""), now
+    )
+    factory: SessionFactory = request.app.state.session_factory
+    org = None
+    if grant is not None:
+        async with factory() as session:
+            org = await figures.org_by_id(session, grant.org_id)
+    if grant is None or org is None:
+        refused = {
+            "title": "This widget link does not work",
+            "message": "The token is not valid or has expired. Ask for a new embed link.",
+        }
+        return render("error.html", refused, status=401, frameable_by=frame)
+    ruleset = ruleset_of(org)
+    calendar = ruleset.calendar
+    team_id = grant.team_id or _text(request.query_params.get("team_id"))
+    scope = figures.Scope(org.id, team_id)
+    context: dict[str, Any] = {
+        "name": name,
+        "team_id": team_id,
+        "at": now,
+        "fmt": Formats(calendar),
+        **_chart_context(),
+    }
+    if name == "summary":
+        context["summary"] = await figures.summary(factory, scope, now)
+        return render("widget.html", context, frameable_by=frame)
+    async with factory() as session:
+        if name == "overdue":
+            context |= await _overdue(session, scope, now, calendar, size=15)
+        elif name == "workers":
+            loads = await figures.loads(session, scope, now, calendar, by="worker", limit=LOAD_BARS)
+            context["bars"] = charts.load_bars(loads)
+        else:
+            context |= await _timeliness(session, scope, now, ruleset)
+    return render("widget.html", context, frameable_by=frame)

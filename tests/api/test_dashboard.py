@@ -1,0 +1,538 @@
+"""Dashboard widgets and embed tokens: every figure equals a count made from /v1/obligations."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from conftest import FixedClock, Tenant, make_tenant
+from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+LONDON = ZoneInfo("Europe/London")
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+OPEN = {"upcoming", "due_soon", "overdue"}
+WORKERS = {"W-1": "T-1", "W-2": "T-1", "W-3": "T-2", "W-4": "T-2"}
+Event = dict[str, Any]
+
+# Steps a case can take after its referral; enough to open, meet, repeat, cancel and
+# escalate every kind of children's rule, and to book reviews (at risk).
+STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("referral_decision_made", {"outcome": "assessment"}),
+    ("referral_decision_made", {"outcome": "no_further_action"}),
+    ("contact_made", {}),
+    ("assessment_completed", {}),
+    ("section47_started", {}),
+    ("icpc_held", {"plan": True}),
+    ("child_protection_plan_started", {}),
+    ("core_group_held", {}),
+    ("child_visited", {}),
+    ("cp_review_held", {}),
+    ("review_scheduled", {"review": "cp-review"}),
+    ("case_allocated", {}),
+    ("case_closed", {}),
+]
+
+
+def iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@st.composite
+def case_log(draw: st.DrawFn, number: int) -> list[Event]:
+    case_id = f"C-{number}"
+    worker = draw(st.sampled_from([*WORKERS, None]))
+    at = NOW - timedelta(days=draw(st.integers(5, 240)), minutes=draw(st.integers(0, 1440)))
+    events: list[Event] = [
+        {
+            "id": f"{case_id}-0",
+            "type": "referral_received",
+            "case_id": case_id,
+            "occurred_at": iso(at),
+            "worker_id": worker,
+            "team_id": WORKERS.get(worker or "", "T-2"),
+        }
+    ]
+    for step in draw(st.lists(st.sampled_from(STEPS), max_size=10)):
+        at += timedelta(hours=draw(st.integers(0, 24 * 40)))
+        if at > NOW - timedelta(hours=1):
+            break
+        kind, data = step
+        event: Event = {
+            "id": f"{case_id}-{len(events)}",
+            "type": kind,
+            "case_id": case_id,
+            "occurred_at": iso(at),
+            "data": dict(data),
+        }
+        if kind == "review_scheduled":
+            booked = at + timedelta(days=draw(st.integers(1, 150)))
+            event["data"]["scheduled_for"] = booked.date().isoformat()
+        if kind == "case_allocated":
+            worker = draw(st.sampled_from(list(WORKERS)))
+            event |= {"worker_id": worker, "team_id": WORKERS[worker]}
+        events.append(event)
+    return events
+
+
+@st.composite
+def caseloads(draw: st.DrawFn) -> list[list[Event]]:
+    return [draw(case_log(n)) for n in range(draw(st.integers(1, 10)))]
+
+
+# Hypothesis takes naive bounds and puts the zone on each instant it draws.
+instants = st.datetimes(
+    min_value=datetime(2026, 4, 1),  # noqa: DTZ001
+    max_value=datetime(2026, 11, 20, 12),  # noqa: DTZ001
+    timezones=st.just(UTC),
+)
+teams = st.sampled_from([None, "T-1", "T-2"])
+workers = st.sampled_from([None, *WORKERS])
+property_settings = settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+async def seeded(app: FastAPI, logs: list[list[Event]]) -> Tenant:
+    tenant = await make_tenant(app)
+    events = [e for log in logs for e in log]
+    response = await tenant.writer.post("/v1/events/batch", json={"events": events})
+    assert {r["status"] for r in response.json()["results"]} == {"created"}, response.text
+    return tenant
+
+
+async def close(tenant: Tenant) -> None:
+    for client in (tenant.admin, tenant.writer, tenant.reader, tenant.anonymous):
+        await client.aclose()
+
+
+async def listed(tenant: Tenant, at: str) -> list[dict[str, Any]]:
+    """Every obligation at `at`, page by page, as /v1/obligations presents them."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"as_of": at, "limit": 1000}
+    while True:
+        response = await tenant.reader.get("/v1/obligations", params=params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        items += body["items"]
+        if body["next_cursor"] is None:
+            return items
+        params["cursor"] = body["next_cursor"]
+
+
+def scoped(items: list[dict[str, Any]], team: str | None, worker: str | None) -> list[Any]:
+    return [
+        o
+        for o in items
+        if (team is None or o["team_id"] == team) and (worker is None or o["worker_id"] == worker)
+    ]
+
+
+async def widget(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
+    response = await client.get(f"/v1/dashboard/{path}", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def expected_summary(items: list[dict[str, Any]]) -> dict[str, Any]:
+    open_items = [o for o in items if o["status"] in OPEN]
+    counts = Counter(o["status"] for o in open_items)
+    return {
+        "open_cases": len({o["case_id"] for o in open_items}),
+        "obligations": {
+            "upcoming": counts["upcoming"],
+            "due_soon": counts["due_soon"],
+            "overdue": counts["overdue"],
+            "at_risk": sum(o["at_risk"] for o in open_items),
+            "escalated": sum(o["escalation_level"] >= 1 for o in open_items),
+        },
+        "by_rule": {
+            rule: (
+                sum(o["status"] == "due_soon" for o in open_items if o["rule_id"] == rule),
+                sum(o["status"] == "overdue" for o in open_items if o["rule_id"] == rule),
+            )
+            for rule in {o["rule_id"] for o in open_items}
+        },
+    }
+
+
+def expected_loads(items: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[Any, Any]:
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for o in items:
+        if o["status"] in OPEN:
+            groups[tuple(o[k] for k in keys)].append(o)
+    return {
+        key: {
+            "open_cases": len({o["case_id"] for o in group}),
+            "open_obligations": len(group),
+            "due_soon": sum(o["status"] == "due_soon" for o in group),
+            "overdue": sum(o["status"] == "overdue" for o in group),
+            "oldest_overdue_working_days": max(o["working_days_overdue"] for o in group),
+        }
+        for key, group in groups.items()
+    }
+
+
+async def all_pages(client: httpx.AsyncClient, path: str, **params: Any) -> list[Any]:
+    items: list[Any] = []
+    params["limit"] = 3
+    while True:
+        body = await widget(client, path, **params)
+        items += body["items"]
+        if body["next_cursor"] is None:
+            return items
+        params["cursor"] = body["next_cursor"]
+
+
+def month(instant: str) -> str:
+    return f"{datetime.fromisoformat(instant).astimezone(LONDON):%Y-%m}"
+
+
+def twelve_months_to(day: date) -> list[str]:
+    first = day.year * 12 + day.month - 1 - 11
+    return [f"{(first + i) // 12}-{(first + i) % 12 + 1:02d}" for i in range(12)]
+
+
+# Every figure equals a count made from the obligations list
+
+
+@given(logs=caseloads(), at=instants, team=teams, worker=workers)
+@property_settings
+async def test_summary_counts_equal_counts_from_the_obligations_list(
+    app: FastAPI,
+    clock: FixedClock,
+    logs: list[list[Event]],
+    at: datetime,
+    team: str | None,
+    worker: str | None,
+) -> None:
+    clock.now = NOW
+    tenant = await seeded(app, logs)
+    filters = {k: v for k, v in (("team_id", team), ("worker_id", worker)) if v}
+    try:
+        body = await widget(tenant.reader, "summary", as_of=iso(at), **filters)
+        expected = expected_summary(scoped(await listed(tenant, iso(at)), team, worker))
+        assert body["open_cases"] == expected["open_cases"]
+        assert body["obligations"] == expected["obligations"]
+        got = {r["rule_id"]: (r["due_soon"], r["overdue"]) for r in body["by_rule"]}
+        assert got == expected["by_rule"]
+    finally:
+        await close(tenant)
+
+
+@given(logs=caseloads(), at=instants, team=teams)
+@property_settings
+async def test_worker_loads_equal_counts_from_the_obligations_list(
+    app: FastAPI, clock: FixedClock, logs: list[list[Event]], at: datetime, team: str | None
+) -> None:
+    clock.now = NOW
+    tenant = await seeded(app, logs)
+    filters = {"team_id": team} if team else {}
+    try:
+        items = await all_pages(tenant.reader, "workers", as_of=iso(at), **filters)
+        got = {(i.pop("worker_id"), i.pop("team_id")): i for i in items}
+        listing = scoped(await listed(tenant, iso(at)), team, None)
+        assert got == expected_loads(listing, ("worker_id", "team_id"))
+    finally:
+        await close(tenant)
+
+
+@given(logs=caseloads(), at=instants)
+@property_settings
+async def test_team_loads_equal_counts_from_the_obligations_list(
+    app: FastAPI, clock: FixedClock, logs: list[list[Event]], at: datetime
+) -> None:
+    clock.now = NOW
+    tenant = await seeded(app, logs)
+    try:
+        items = await all_pages(tenant.reader, "teams", as_of=iso(at))
+        got = {(i.pop("team_id"),): i for i in items}
+        assert got == expected_loads(await listed(tenant, iso(at)), ("team_id",))
+    finally:
+        await close(tenant)
+
+
+@given(logs=caseloads(), at=instants, worker=workers)
+@property_settings
+async def test_timeliness_equals_completions_in_the_obligations_list(
+    app: FastAPI, clock: FixedClock, logs: list[list[Event]], at: datetime, worker: str | None
+) -> None:
+    clock.now = NOW
+    tenant = await seeded(app, logs)
+    filters = {"worker_id": worker} if worker else {}
+    try:
+        body = await widget(tenant.reader, "timeliness", as_of=iso(at), **filters)
+        months = twelve_months_to(at.astimezone(LONDON).date())
+        completions: Counter[tuple[str, str, str]] = Counter(
+            (month(o["met_at"]), o["rule_id"], o["status"])
+            for o in scoped(await listed(tenant, iso(at)), None, worker)
+            if o["status"] in ("met", "met_late") and month(o["met_at"]) in months
+        )
+        rules = sorted({rule for _, rule, _ in completions})
+        expected = []
+        for period in months:
+            for rule in rules:
+                on_time = completions[(period, rule, "met")]
+                late = completions[(period, rule, "met_late")]
+                done = on_time + late
+                rate = round(on_time / done, 4) if done else None
+                expected.append([period, rule, done, on_time, late, rate])
+        got = [
+            [i["period"], i["rule_id"], i["completed"], i["on_time"], i["late"], i["on_time_rate"]]
+            for i in body["items"]
+        ]
+        assert got == expected
+    finally:
+        await close(tenant)
+
+
+# Examples
+
+
+def referral(case_id: str, at: str, worker: str | None = "W-1", team: str = "T-1") -> Event:
+    return {
+        "id": f"{case_id}-ref",
+        "type": "referral_received",
+        "case_id": case_id,
+        "occurred_at": at,
+        "worker_id": worker,
+        "team_id": team,
+    }
+
+
+def later(case_id: str, kind: str, at: str, **data: Any) -> Event:
+    return {"id": f"{case_id}-{kind}", "type": kind, "case_id": case_id, "occurred_at": at} | (
+        {"data": data} if data else {}
+    )
+
+
+async def post(tenant: Tenant, *events: Event) -> None:
+    response = await tenant.writer.post("/v1/events/batch", json={"events": list(events)})
+    assert {r["status"] for r in response.json()["results"]} == {"created"}, response.text
+
+
+async def test_the_summary_has_exactly_the_documented_shape(tenant: Tenant) -> None:
+    await post(tenant, referral("C-1", "2026-11-02T10:00:00Z"))
+    body = await widget(tenant.reader, "summary")
+    assert set(body) == {"as_of", "open_cases", "obligations", "by_rule"}
+    assert set(body["obligations"]) == {"upcoming", "due_soon", "overdue", "at_risk", "escalated"}
+    assert set(body["by_rule"][0]) == {"rule_id", "rule_name", "due_soon", "overdue"}
+
+
+async def test_the_summary_is_as_of_now_by_default_in_utc(tenant: Tenant) -> None:
+    body = await widget(tenant.reader, "summary")
+    assert body["as_of"] == "2026-11-20T12:00:00Z"
+
+
+async def test_an_empty_organisation_has_zero_everywhere(tenant: Tenant) -> None:
+    body = await widget(tenant.reader, "summary")
+    assert body["open_cases"] == 0
+    assert set(body["obligations"].values()) == {0}
+    assert body["by_rule"] == []
+
+
+async def test_an_overdue_obligation_escalates_just_after_its_first_threshold(
+    tenant: Tenant,
+) -> None:
+    # Decision due end of Tue 3 Nov; level 1 one working day later, at the end of Wed 4 Nov.
+    await post(tenant, referral("C-1", "2026-11-02T10:00:00Z"))
+    threshold = "2026-11-04T23:59:59.999999Z"
+    just_after = "2026-11-05T00:00:00Z"
+    at = await widget(tenant.reader, "summary", as_of=threshold)
+    after = await widget(tenant.reader, "summary", as_of=just_after)
+    decision = {"referral-decision", "first-contact"}
+    assert at["obligations"]["escalated"] == 0
+    assert after["obligations"]["escalated"] == 1
+    assert {r["rule_id"] for r in after["by_rule"] if r["overdue"]} >= decision - {"first-contact"}
+
+
+async def test_an_obligation_met_after_as_of_counts_as_open_at_as_of(tenant: Tenant) -> None:
+    await post(
+        tenant,
+        referral("C-1", "2026-11-02T10:00:00Z"),
+        later("C-1", "referral_decision_made", "2026-11-10T10:00:00Z", outcome="assessment"),
+    )
+    before = await widget(tenant.reader, "summary", as_of="2026-11-06T12:00:00Z")
+    after = await widget(tenant.reader, "summary", as_of="2026-11-11T12:00:00Z")
+    overdue_before = {r["rule_id"]: r["overdue"] for r in before["by_rule"]}
+    overdue_after = {r["rule_id"]: r["overdue"] for r in after["by_rule"]}
+    assert overdue_before["referral-decision"] == 1
+    assert overdue_after.get("referral-decision", 0) == 0
+
+
+async def test_workers_are_ranked_by_overdue_obligations_worst_first(tenant: Tenant) -> None:
+    await post(
+        tenant,
+        referral("C-1", "2026-11-16T10:00:00Z", worker="W-light"),
+        referral("C-2", "2026-10-01T10:00:00Z", worker="W-heavy"),
+        referral("C-3", "2026-10-02T10:00:00Z", worker="W-heavy"),
+    )
+    items = (await widget(tenant.reader, "workers"))["items"]
+    assert [i["worker_id"] for i in items] == ["W-heavy", "W-light"]
+    assert items[0]["overdue"] > items[1]["overdue"]
+
+
+async def test_unallocated_cases_are_counted_under_no_worker(tenant: Tenant) -> None:
+    await post(tenant, referral("C-1", "2026-11-16T10:00:00Z", worker=None))
+    items = (await widget(tenant.reader, "workers"))["items"]
+    assert [(i["worker_id"], i["team_id"], i["open_cases"]) for i in items] == [(None, "T-1", 1)]
+
+
+async def test_the_oldest_overdue_is_counted_in_working_days(tenant: Tenant) -> None:
+    # Referral Mon 2 Nov: decision due Tue 3 Nov; by Fri 20 Nov that is 13 working days late.
+    await post(tenant, referral("C-1", "2026-11-02T10:00:00Z"))
+    items = (await widget(tenant.reader, "teams"))["items"]
+    assert items[0]["oldest_overdue_working_days"] == 13
+
+
+async def test_a_worker_page_cursor_keeps_the_instant_of_the_first_page(
+    tenant: Tenant, clock: FixedClock
+) -> None:
+    await post(
+        tenant,
+        *(referral(f"C-{n}", "2026-11-16T10:00:00Z", worker=f"W-{n}") for n in range(3)),
+    )
+    # On 20 November each referral's decision and first contact are overdue; by June
+    # the assessment would be too.
+    first = await widget(tenant.reader, "workers", limit=2)
+    clock.now = datetime(2027, 6, 1, tzinfo=UTC)
+    rest = await widget(tenant.reader, "workers", limit=2, cursor=first["next_cursor"])
+    assert [i["overdue"] for i in first["items"] + rest["items"]] == [2, 2, 2]
+    assert rest["next_cursor"] is None
+
+
+async def test_a_cursor_used_with_another_as_of_is_refused(tenant: Tenant) -> None:
+    await post(tenant, *(referral(f"C-{n}", "2026-11-16T10:00:00Z", f"W-{n}") for n in range(3)))
+    first = await widget(tenant.reader, "workers", limit=1)
+    response = await tenant.reader.get(
+        "/v1/dashboard/workers",
+        params={"cursor": first["next_cursor"], "as_of": "2026-11-01T00:00:00Z"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["parameter"] == "cursor"
+
+
+async def test_a_malformed_cursor_is_refused(tenant: Tenant) -> None:
+    response = await tenant.reader.get("/v1/dashboard/teams", params={"cursor": "nonsense"})
+    assert response.status_code == 422
+
+
+async def test_timeliness_shows_periods_without_completions_with_a_null_rate(
+    tenant: Tenant,
+) -> None:
+    await post(
+        tenant,
+        referral("C-1", "2026-11-02T10:00:00Z"),
+        later("C-1", "referral_decision_made", "2026-11-03T10:00:00Z", outcome="assessment"),
+    )
+    items = (await widget(tenant.reader, "timeliness", rule_id="referral-decision"))["items"]
+    assert [i["period"] for i in items][-2:] == ["2026-10", "2026-11"]
+    assert items[-2] | {"period": ""} == {
+        "period": "",
+        "rule_id": "referral-decision",
+        "completed": 0,
+        "on_time": 0,
+        "late": 0,
+        "on_time_rate": None,
+    }
+    assert (items[-1]["completed"], items[-1]["on_time_rate"]) == (1, 1.0)
+
+
+async def test_timeliness_counts_a_late_completion_as_late(tenant: Tenant) -> None:
+    await post(
+        tenant,
+        referral("C-1", "2026-11-02T10:00:00Z"),
+        later("C-1", "referral_decision_made", "2026-11-09T10:00:00Z", outcome="assessment"),
+    )
+    items = (await widget(tenant.reader, "timeliness", rule_id="referral-decision"))["items"]
+    assert (items[-1]["late"], items[-1]["on_time_rate"]) == (1, 0.0)
+
+
+async def test_timeliness_by_week_labels_iso_weeks_from_monday(tenant: Tenant) -> None:
+    body = await widget(
+        tenant.reader, "timeliness", interval="week", **{"from": "2026-11-04", "to": "2026-11-20"}
+    )
+    await post(tenant, referral("C-1", "2026-11-02T10:00:00Z"))
+    assert body["items"] == []
+    await post(
+        tenant,
+        later("C-1", "referral_decision_made", "2026-11-03T10:00:00Z", outcome="assessment"),
+    )
+    body = await widget(
+        tenant.reader, "timeliness", interval="week", **{"from": "2026-11-04", "to": "2026-11-20"}
+    )
+    periods = [i["period"] for i in body["items"] if i["rule_id"] == "referral-decision"]
+    assert periods == ["2026-W45", "2026-W46", "2026-W47"]
+
+
+async def test_timeliness_refuses_a_range_of_more_than_104_periods(tenant: Tenant) -> None:
+    response = await tenant.reader.get(
+        "/v1/dashboard/timeliness", params={"interval": "week", "from": "2020-01-01"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["parameter"] == "from"
+
+
+async def test_timeliness_refuses_from_after_to(tenant: Tenant) -> None:
+    response = await tenant.reader.get(
+        "/v1/dashboard/timeliness", params={"from": "2026-11-02", "to": "2026-10-01"}
+    )
+    assert response.status_code == 422
+
+
+async def test_timeliness_refuses_an_unknown_interval(tenant: Tenant) -> None:
+    response = await tenant.reader.get("/v1/dashboard/timeliness", params={"interval": "day"})
+    assert response.status_code == 422
+
+
+async def test_widgets_refuse_a_naive_as_of(tenant: Tenant) -> None:
+    response = await tenant.reader.get(
+        "/v1/dashboard/summary", params={"as_of": "2026-11-02T10:00:00"}
+    )
+    assert response.status_code == 422
+
+
+async def test_widgets_need_an_api_key(tenant: Tenant) -> None:
+    for path in ("summary", "workers", "teams", "timeliness"):
+        response = await tenant.anonymous.get(f"/v1/dashboard/{path}")
+        assert response.status_code == 401
+
+
+async def test_widgets_count_only_the_callers_organisation(app: FastAPI, tenant: Tenant) -> None:
+    other = await make_tenant(app)
+    await post(other, referral("C-1", "2026-11-02T10:00:00Z"))
+    assert (await widget(tenant.reader, "summary"))["open_cases"] == 0
+    assert (await widget(tenant.reader, "workers"))["items"] == []
+    await close(other)
+
+
+# Embed tokens
+
+
+async def test_an_admin_gets_an_embed_token_expiring_after_its_ttl(tenant: Tenant) -> None:
+    response = await tenant.admin.post(
+        "/v1/embed-tokens", json={"team_id": "T-1", "ttl_seconds": 3600}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["expires_at"] == "2026-11-20T13:00:00Z"
+    assert body["team_id"] == "T-1"
+    assert body["widgets"]["summary"] == f"/widgets/summary?token={body['token']}"
+
+
+async def test_only_an_admin_may_create_an_embed_token(tenant: Tenant) -> None:
+    response = await tenant.reader.post("/v1/embed-tokens", json={"ttl_seconds": 3600})
+    assert response.status_code == 403
+
+
+async def test_an_embed_token_lives_at_least_a_minute_and_at_most_a_year(tenant: Tenant) -> None:
+    for ttl in (59, 367 * 86400):
+        response = await tenant.admin.post("/v1/embed-tokens", json={"ttl_seconds": ttl})
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["pointer"] == "/ttl_seconds"
