@@ -202,6 +202,41 @@ def _parse_instant(text: str, ruleset: Ruleset) -> datetime:
     return ruleset.calendar.end_of_day(parsed)
 
 
+def cmd_import_annex_a(args: argparse.Namespace, settings: Settings) -> int:
+    """Import an Annex A workbook and print its report; a file that cannot be read stops it."""
+    from service.api.imports import MAX_UPLOAD_BYTES
+    from service.imports.annex_a import read_annex_a
+    from service.imports.mapping import extraction_day
+    from service.imports.report import ImportReport, report_lines
+    from service.imports.workbook import WorkbookError
+    from service.store.imports import import_annex_a
+
+    path = Path(args.file)
+    try:
+        if path.stat().st_size > MAX_UPLOAD_BYTES:
+            raise CommandError(f"{path} is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from exc
+
+    async def work(session: AsyncSession) -> ImportReport:
+        org = await _pick_org(session, args.org)
+        try:
+            day = extraction_day(args.extracted_on, ruleset_of(org).calendar, _now())
+        except ValueError as exc:
+            raise CommandError(f"--extracted-on {exc}") from exc
+        try:
+            workbook = read_annex_a(data, extracted_on=day)
+        except WorkbookError as exc:
+            raise CommandError(f"{path}: {exc.detail}") from exc
+        return await import_annex_a(
+            session, org_id=org.id, workbook=workbook, extracted_on=day, now=_now()
+        )
+
+    print("\n".join(report_lines(_in_session(settings, work))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="caseclock", description="Statutory deadline tracking for social-care case work."
@@ -251,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--as-of", help="instant (RFC 3339) or date (end of that day); default now")
     check.add_argument("--org", help="organisation name (needed when there are several)")
     check.set_defaults(handler=cmd_check)
+
+    imports = commands.add_parser("import", help="import files an authority already has")
+    import_kinds = imports.add_subparsers(dest="import_command", required=True, metavar="KIND")
+    annex_a = import_kinds.add_parser("annex-a", help="import an Ofsted Annex A workbook (.xlsx)")
+    annex_a.add_argument("file")
+    annex_a.add_argument("--extracted-on", help="the day the workbook was produced; default today")
+    annex_a.add_argument("--org", help="organisation name (needed when there are several)")
+    annex_a.set_defaults(handler=cmd_import_annex_a)
     return parser
 
 

@@ -87,17 +87,21 @@ class BodyLimit:
     exception handler, so caseclock enforces the limit itself.
     """
 
-    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_size: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_size = max_body_size
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.max_body_size)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_size:
-            await problem_response(self._too_large())(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await problem_response(self._too_large(limit))(scope, receive, send)
             return
         received = 0
 
@@ -106,15 +110,16 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_size:
+                if received > limit:
                     # Starlette's HTTPException passes through FastAPI's body parsing as is.
-                    raise StarletteHTTPException(413, self._too_large().detail)
+                    raise StarletteHTTPException(413, self._too_large(limit).detail)
             return message
 
         await self.app(scope, limited, send)
 
-    def _too_large(self) -> Problem:
-        mib = self.max_body_size / (1024 * 1024)
+    @staticmethod
+    def _too_large(limit: int) -> Problem:
+        mib = limit / (1024 * 1024)
         return Problem(413, f"The request body is over {mib:g} MiB.", slug="too-large")
 
 
@@ -132,10 +137,11 @@ class RefuseNulInUrl:
         await self.app(scope, receive, send)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, larger_bodies: Mapping[str, int] | None = None) -> None:
+    """Problem responses for every error; `larger_bodies` lifts the body limit on given paths."""
     app.add_middleware(RefuseNulInUrl)
     if app.max_body_size is not None:
-        app.add_middleware(BodyLimit, max_body_size=app.max_body_size)
+        app.add_middleware(BodyLimit, max_body_size=app.max_body_size, larger=larger_bodies)
         app.max_body_size = None
 
     @app.exception_handler(Problem)

@@ -4,11 +4,16 @@
 itself, so the order events arrived in never matters, and obligation ids depend only on
 the case, the rule, the event that opened the chain and the position in it, so deriving
 again after a void or a rules change keeps the ids of everything that still exists.
+
+A meeting event may say which position of a repeating chain it meets (`data.sequence`, see
+`claimed_position`): snapshots such as Annex A hold only the latest review or visit, and the
+chain then resumes from it without claiming anything about the positions before.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -22,6 +27,8 @@ from service.domain.rules import Matcher, Rule, Ruleset
 _STARTS, _MEETS, _CANCELS, _OTHER = range(4)
 
 Period = tuple[datetime, datetime | None]
+# The data key of a meeting event that says which position of a repeating chain it meets.
+SEQUENCE_KEY = "sequence"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,35 +82,91 @@ class _Chain:
     correlation: object
 
 
-@lru_cache(maxsize=1 << 16)
-def _deadline_instants(
-    calendar: Calendar,
-    due_day: date,
-    warn_before: Duration | None,
-    escalate_after: tuple[Duration, ...],
-) -> tuple[datetime, datetime | None, tuple[datetime, ...]]:
-    """Due, warning and escalation instants of a due day.
+Instants = tuple[datetime, datetime | None, tuple[datetime, ...]]
+_MEMO_LIMIT = 1 << 16
 
-    Pure in its arguments (calendars are equal by settings), so one process shares it across
-    every case it derives: most deadlines fall on the same few hundred days.
+
+class _Deadlines:
+    """Due days and deadline instants of one calendar, memoised for every case derived with it.
+
+    Pure in their arguments, so one process shares them: most deadlines fall on the same few
+    hundred days. Memo keys hold a small integer standing for the durations involved (see
+    `token`), so a lookup hashes neither the calendar nor the durations: deriving a long case
+    makes tens of thousands of them.
     """
-    warn_at = (
-        calendar.start_of_day(calendar.subtract(due_day, warn_before))
-        if warn_before is not None
-        else None
-    )
-    escalate_at = tuple(calendar.end_of_day(calendar.add(due_day, d)) for d in escalate_after)
-    return calendar.end_of_day(due_day), warn_at, escalate_at
+
+    __slots__ = ("_calendar", "_counter", "_due_days", "_instants", "_tokens")
+
+    def __init__(self, calendar: Calendar) -> None:
+        self._calendar = calendar
+        self._tokens: dict[object, int] = {}
+        self._counter = itertools.count()
+        self._due_days: dict[tuple[date, int], date] = {}
+        self._instants: dict[tuple[date, int], Instants] = {}
+
+    def token(self, durations: object) -> int:
+        """A stable small integer for a duration, or a (warn_before, escalate_after) pair."""
+        found = self._tokens.get(durations)
+        if found is None:
+            # next() on a count is atomic, so two threads never share a token.
+            found = self._tokens.setdefault(durations, next(self._counter))
+        return found
+
+    def due_day_after(self, day: date, duration: Duration, token: int) -> date:
+        key = (day, token)
+        found = self._due_days.get(key)
+        if found is None:
+            if len(self._due_days) >= _MEMO_LIMIT:
+                self._due_days.clear()
+            found = self._due_days[key] = self._calendar.add(day, duration)
+        return found
+
+    def instants(
+        self,
+        due_day: date,
+        warn_before: Duration | None,
+        escalate_after: tuple[Duration, ...],
+        token: int,
+    ) -> Instants:
+        """Due, warning and escalation instants of a due day."""
+        key = (due_day, token)
+        found = self._instants.get(key)
+        if found is None:
+            if len(self._instants) >= _MEMO_LIMIT:
+                self._instants.clear()
+            calendar = self._calendar
+            warn_at = (
+                calendar.start_of_day(calendar.subtract(due_day, warn_before))
+                if warn_before is not None
+                else None
+            )
+            escalate_at = tuple(
+                calendar.end_of_day(calendar.add(due_day, d)) for d in escalate_after
+            )
+            found = self._instants[key] = (calendar.end_of_day(due_day), warn_at, escalate_at)
+        return found
 
 
-@lru_cache(maxsize=1 << 16)
-def _due_day_after(calendar: Calendar, day: date, duration: Duration) -> date:
-    return calendar.add(day, duration)
+@lru_cache(maxsize=64)
+def _deadlines(calendar: Calendar) -> _Deadlines:
+    return _Deadlines(calendar)
 
 
 def obligation_id(case_id: str, rule_id: str, root_event: str, sequence: int) -> str:
     digest = hashlib.sha256(f"{case_id}\x1f{rule_id}\x1f{root_event}\x1f{sequence}".encode())
     return "ob_" + digest.hexdigest()[:24]
+
+
+def claimed_position(event: Event) -> int | None:
+    """The chain position a meeting event claims in `data.sequence` (an integer from 2), if any.
+
+    Snapshots such as Annex A give only the latest review or visit; they say "at least the
+    second" with `sequence = 2`, and derivation then claims nothing about earlier positions.
+    """
+    value = event.data.get(SEQUENCE_KEY)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 2:
+        return value
+    return None
 
 
 def _phase(rule: Rule, event: Event) -> int:
@@ -126,6 +189,10 @@ class _RuleDeriver:
     def __init__(self, rule: Rule, calendar: Calendar, case_id: str) -> None:
         self.rule = rule
         self.calendar = calendar
+        deadlines = self.deadlines = _deadlines(calendar)
+        self.warnings_token = deadlines.token((rule.warn_before, rule.escalate_after))
+        self.due_token = deadlines.token(rule.due)
+        self.repeat_tokens = tuple(deadlines.token(d) for d in rule.repeat)
         self.case_id = case_id
         self.open: list[_Chain] = []
         self.done: list[Obligation] = []
@@ -135,8 +202,8 @@ class _RuleDeriver:
     ) -> Obligation:
         """The obligation a chain position became, built once it is closed or the log ends."""
         rule = self.rule
-        due_at, warn_at, escalate_at = _deadline_instants(
-            self.calendar, chain.due_day, rule.warn_before, rule.escalate_after
+        due_at, warn_at, escalate_at = self.deadlines.instants(
+            chain.due_day, rule.warn_before, rule.escalate_after, self.warnings_token
         )
         return Obligation(
             id=obligation_id(self.case_id, rule.id, chain.root_event, chain.sequence),
@@ -157,7 +224,7 @@ class _RuleDeriver:
     def _due_day(self, event: Event) -> date | None:
         if self.rule.due is not None:
             day = self.calendar.local_date(event.occurred_at)
-            return _due_day_after(self.calendar, day, self.rule.due)
+            return self.deadlines.due_day_after(day, self.rule.due, self.due_token)
         value = parse_day_or_instant(event.data.get(self.rule.due_from_data or ""))
         if isinstance(value, datetime):
             return self.calendar.local_date(value)
@@ -178,11 +245,17 @@ class _RuleDeriver:
         return [c for c in self.open if c.correlation == value]
 
     def apply(self, event: Event, phase: int) -> None:
-        if phase == _STARTS:
+        position = claimed_position(event) if phase in (_STARTS, _MEETS) else None
+        if phase == _STARTS and position is not None:
+            self._resume(event, position)
+        elif phase == _STARTS:
             self._start(event)
         elif phase == _MEETS:
             for chain in self._targets(event, meeting=True):
-                self._meet(chain, event)
+                if position is None:
+                    self._meet(chain, event)
+                else:
+                    self._meet_from_snapshot(chain, event, position)
         elif phase == _CANCELS:
             for chain in self._targets(event, meeting=False):
                 self._close(chain, cancelled_by=event)
@@ -195,25 +268,64 @@ class _RuleDeriver:
         due_day = self._due_day(event)
         if due_day is None:
             return
-        correlation = event.data.get(self.rule.correlate_on) if self.rule.correlate_on else None
-        self.open.append(_Chain(event.id, 1, event.occurred_at, event.id, due_day, correlation))
+        self.open.append(
+            _Chain(event.id, 1, event.occurred_at, event.id, due_day, self._correlation(event))
+        )
+
+    def _correlation(self, event: Event) -> object:
+        key = self.rule.correlate_on
+        return event.data.get(key) if key else None
+
+    def _resume(self, event: Event, position: int) -> None:
+        """A start that claims a position continues the open chain rather than opening another.
+
+        It meets the open obligations as a snapshot would; with none open, its chain starts
+        here at that position, so only the next position is ever reported. This is how a
+        chain whose start was never recorded (a care leaver's pathway plan) is picked up from
+        its latest date.
+        """
+        targets = self._targets(event, meeting=True)
+        for chain in targets:
+            self._meet_from_snapshot(chain, event, position)
+        if not targets:
+            self._repeat(event.id, self._correlation(event), event, position)
 
     def _meet(self, chain: _Chain, event: Event) -> None:
         self.open.remove(chain)
         self.done.append(self._obligation(chain, met_by=event))
+        self._repeat(chain.root_event, chain.correlation, event, chain.sequence)
+
+    def _meet_from_snapshot(self, chain: _Chain, event: Event, position: int) -> None:
+        """Meet with an event that says only "position `position` of the chain was reached
+        here; what came before is unknown" (a latest date from a snapshot such as Annex A).
+
+        It meets the open obligation only when that is certain: the obligation is at or past
+        that position and the event is on time (had an unseen earlier event met it, it was
+        met on time all the same). Otherwise the obligation may have been met by an event
+        the log does not hold, so it is dropped rather than reported overdue, late or
+        cancelled. The chain carries on from the event either way.
+        """
+        self.open.remove(chain)
+        on_time = self.calendar.local_date(event.occurred_at) <= chain.due_day
+        if chain.sequence >= position and on_time:
+            self.done.append(self._obligation(chain, met_by=event))
+        self._repeat(chain.root_event, chain.correlation, event, max(chain.sequence, position))
+
+    def _repeat(self, root_event: str, correlation: object, event: Event, reached: int) -> None:
+        """Open the position after `reached`, at the meeting event, one interval later."""
         repeat = self.rule.repeat
         if not repeat:
             return
-        interval = repeat[min(chain.sequence - 1, len(repeat) - 1)]
+        index = min(reached - 1, len(repeat) - 1)
         day = self.calendar.local_date(event.occurred_at)
         self.open.append(
             _Chain(
-                chain.root_event,
-                chain.sequence + 1,
+                root_event,
+                reached + 1,
                 event.occurred_at,
                 event.id,
-                _due_day_after(self.calendar, day, interval),
-                chain.correlation,
+                self.deadlines.due_day_after(day, repeat[index], self.repeat_tokens[index]),
+                correlation,
             )
         )
 
@@ -225,8 +337,24 @@ class _RuleDeriver:
         return self.done + [self._obligation(c) for c in self.open]
 
 
+def _booked_days(schedules: Sequence[Event], calendar: Calendar) -> list[tuple[datetime, date]]:
+    """Each booking's time and the local day it books, read once for all of a rule's obligations;
+    bookings without a readable day are left out."""
+    booked: list[tuple[datetime, date]] = []
+    for event in schedules:
+        day = parse_day_or_instant(event.data.get("scheduled_for"))
+        if day is not None:
+            booked.append(
+                (event.occurred_at, calendar.local_date(day) if isinstance(day, datetime) else day)
+            )
+    return booked
+
+
 def _at_risk_periods(
-    obligation: Obligation, rule: Rule, calendar: Calendar, schedules: Sequence[Event]
+    obligation: Obligation,
+    rule: Rule,
+    calendar: Calendar,
+    schedules: Sequence[tuple[datetime, date]],
 ) -> tuple[Period, ...]:
     """When an open obligation is at risk: unscheduled past `schedule_before`, or booked too late.
 
@@ -245,13 +373,9 @@ def _at_risk_periods(
     end = min(obligation.closed_at or overdue_from, overdue_from)
     deadline = calendar.start_of_day(calendar.subtract(due_day, rule.schedule_before))
     bookings: list[tuple[datetime, bool]] = []
-    for event in schedules:
-        day = parse_day_or_instant(event.data.get("scheduled_for"))
-        if day is None or event.occurred_at >= end:
-            continue
-        booked_day = calendar.local_date(day) if isinstance(day, datetime) else day
-        if booked_day > opened_day:
-            bookings.append((max(event.occurred_at, obligation.opened_at), booked_day > due_day))
+    for booked_at, booked_day in schedules:
+        if booked_at < end and booked_day > opened_day:
+            bookings.append((max(booked_at, obligation.opened_at), booked_day > due_day))
 
     def at_risk(t: datetime) -> bool:
         latest = [late for effective, late in bookings if effective <= t]
@@ -316,8 +440,9 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
             ]
             # The latest booking decides, so bookings must be in log order.
             schedules.sort(key=lambda e: (e.occurred_at, e.id))
+            booked = _booked_days(schedules, ruleset.calendar)
             derived = [
-                replace(o, at_risk_periods=_at_risk_periods(o, rule, ruleset.calendar, schedules))
+                replace(o, at_risk_periods=_at_risk_periods(o, rule, ruleset.calendar, booked))
                 for o in derived
             ]
         obligations.extend(derived)

@@ -31,20 +31,30 @@ _CALENDAR_HEADER = re.compile(r"^\s*\[\s*calendar\s*\]\s*(#.*)?$")
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
-    """An event type, optionally narrowed by accepted values of data keys."""
+    """An event type, narrowed by accepted values of data keys (`where`) and refused values
+    (`unless`), so a rule can tell events apart by what they say, e.g. by `data.source`."""
 
     type: str
     where: Mapping[str, tuple[object, ...]] = field(default_factory=dict)
+    unless: Mapping[str, tuple[object, ...]] = field(default_factory=dict)
 
     def matches(self, event: Event) -> bool:
         if event.type != self.type:
             return False
-        return all(event.data.get(key) in accepted for key, accepted in self.where.items())
+        data = event.data
+        if self.unless and any(data.get(key) in refused for key, refused in self.unless.items()):
+            return False
+        return all(data.get(key) in accepted for key, accepted in self.where.items())
 
     def to_json(self) -> str | dict[str, object]:
-        if not self.where:
+        if not self.where and not self.unless:
             return self.type
-        return {"type": self.type, "where": {k: list(v) for k, v in self.where.items()}}
+        body: dict[str, object] = {"type": self.type}
+        if self.where:
+            body["where"] = {k: list(v) for k, v in self.where.items()}
+        if self.unless:
+            body["unless"] = {k: list(v) for k, v in self.unless.items()}
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,35 +250,45 @@ class _Reader:
         if value is None and not required:
             return ()
         if not isinstance(value, list) or (required and not value):
-            self.fail(pointer, "must be a non-empty list of event types or {type, where} tables")
+            self.fail(
+                pointer, "must be a non-empty list of event types or {type, where, unless} tables"
+            )
             return ()
         found = (self.matcher(v, f"{pointer}/{i}", known) for i, v in enumerate(value))
         return tuple(m for m in found if m is not None)
 
     def matcher(self, value: object, pointer: str, known: frozenset[str]) -> Matcher | None:
         where: dict[str, tuple[object, ...]] = {}
+        unless: dict[str, tuple[object, ...]] = {}
         if isinstance(value, str):
             event_type = value
         elif isinstance(value, dict):
             event_type = value.get("type", "")
-            extra = set(value) - {"type", "where"}
+            extra = set(value) - {"type", "where", "unless"}
             if extra:
                 self.fail(
-                    pointer, f"unknown keys {sorted(extra)}: a matcher has 'type' and 'where'"
+                    pointer,
+                    f"unknown keys {sorted(extra)}: a matcher has 'type', 'where' and 'unless'",
                 )
-            raw_where = value.get("where", {})
-            if not isinstance(raw_where, dict):
-                self.fail(f"{pointer}/where", "must map data keys to a value or list of values")
-                raw_where = {}
-            for key, accepted in raw_where.items():
-                where[str(key)] = tuple(accepted) if isinstance(accepted, list) else (accepted,)
+            where = self.data_values(value.get("where", {}), f"{pointer}/where")
+            unless = self.data_values(value.get("unless", {}), f"{pointer}/unless")
         else:
-            self.fail(pointer, "must be an event type name or a {type, where} table")
+            self.fail(pointer, "must be an event type name or a {type, where, unless} table")
             return None
         if not isinstance(event_type, str) or event_type not in known:
             self.fail(pointer, f"unknown event type {event_type!r}; declare it in event_types")
             return None
-        return Matcher(event_type, where)
+        return Matcher(event_type, where, unless)
+
+    def data_values(self, value: object, pointer: str) -> dict[str, tuple[object, ...]]:
+        """A `where` or `unless` table: data keys to a value or a list of values."""
+        if not isinstance(value, dict):
+            self.fail(pointer, "must map data keys to a value or list of values")
+            return {}
+        return {
+            str(key): tuple(values) if isinstance(values, list) else (values,)
+            for key, values in value.items()
+        }
 
     def unknown_keys(self, doc: Mapping[str, Any], allowed: frozenset[str], pointer: str) -> None:
         for key in sorted(set(doc) - allowed):

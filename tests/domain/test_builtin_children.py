@@ -166,7 +166,7 @@ def with_each(attribute: str) -> list[Any]:
 TABLE = {
     # rule id: (starts on, due, met by, repeat, cancelled by, restart, source must mention)
     "referral-decision": (
-        ["referral_received"],
+        [{"type": "referral_received", "unless": {"source": ["annex-a"]}}],
         "1 working day",
         ["referral_decision_made"],
         [],
@@ -175,7 +175,7 @@ TABLE = {
         ("Working Together", "2023", "one working day"),
     ),
     "first-contact": (
-        ["referral_received"],
+        [{"type": "referral_received", "unless": {"source": ["annex-a"]}}],
         "3 working days",
         ["contact_made", "child_seen"],
         [],
@@ -214,7 +214,7 @@ TABLE = {
         ("Working Together", "2023", "ICPC within 15 working days of the strategy discussion"),
     ),
     "core-group": (
-        ["child_protection_plan_started"],
+        [{"type": "child_protection_plan_started", "unless": {"source": ["annex-a"]}}],
         "10 working days",
         ["core_group_held"],
         [],
@@ -259,7 +259,10 @@ TABLE = {
         ("Care Planning, Placement and Case Review (England) Regulations 2010", "reg. 28"),
     ),
     "pathway-plan-review": (
-        ["pathway_plan_agreed"],
+        [
+            "pathway_plan_agreed",
+            {"type": "pathway_plan_reviewed", "where": {"source": ["annex-a"]}},
+        ],
         "6 months",
         ["pathway_plan_reviewed"],
         ["6 months"],

@@ -1,0 +1,174 @@
+"""What an import did, in the shape SPEC section 8 fixes; pure.
+
+The report is kept, so it holds nothing a row said beyond what the import stores anyway:
+headings, row numbers, counts, and for a rejected cell only that cell's own value (a used
+column: a date, a yes/no code, an identifier), never another column of the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from service.imports.annex_a import AnnexAWorkbook, Rejection, SkippedSheet
+from service.imports.mapping import ImportedEvent, NotEvaluable
+
+EventStatus = Literal["created", "duplicate", "conflict"]
+
+
+@dataclass(frozen=True, slots=True)
+class ListReport:
+    """One recognised sheet: its data rows, what they became, and how many were refused."""
+
+    list_number: int
+    sheet: str
+    rows: int
+    events_created: int
+    events_duplicate: int
+    rows_rejected: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "list": self.list_number,
+            "sheet": self.sheet,
+            "rows": self.rows,
+            "events_created": self.events_created,
+            "events_duplicate": self.events_duplicate,
+            "rows_rejected": self.rows_rejected,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    id: str
+    extracted_on: date
+    lists: tuple[ListReport, ...]
+    skipped_sheets: tuple[SkippedSheet, ...]
+    rejected: tuple[Rejection, ...]
+    rules_not_evaluable: tuple[NotEvaluable, ...]
+
+    @property
+    def events_created(self) -> int:
+        return sum(item.events_created for item in self.lists)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "extracted_on": self.extracted_on.isoformat(),
+            "lists": [item.to_json() for item in self.lists],
+            "skipped_sheets": [{"sheet": s.sheet, "reason": s.reason} for s in self.skipped_sheets],
+            "rejected": [
+                {
+                    "sheet": r.sheet,
+                    "row": r.row,
+                    "column": r.column,
+                    "value": r.value,
+                    "detail": r.detail,
+                }
+                for r in self.rejected
+            ],
+            "rules_not_evaluable": [
+                {"rule_id": n.rule_id, "reason": n.reason} for n in self.rules_not_evaluable
+            ],
+        }
+
+
+def build_report(
+    *,
+    import_id: str,
+    extracted_on: date,
+    workbook: AnnexAWorkbook,
+    mapping_rejected: Sequence[Rejection],
+    outcomes: Iterable[tuple[ImportedEvent, EventStatus]],
+    not_evaluable: Sequence[NotEvaluable],
+) -> ImportReport:
+    """Count each event against the sheet that evidenced it; conflicts become rejections."""
+    created: dict[str, int] = {}
+    duplicate: dict[str, int] = {}
+    conflicts: list[Rejection] = []
+    for imported, status in outcomes:
+        if status == "created":
+            created[imported.sheet] = created.get(imported.sheet, 0) + 1
+        elif status == "duplicate":
+            duplicate[imported.sheet] = duplicate.get(imported.sheet, 0) + 1
+        else:
+            conflicts.append(
+                Rejection(
+                    imported.sheet,
+                    imported.row,
+                    imported.column,
+                    imported.event.id.rsplit(":", 1)[-1],
+                    f"event {imported.event.id} was stored before with different content; "
+                    "the stored one is kept",
+                )
+            )
+    refused_here: dict[str, set[int]] = {}
+    for rejection in mapping_rejected:
+        refused_here.setdefault(rejection.sheet, set()).add(rejection.row)
+    lists = tuple(
+        ListReport(
+            list_number=read.list_number,
+            sheet=read.sheet,
+            rows=len(read.rows) + read.rows_rejected,
+            events_created=created.get(read.sheet, 0),
+            events_duplicate=duplicate.get(read.sheet, 0),
+            rows_rejected=read.rows_rejected + len(refused_here.get(read.sheet, ())),
+        )
+        for read in workbook.lists
+    )
+    order = {read.sheet: index for index, read in enumerate(workbook.lists)}
+    rejected = sorted(
+        [*workbook.rejected, *mapping_rejected, *conflicts], key=lambda r: (order[r.sheet], r.row)
+    )
+    return ImportReport(
+        id=import_id,
+        extracted_on=extracted_on,
+        lists=lists,
+        skipped_sheets=workbook.skipped_sheets,
+        rejected=tuple(rejected),
+        rules_not_evaluable=tuple(not_evaluable),
+    )
+
+
+def report_lines(report: ImportReport) -> list[str]:
+    """The report as plain-text tables, for the command line."""
+    lines = [f"import {report.id}: workbook extracted on {report.extracted_on.isoformat()}", ""]
+    lines += _table(
+        ("list", "sheet", "rows", "events created", "duplicates", "rows rejected"),
+        [
+            (
+                str(item.list_number),
+                item.sheet,
+                str(item.rows),
+                str(item.events_created),
+                str(item.events_duplicate),
+                str(item.rows_rejected),
+            )
+            for item in report.lists
+        ],
+    )
+    if report.skipped_sheets:
+        lines += ["", "skipped sheets:"]
+        lines += _table(("sheet", "reason"), [(s.sheet, s.reason) for s in report.skipped_sheets])
+    if report.rejected:
+        lines += ["", "rejected:"]
+        lines += _table(
+            ("sheet", "row", "column", "value", "reason"),
+            [(r.sheet, str(r.row), r.column, r.value, r.detail) for r in report.rejected],
+        )
+    if report.rules_not_evaluable:
+        lines += ["", "rules not evaluable from Annex A:"]
+        lines += _table(
+            ("rule", "reason"), [(n.rule_id, n.reason) for n in report.rules_not_evaluable]
+        )
+    return lines
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in (header, *rows)
+    ]

@@ -1,0 +1,181 @@
+"""The dashboard's Annex A upload page: an admin uploads a workbook and reads the report.
+
+It rides on the dashboard's signed-in session (service/web/pages.py): the key is never in
+a URL or kept by the browser. Uploading needs the session to have been opened with a key
+holding the admin scope, checked again at every upload so a revoked or narrowed key stops
+at once; anyone signed in may read the kept reports, which hold no personal data. The
+upload is a plain multipart form with the session's CSRF token, and ends in a redirect to
+the report so reloading the page never imports twice.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+from starlette.datastructures import UploadFile
+
+from service.api.deps import ClockDep, SessionDep
+from service.api.embed import signing_secret, unsign
+from service.api.imports import MAX_UPLOAD_BYTES, run_import
+from service.api.problems import Problem
+from service.imports.mapping import extraction_day
+from service.store.imports import get_import, list_imports
+from service.store.tables import ApiKey
+from service.web.pages import (
+    SESSION_COOKIE,
+    SESSION_PREFIX,
+    Formats,
+    Viewer,
+    _same_origin,
+    _see_other,
+    _viewer,
+    render,
+)
+
+router = APIRouter(include_in_schema=False)
+RECENT = 20
+
+
+async def _may_upload(
+    request: Request, session: AsyncSession, viewer: Viewer, now: datetime
+) -> bool:
+    """Whether the session was opened with a key that still holds the admin scope."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    payload = unsign(signing_secret(request.app), SESSION_PREFIX, cookie, now)
+    key_id = payload.get("key") if payload else None
+    if viewer.via != "key" or not isinstance(key_id, str):
+        return False
+    scopes = (
+        await session.execute(
+            select(col(ApiKey.scopes)).where(
+                col(ApiKey.id) == key_id,
+                col(ApiKey.org_id) == viewer.org_id,
+                col(ApiKey.revoked_at).is_(None),
+            )
+        )
+    ).scalar_one_or_none()
+    return scopes is not None and "admin" in scopes.split()
+
+
+async def _page(
+    request: Request,
+    session: AsyncSession,
+    viewer: Viewer,
+    now: datetime,
+    *,
+    message: str | None = None,
+    status: int = 200,
+) -> Response:
+    recent = await list_imports(session, viewer.org_id, limit=RECENT, after=None)
+    context: dict[str, Any] = {
+        "viewer": viewer,
+        "fmt": Formats(viewer.calendar),
+        "imports": recent,
+        "report": None,
+        "may_upload": await _may_upload(request, session, viewer, now),
+        "today": viewer.calendar.local_date(now).isoformat(),
+        "max_mib": MAX_UPLOAD_BYTES // (1024 * 1024),
+        "message": message,
+    }
+    return render("imports.html", context, status=status)
+
+
+@router.get("/dashboard/imports")
+async def imports_page(request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    now = clock()
+    viewer = await _viewer(request, session, now)
+    if viewer is None:
+        return _see_other("/dashboard/sign-in")
+    return await _page(request, session, viewer, now)
+
+
+@router.get("/dashboard/imports/{import_id}")
+async def import_report(
+    import_id: str, request: Request, session: SessionDep, clock: ClockDep
+) -> Response:
+    viewer = await _viewer(request, session, clock())
+    if viewer is None:
+        return _see_other("/dashboard/sign-in")
+    report = await get_import(session, viewer.org_id, import_id)
+    if report is None:
+        missing = {"title": "Import not found", "message": f"There is no import {import_id}."}
+        return render("error.html", missing, status=404)
+    context = {
+        "viewer": viewer,
+        "fmt": Formats(viewer.calendar),
+        "imports": [],
+        "report": report,
+        "may_upload": False,
+        "message": None,
+    }
+    return render("imports.html", context)
+
+
+@router.post("/dashboard/imports", max_body_size=MAX_UPLOAD_BYTES)
+async def upload(request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    """Import the uploaded workbook, then show its report."""
+    now = clock()
+    viewer = await _viewer(request, session, now)
+    if viewer is None:
+        return _see_other("/dashboard/sign-in")
+    if not _same_origin(request):
+        refused = _Refused(403, "Upload from this page.")
+    elif not await _may_upload(request, session, viewer, now):
+        refused = _Refused(
+            403, "Uploading needs an API key with the admin scope: sign in with one."
+        )
+    else:
+        form = await _upload_form(request, viewer, now)
+        if isinstance(form, _Refused):
+            refused = form
+        else:
+            data, day = form
+            try:
+                report = await run_import(
+                    session, org_id=viewer.org_id, data=data, extracted_on=day, now=now
+                )
+            except Problem as problem:
+                refused = _Refused(422, problem.detail)
+            else:
+                return _see_other(f"/dashboard/imports/{report.id}")
+    return await _page(
+        request, session, viewer, now, message=refused.message, status=refused.status
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    status: int
+    message: str
+
+
+async def _upload_form(
+    request: Request, viewer: Viewer, now: datetime
+) -> tuple[bytes, date] | _Refused:
+    """The workbook and its extraction day from the form, or why they cannot be taken."""
+    too_big = _Refused(413, f"The workbook is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+        return too_big
+    if len(await request.body()) > MAX_UPLOAD_BYTES:
+        return too_big
+    async with request.form(max_files=1, max_fields=10) as form:
+        token, day_text, upload = form.get("csrf"), form.get("extracted_on"), form.get("file")
+        if not isinstance(token, str) or not hmac.compare_digest(token, viewer.csrf):
+            return _Refused(403, "The form has expired: reload the page and upload again.")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return _Refused(422, "Choose the Annex A workbook (.xlsx) to upload.")
+        data = await upload.read()
+    try:
+        day = extraction_day(day_text if isinstance(day_text, str) else None, viewer.calendar, now)
+    except ValueError as exc:
+        return _Refused(422, f"The extraction date {exc}.")
+    return data, day
