@@ -13,11 +13,12 @@ from typing import TypeVar
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.demo import DemoReport, seed_demo
 from service.domain.events import parse_day_or_instant
 from service.domain.rules import BUILTIN_RULESETS, Ruleset, RulesetInvalid, load_ruleset
 from service.domain.status import working_days_overdue
 from service.settings import Settings, get_settings
-from service.store.db import make_engine, make_session_factory, transaction
+from service.store.db import SessionFactory, make_engine, make_session_factory, transaction
 from service.store.migrations import upgrade_to_head
 from service.store.obligations import from_row, select_obligations, status_clause
 from service.store.orgs import (
@@ -42,20 +43,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed transaction; the embedded SQLite migrates itself first."""
+def _with_database(settings: Settings, work: Callable[[SessionFactory], Awaitable[T]]) -> T:
+    """Run `work` with a session factory; the embedded SQLite migrates itself first."""
 
     async def run() -> T:
         engine = make_engine(settings.database_url)
         try:
             if settings.is_sqlite:
                 await upgrade_to_head(engine)
-            async with transaction(make_session_factory(engine)) as session:
-                return await work(session)
+            return await work(make_session_factory(engine))
         finally:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one committed transaction."""
+
+    async def in_transaction(factory: SessionFactory) -> T:
+        async with transaction(factory) as session:
+            return await work(session)
+
+    return _with_database(settings, in_transaction)
 
 
 async def _pick_org(session: AsyncSession, name: str | None) -> Org:
@@ -237,6 +247,34 @@ def cmd_import_annex_a(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(factory: SessionFactory) -> tuple[DemoReport, str | None]:
+        key = None
+        async with transaction(factory) as session:
+            org = await org_by_name(session, args.org)
+            if org is None:
+                org = await create_org(
+                    session, name=args.org, ruleset_id="england-children", now=_now()
+                )
+                _, key = await create_api_key(
+                    session,
+                    org_id=org.id,
+                    scopes=frozenset({"admin"}),
+                    name="demo admin",
+                    now=_now(),
+                )
+        return await seed_demo(factory, org_id=org.id, now=_now()), key
+
+    report, key = _with_database(settings, work)
+    print(
+        f"organisation {args.org!r}: {report.cases} cases, {report.events} events "
+        f"({report.created} new), {report.workers} workers in {report.teams} teams"
+    )
+    if key:
+        print(f"its admin key (shown once; sign in at /dashboard with it):\n{key}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="caseclock", description="Statutory deadline tracking for social-care case work."
@@ -294,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     annex_a.add_argument("--extracted-on", help="the day the workbook was produced; default today")
     annex_a.add_argument("--org", help="organisation name (needed when there are several)")
     annex_a.set_defaults(handler=cmd_import_annex_a)
+
+    demo = commands.add_parser("demo", help="seed a realistic demo caseload for the dashboard")
+    demo.add_argument("--org", default="demo", help="organisation to seed (created if missing)")
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 

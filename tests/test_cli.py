@@ -82,6 +82,8 @@ def database(tmp_path: Path) -> Path:
         ["rules"],
         ["rules", "validate"],
         ["check"],
+        ["demo"],
+        ["import", "annex-a"],
     ],
     ids=lambda c: " ".join(c) or "caseclock",
 )
@@ -421,3 +423,17 @@ def test_a_read_key_from_the_cli_reads_but_cannot_write(served: Served) -> None:
         timeout=10,
     )
     assert (read.status_code, write.status_code) == (200, 403)
+
+
+# Demo
+
+
+def test_demo_seeds_an_organisation_whose_overdue_work_check_reports(database: Path) -> None:
+    seeded = caseclock(database, "demo")
+    assert seeded.code == 0, seeded.err
+    assert "800 cases" in seeded.out
+    key_in(seeded.out)
+    overdue = caseclock(database, "check", "--org", "demo")
+    assert overdue.code == 0, overdue.err
+    assert overdue.out.splitlines()[0].split()[:2] == ["worker", "team"]
+    assert len(overdue.out.splitlines()) > 10
