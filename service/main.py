@@ -9,15 +9,29 @@ from datetime import date
 
 from fastapi import FastAPI
 
-from service.api import cases, events, health, obligations, problems, rules
-from service.api.deps import Clock, system_clock
+from service.api import (
+    cases,
+    dashboard,
+    embed,
+    events,
+    health,
+    imports,
+    metrics,
+    obligations,
+    problems,
+    rules,
+    webhooks,
+)
+from service.api.deps import Clock, KeyCache, system_clock
 from service.domain.rules import builtin_ruleset
+from service.jobs.scheduler import start_jobs
 from service.logs import configure_logging
 from service.settings import Settings, get_settings
 from service.store.db import make_engine, make_session_factory, transaction
 from service.store.group_commit import GroupCommitter
 from service.store.migrations import current_revision, head_revision, upgrade_to_head
 from service.store.orgs import count_orgs, create_api_key, create_org
+from service.web import imports_page, pages
 
 log = logging.getLogger("caseclock")
 MAX_BODY = 5 * 1024 * 1024
@@ -34,6 +48,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.group_committer = GroupCommitter(app.state.session_factory)
+    app.state.jobs = None
     try:
         if settings.is_sqlite:
             await upgrade_to_head(engine)
@@ -48,8 +63,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await _bootstrap(app, settings.bootstrap_admin_key)
         # The first holiday lookup loads the holidays data: pay for it now, not in a request.
         builtin_ruleset(settings.default_ruleset).calendar.is_working_day(date(2026, 1, 1))
+        if settings.run_scheduler:
+            app.state.jobs = await start_jobs(app)
         yield
     finally:
+        if app.state.jobs is not None:
+            await app.state.jobs.stop()
         await engine.dispose()
 
 
@@ -83,10 +102,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         summary="Statutory deadline tracking for social-care case work.",
         lifespan=_lifespan,
         max_body_size=MAX_BODY,
+        # Metrics are Prometheus (/metrics); the built-in OpenTelemetry hooks would only
+        # cost time on every request.
+        telemetry={"tracing": False, "metrics": False},
     )
     app.state.settings = settings
     app.state.clock = clock
-    problems.install(app)
+    app.state.key_cache = KeyCache()
+    problems.install(app, larger_bodies=imports.LARGE_BODIES)
     for module in (health, events, obligations, cases, rules):
         app.include_router(module.router)
+    app.include_router(dashboard.router)
+    app.include_router(embed.router)
+    app.include_router(pages.router)
+    app.include_router(webhooks.router)
+    app.include_router(metrics.router)
+    app.include_router(imports.router)
+    app.include_router(imports_page.router)
     return app

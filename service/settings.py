@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from functools import cache
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# An origin for CSP frame-ancestors; anything else could smuggle in another directive.
+_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def embed_origins(text: str) -> list[str]:
+    """The comma-separated origins allowed to frame widgets."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def parse_interval(text: str) -> timedelta:
@@ -38,6 +46,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
+    embed_secret: SecretStr | None = Field(default=None, min_length=32)
+    embed_allowed_origins: str = ""
 
     @field_validator("webhook_retry_schedule")
     @classmethod
@@ -50,6 +60,14 @@ class Settings(BaseSettings):
     @classmethod
     def _disable_after_is_interval(cls, value: str) -> str:
         parse_interval(value)
+        return value
+
+    @field_validator("embed_allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: str) -> str:
+        for origin in embed_origins(value):
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin such as https://intranet.example")
         return value
 
     @property

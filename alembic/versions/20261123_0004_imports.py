@@ -1,7 +1,7 @@
 """Imports: the kept report of each Annex A import.
 
 Revision ID: 0004_imports
-Revises: 0002_dashboard
+Revises: 0003_dashboard
 Create Date: 2026-11-23 14:00:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0004_imports"
-down_revision: str | Sequence[str] | None = "0002_dashboard"
+down_revision: str | Sequence[str] | None = "0003_dashboard"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.jobs.scheduler import scheduler_readiness
 from service.store.migrations import schema_is_current
 
 router = APIRouter(tags=["health"])
@@ -22,7 +23,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: database reachable and the schema at the code's migration head."""
+    """Ready to serve: database reachable, schema at the code's head, scheduler alive if run."""
     engine: AsyncEngine = request.app.state.engine
     checks: dict[str, Any] = {}
     try:
@@ -32,6 +33,9 @@ async def readyz(request: Request) -> JSONResponse:
         checks["schema"] = "ok" if await schema_is_current(engine) else "behind"
     except Exception as exc:  # any failure means not ready; say which
         checks["database"] = f"unreachable: {type(exc).__name__}"
+    scheduler = scheduler_readiness(request.app)  # None on an API-only replica
+    if scheduler is not None:
+        checks["scheduler"] = scheduler
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     if ready:

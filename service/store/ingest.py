@@ -10,16 +10,19 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.domain.alerts import next_check_at
 from service.domain.derive import CaseState, Obligation, derive_case
 from service.domain.events import Event
 from service.domain.rules import Ruleset
+from service.metrics import count_events_ingested
+from service.store.alerts import Subject, enqueue_owed
 from service.store.tables import Case as CaseRow
 from service.store.tables import Event as EventRow
 from service.store.tables import Obligation as ObligationRow
@@ -48,7 +51,7 @@ def content_hash(event: Event) -> str:
         [
             event.type,
             event.case_id,
-            event.occurred_at.isoformat(),
+            event.occurred_at.astimezone(UTC).isoformat(),
             event.worker_id,
             event.team_id,
             event.data,
@@ -173,7 +176,7 @@ async def load_case_events(
 
 
 def obligation_row(
-    org_id: str, ruleset: Ruleset, state: CaseState, ob: Obligation
+    org_id: str, ruleset: Ruleset, state: CaseState, ob: Obligation, now: datetime
 ) -> dict[str, Any]:
     rule = ruleset.rule(ob.rule_id)
     return {
@@ -187,6 +190,7 @@ def obligation_row(
         "due_at": ob.due_at,
         "warn_at": ob.warn_at,
         "escalate_at": [t.isoformat() for t in ob.escalate_at],
+        "first_escalation_at": min(ob.escalate_at, default=None),
         "at_risk_periods": [
             [start.isoformat(), end.isoformat() if end else None]
             for start, end in ob.at_risk_periods
@@ -199,13 +203,14 @@ def obligation_row(
         "cancelled_by_event": ob.cancelled_by_event,
         "worker_id": state.worker_id,
         "team_id": state.team_id,
+        "next_check_at": next_check_at(ob, now),
     }
 
 
 async def _replace_obligations(
     session: AsyncSession, org_id: str, case_ids: Sequence[str], wanted: dict[str, dict[str, Any]]
-) -> None:
-    """Write only the difference between stored and derived obligations."""
+) -> set[str]:
+    """Write only the difference between stored and derived obligations; the ids written."""
     stored: dict[str, tuple[Any, ...]] = {}
     columns = [obligations_t.c[name] for name in _OBLIGATION_FIELDS]
     for chunk in _chunks(case_ids):
@@ -244,6 +249,7 @@ async def _replace_obligations(
     await _replace_risk_periods(
         session, org_id, [*gone, *(r["id"] for r in changed)], [*new, *changed]
     )
+    return {row["id"] for row in (*new, *changed)}
 
 
 async def _replace_risk_periods(
@@ -281,11 +287,24 @@ async def rederive_cases(
     logs = await load_case_events(session, org_id, ordered)
     states = [derive_case(case_id, logs[case_id], ruleset) for case_id in ordered]
     wanted = {
-        ob.id: obligation_row(org_id, ruleset, state, ob)
+        ob.id: obligation_row(org_id, ruleset, state, ob, now)
         for state in states
         for ob in state.obligations
     }
-    await _replace_obligations(session, org_id, ordered, wanted)
+    written = await _replace_obligations(session, org_id, ordered, wanted)
+    # An unchanged row was checked already: its stored next check is still ahead of `now`.
+    await enqueue_owed(
+        session,
+        org_id,
+        ruleset,
+        (
+            Subject(ob, wanted[ob.id]["rule_name"], state.worker_id, state.team_id)
+            for state in states
+            for ob in state.obligations
+            if ob.id in written
+        ),
+        now,
+    )
     moved = [s for s in states if locked[s.case_id] != (s.worker_id, s.team_id, s.status)]
     if moved:
         stmt = (
@@ -322,6 +341,7 @@ async def ingest_events(
     locked = await lock_cases(session, org_id, (e.case_id for e in events), now)
     outcomes = await store_events(session, org_id, events, now)
     created = {o.id for o in outcomes if o.status == "created"}
+    count_events_ingested(session, len(created))
     touched = {e.case_id for e in events if e.id in created}
     if touched:
         await rederive_cases(session, org_id, ruleset, {c: locked[c] for c in touched}, now)

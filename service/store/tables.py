@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, MetaData, String, Text, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from service.store.types import UTCDateTime
@@ -21,6 +34,19 @@ SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata: MetaData = SQLModel.metadata
 
 _OPEN = text("closed_at IS NULL")
+DASHBOARD_OPEN_COLUMNS = (
+    "id",
+    "due_at",
+    "warn_at",
+    "opened_at",
+    "first_escalation_at",
+    "rule_id",
+    "rule_name",
+)
+DASHBOARD_CLOSED_COLUMNS = ("met_at", "due_at", "opened_at", "rule_id", "worker_id", "team_id")
+_TO_CHECK = text("next_check_at IS NOT NULL")
+_UNFANNED = text("fanned_out_at IS NULL")
+_PENDING = text("status = 'pending'")
 
 
 def _utc(*, nullable: bool = False, index: bool = False) -> Any:
@@ -124,6 +150,33 @@ class Obligation(SQLModel, table=True):
             sqlite_where=_OPEN,
             postgresql_where=_OPEN,
         ),
+        # The dashboard (store/dashboard.py): open work counted per worker, team and case in
+        # index order, from this index alone on PostgreSQL (INCLUDE).
+        Index(
+            "ix_obligations_open_org_id_worker_id_team_id_case_id",
+            "org_id",
+            "worker_id",
+            "team_id",
+            "case_id",
+            sqlite_where=_OPEN,
+            postgresql_where=_OPEN,
+            postgresql_include=list(DASHBOARD_OPEN_COLUMNS),
+        ),
+        # Obligations closed after an instant: still open at a past as_of, and completions
+        # by period for timeliness (index-only on PostgreSQL).
+        Index(
+            "ix_obligations_org_id_closed_at",
+            "org_id",
+            "closed_at",
+            postgresql_include=list(DASHBOARD_CLOSED_COLUMNS),
+        ),
+        # Not led by org_id: the alert sweep visits every organisation's due checks at once.
+        Index(
+            "ix_obligations_next_check_at",
+            "next_check_at",
+            sqlite_where=_TO_CHECK,
+            postgresql_where=_TO_CHECK,
+        ),
     )
 
     org_id: str = _org_fk()
@@ -147,6 +200,10 @@ class Obligation(SQLModel, table=True):
     )
     worker_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     team_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    # When the alerts it owes can next change (domain.alerts.next_check_at); None: never again.
+    next_check_at: datetime | None = _utc(nullable=True)
+    # The earliest of escalate_at, as a column so "escalated at T" is a comparison in SQL.
+    first_escalation_at: datetime | None = _utc(nullable=True)
 
 
 class RiskPeriod(SQLModel, table=True):
@@ -161,3 +218,141 @@ class RiskPeriod(SQLModel, table=True):
     obligation_id: str = Field(sa_column=Column(String(64), primary_key=True))
     starts_at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
     ends_at: datetime | None = _utc(nullable=True)
+
+
+class Subscription(SQLModel, table=True):
+    """A webhook endpoint and the alerts it wants.
+
+    The secret is kept in the clear because signing needs it; during a rotation the previous
+    secret keeps signing beside the new one until `previous_secret_expires_at`.
+    """
+
+    __tablename__: ClassVar[str] = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_org_id_created_at_id", "org_id", "created_at", "id"),)
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    org_id: str = Field(sa_column=Column(String(64), ForeignKey("orgs.id"), nullable=False))
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    event_types: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    team_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    rule_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    secret: str = Field(sa_column=Column(String(100), nullable=False))
+    previous_secret: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
+    previous_secret_expires_at: datetime | None = _utc(nullable=True)
+    enabled: bool = Field(sa_column=Column(Boolean, nullable=False))
+    disabled_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    failing_since: datetime | None = _utc(nullable=True)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class Alert(SQLModel, table=True):
+    """The outbox: one row per alert ever raised, written in the transaction of the state it
+    reports. The unique key is what makes "at most once, ever" hold across replicas, restarts
+    and re-derivations; `fanned_out_at` is set once deliveries exist for it."""
+
+    __tablename__: ClassVar[str] = "alerts"
+    __table_args__ = (
+        UniqueConstraint("org_id", "obligation_id", "type", "level"),
+        Index(
+            "ix_alerts_unfanned_created_at",
+            "created_at",
+            sqlite_where=_UNFANNED,
+            postgresql_where=_UNFANNED,
+        ),
+    )
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    org_id: str = Field(sa_column=Column(String(64), ForeignKey("orgs.id"), nullable=False))
+    # Null for webhook.test pings, which concern no obligation.
+    obligation_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    type: str = Field(sa_column=Column(String(40), nullable=False))
+    level: int = Field(sa_column=Column(Integer, nullable=False))
+    case_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    rule_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    team_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _utc()
+    fanned_out_at: datetime | None = _utc(nullable=True)
+
+
+class Delivery(SQLModel, table=True):
+    """One alert to one subscription. Its id is the `webhook-id` of every attempt.
+
+    A replica claims a pending delivery by moving `next_attempt_at` past the end of its lease
+    and counting the attempt, so a replica that dies mid-POST leaves a delivery that falls due
+    again by itself; results are recorded only by the claim that is still current.
+    """
+
+    __tablename__: ClassVar[str] = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "subscription_id"),
+        Index(
+            "ix_deliveries_pending_next_attempt_at",
+            "next_attempt_at",
+            sqlite_where=_PENDING,
+            postgresql_where=_PENDING,
+        ),
+        Index(
+            "ix_deliveries_org_id_subscription_id_created_at",
+            "org_id",
+            "subscription_id",
+            "created_at",
+            "id",
+        ),
+    )
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    org_id: str = Field(sa_column=Column(String(64), ForeignKey("orgs.id"), nullable=False))
+    subscription_id: str = Field(
+        sa_column=Column(
+            String(40), ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    alert_id: str = Field(sa_column=Column(String(40), ForeignKey("alerts.id"), nullable=False))
+    status: str = Field(sa_column=Column(String(10), nullable=False))
+    attempts: int = Field(sa_column=Column(Integer, nullable=False))
+    # Attempts since the delivery was first enqueued or last redelivered: the retry schedule
+    # position.
+    round_attempts: int = Field(sa_column=Column(Integer, nullable=False))
+    next_attempt_at: datetime | None = _utc(nullable=True)
+    last_attempt_at: datetime | None = _utc(nullable=True)
+    last_status_code: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    succeeded_at: datetime | None = _utc(nullable=True)
+    created_at: datetime = _utc()
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """Every attempt, as it happened: the deliveries log."""
+
+    __tablename__: ClassVar[str] = "delivery_attempts"
+
+    delivery_id: str = Field(
+        sa_column=Column(
+            String(40), ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    attempt: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    org_id: str = Field(sa_column=Column(String(64), ForeignKey("orgs.id"), nullable=False))
+    attempted_at: datetime = _utc()
+    status_code: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    latency_ms: int = Field(sa_column=Column(Integer, nullable=False))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # succeeded, retrying, failed, or superseded (another replica's claim was current).
+    outcome: str = Field(sa_column=Column(String(12), nullable=False))
+
+
+class Import(SQLModel, table=True):
+    """A kept import report (SPEC section 8). The report holds counts, headings and the
+    refused cells' own values only: never another column of a row, so no personal data."""
+
+    __tablename__: ClassVar[str] = "imports"
+    __table_args__ = (Index("ix_imports_org_id_created_at_id", "org_id", "created_at", "id"),)
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    org_id: str = Field(sa_column=Column(String(64), ForeignKey("orgs.id"), nullable=False))
+    extracted_on: date = Field(sa_column=Column(Date, nullable=False))
+    created_at: datetime = _utc()
+    report: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

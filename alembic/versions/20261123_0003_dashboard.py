@@ -5,8 +5,8 @@ past a threshold) is a comparison the dashboard's index can answer; existing row
 filled from their JSON thresholds. On PostgreSQL both indexes carry INCLUDE columns so the
 dashboard's counts are index-only scans; SQLite ignores INCLUDE.
 
-Revision ID: 0002_dashboard
-Revises: 0003_alerts
+Revision ID: 0003_dashboard
+Revises: 0002_alerts
 Create Date: 2026-11-23 12:00:00
 
 """
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0002_dashboard"
-down_revision: str | Sequence[str] | None = "0003_alerts"
+revision: str = "0003_dashboard"
+down_revision: str | Sequence[str] | None = "0002_alerts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,170 @@
+"""Which alerts an obligation owes at an instant, when that can next change, and what they say.
+
+An obligation owes only the alerts of its *current* state, so one first seen late (a
+backdated event, a rules change, a sweep that ran late) announces where it is now and never
+a stale `due_soon` or a skipped escalation level. The store records each owed alert once,
+ever, under a unique key; this module only answers the questions, without I/O or a clock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, NamedTuple
+
+from service.domain.calendar import Calendar
+from service.domain.derive import Obligation
+from service.domain.status import escalation_level, is_at_risk, status_at, working_days_overdue
+
+AlertType = Literal[
+    "obligation.due_soon",
+    "obligation.overdue",
+    "obligation.escalated",
+    "obligation.at_risk",
+    "obligation.met_late",
+    "webhook.test",
+]
+OBLIGATION_ALERT_TYPES: tuple[AlertType, ...] = (
+    "obligation.due_soon",
+    "obligation.overdue",
+    "obligation.escalated",
+    "obligation.at_risk",
+    "obligation.met_late",
+)
+TEST_ALERT: AlertType = "webhook.test"
+
+# Status changes happen *after* a threshold (overdue is T > due_at): the first instant of the
+# new state is one tick later, at the precision both databases store.
+_TICK = timedelta(microseconds=1)
+
+
+class OwedAlert(NamedTuple):
+    """One alert an obligation owes: its type and, for escalations, the level (else 0)."""
+
+    type: AlertType
+    level: int = 0
+
+
+def owed_alerts(obligation: Obligation, at: datetime) -> list[OwedAlert]:
+    """The alerts of the obligation's state at `at`, and only of that state."""
+    owed: list[OwedAlert] = []
+    status = status_at(obligation, at)
+    if status == "overdue":
+        owed.append(OwedAlert("obligation.overdue"))
+        level = escalation_level(obligation, at)
+        if level:
+            owed.append(OwedAlert("obligation.escalated", level))
+    elif status == "due_soon":
+        owed.append(OwedAlert("obligation.due_soon"))
+    elif status == "met_late":
+        owed.append(OwedAlert("obligation.met_late"))
+    if is_at_risk(obligation, at):
+        owed.append(OwedAlert("obligation.at_risk"))
+    return owed
+
+
+def next_check_at(obligation: Obligation, after: datetime) -> datetime | None:
+    """The first instant after `after` at which `owed_alerts` can give a different answer.
+
+    None once the obligation is closed (met or cancelled by `after`): nothing it could owe
+    later is still to come. The sweep visits an obligation only at these instants, which is
+    what makes an idle tick cost nothing however many obligations are open.
+    """
+    closed_at = obligation.closed_at
+    if closed_at is not None and closed_at <= after:
+        return None
+    changes = [obligation.due_at + _TICK, *(t + _TICK for t in obligation.escalate_at)]
+    if obligation.warn_at is not None:
+        changes.append(obligation.warn_at)
+    changes.extend(start for start, _ in obligation.at_risk_periods)
+    if closed_at is not None:
+        # Nothing changes after closing but the closing itself, which owes met_late if late.
+        changes = [t for t in changes if t < closed_at]
+        if obligation.met_at is not None and obligation.met_at > obligation.due_at:
+            changes.append(obligation.met_at)
+    future = [t for t in changes if t > after]
+    return min(future) if future else None
+
+
+def rfc3339(instant: datetime) -> str:
+    """UTC with `Z`, as every API response writes instants."""
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _optional(instant: datetime | None) -> str | None:
+    return rfc3339(instant) if instant is not None else None
+
+
+def obligation_snapshot(
+    obligation: Obligation,
+    *,
+    rule_name: str,
+    worker_id: str | None,
+    team_id: str | None,
+    calendar: Calendar,
+    at: datetime,
+) -> dict[str, Any]:
+    """The obligation as `GET /v1/obligations` shows it at `at` (SPEC section 5)."""
+    met = obligation.met_at is not None and obligation.met_at <= at
+    cancelled = obligation.cancelled_at is not None and obligation.cancelled_at <= at
+    return {
+        "id": obligation.id,
+        "case_id": obligation.case_id,
+        "rule_id": obligation.rule_id,
+        "rule_name": rule_name,
+        "status": status_at(obligation, at),
+        "opened_at": rfc3339(obligation.opened_at),
+        "due_at": rfc3339(obligation.due_at),
+        "met_at": _optional(obligation.met_at) if met else None,
+        "cancelled_at": _optional(obligation.cancelled_at) if cancelled else None,
+        "worker_id": worker_id,
+        "team_id": team_id,
+        "sequence": obligation.sequence,
+        "working_days_overdue": working_days_overdue(obligation, at, calendar),
+        "escalation_level": escalation_level(obligation, at),
+        "at_risk": is_at_risk(obligation, at),
+        "opened_by_event": obligation.opened_by_event,
+        "met_by_event": obligation.met_by_event if met else None,
+    }
+
+
+def alert_payload(
+    alert: OwedAlert,
+    obligation: Obligation,
+    *,
+    rule_name: str,
+    rule_source: str,
+    worker_id: str | None,
+    team_id: str | None,
+    calendar: Calendar,
+    at: datetime,
+) -> dict[str, Any]:
+    """The webhook body of an obligation alert raised at `at` (SPEC section 6)."""
+    snapshot = obligation_snapshot(
+        obligation,
+        rule_name=rule_name,
+        worker_id=worker_id,
+        team_id=team_id,
+        calendar=calendar,
+        at=at,
+    )
+    return {
+        "type": alert.type,
+        "timestamp": rfc3339(at),
+        "data": {
+            "obligation": snapshot,
+            "case": {"case_id": obligation.case_id, "worker_id": worker_id, "team_id": team_id},
+            "rule": {"id": obligation.rule_id, "name": rule_name, "source": rule_source},
+        },
+    }
+
+
+def ping_payload(subscription_id: str, at: datetime) -> dict[str, Any]:
+    """The body of a `webhook.test` ping: enough to check the receiver and its signature check."""
+    return {
+        "type": TEST_ALERT,
+        "timestamp": rfc3339(at),
+        "data": {
+            "subscription_id": subscription_id,
+            "message": "A test alert from caseclock: your endpoint is receiving and verifying.",
+        },
+    }

@@ -1,0 +1,183 @@
+"""The alerts outbox: record what obligations owe, in the transaction of the state they report.
+
+`alerts` is unique on (org, obligation, type, level) and inserts skip what exists, so
+however many writers (ingest, rules changes, the sweep on every replica) find the same state,
+it is recorded once, ever. Obligation ids are stable across re-derivations, so a voided and
+re-posted event cannot raise its alerts again either.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.domain.alerts import alert_payload, owed_alerts
+from service.domain.derive import Obligation
+from service.domain.rules import Ruleset
+from service.metrics import count_alerts_enqueued
+from service.store.orgs import ruleset_of
+from service.store.tables import Alert, Org
+from service.store.tables import Obligation as ObligationRow
+
+alerts_t: Table = Alert.__table__  # type: ignore[attr-defined]
+orgs_t: Table = Org.__table__  # type: ignore[attr-defined]
+obligations_t: Table = ObligationRow.__table__  # type: ignore[attr-defined]
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+MAX_MOVE_GROUPS = 20
+
+
+def sortable_id(prefix: str) -> str:
+    """`prefix` + a ULID: 48 bits of milliseconds then 80 random bits, so ids sort by age."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, digit = divmod(value, 32)
+        chars.append(_CROCKFORD[digit])
+    return prefix + "".join(reversed(chars))
+
+
+def dialect_insert(session: AsyncSession, table: Table) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both PostgreSQL and SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """An obligation with what its alerts show beside it: the rule's name and the allocation."""
+
+    obligation: Obligation
+    rule_name: str
+    worker_id: str | None
+    team_id: str | None
+
+
+def owed_rows(
+    org_id: str, ruleset: Ruleset, subjects: Iterable[Subject], now: datetime
+) -> list[dict[str, Any]]:
+    """Outbox rows for every alert the subjects owe at `now`, payloads frozen as of `now`."""
+    rows: list[dict[str, Any]] = []
+    for subject in subjects:
+        ob = subject.obligation
+        owed = owed_alerts(ob, now)
+        if not owed:
+            continue
+        rule = ruleset.rule(ob.rule_id)
+        for alert in owed:
+            payload = alert_payload(
+                alert,
+                ob,
+                rule_name=subject.rule_name,
+                rule_source=rule.source if rule else "",
+                worker_id=subject.worker_id,
+                team_id=subject.team_id,
+                calendar=ruleset.calendar,
+                at=now,
+            )
+            rows.append(
+                {
+                    "id": sortable_id("al_"),
+                    "org_id": org_id,
+                    "obligation_id": ob.id,
+                    "type": alert.type,
+                    "level": alert.level,
+                    "case_id": ob.case_id,
+                    "rule_id": ob.rule_id,
+                    "team_id": subject.team_id,
+                    "payload": payload,
+                    "created_at": now,
+                    "fanned_out_at": None,
+                }
+            )
+    return rows
+
+
+async def insert_alerts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert outbox rows, skipping any (org, obligation, type, level) already recorded."""
+    if not rows:
+        return 0
+    stmt = (
+        dialect_insert(session, alerts_t)
+        .on_conflict_do_nothing(index_elements=["org_id", "obligation_id", "type", "level"])
+        .returning(alerts_t.c.type)
+    )
+    inserted = list((await session.execute(stmt, list(rows))).scalars())
+    count_alerts_enqueued(session, inserted)
+    return len(inserted)
+
+
+async def enqueue_owed(
+    session: AsyncSession,
+    org_id: str,
+    ruleset: Ruleset,
+    subjects: Iterable[Subject],
+    now: datetime,
+) -> int:
+    """Record the alerts the subjects owe at `now`; how many were new."""
+    return await insert_alerts(session, owed_rows(org_id, ruleset, subjects, now))
+
+
+async def claim_due_checks(session: AsyncSession, now: datetime, limit: int) -> Sequence[Any]:
+    """Lock up to `limit` obligations whose check time has come, oldest first.
+
+    `SKIP LOCKED` lets replicas sweep side by side, each taking rows the others are not
+    holding; a writer re-deriving one of these cases waits for this transaction and then
+    writes its own check time and alerts. (SQLite has one writer at a time and no row locks.)
+    """
+    t = obligations_t.c
+    return (
+        await session.execute(
+            select(obligations_t)
+            .where(t.next_check_at <= now)
+            .order_by(t.next_check_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+
+
+async def move_checks(
+    session: AsyncSession, moves: Sequence[tuple[str, str, datetime | None]]
+) -> None:
+    """Set (org_id, obligation_id)'s next check time.
+
+    Obligations due together move to the same instant (the end of a shared due day, or
+    nothing more to check), so a few UPDATEs of many rows usually beat one per row.
+    """
+    if not moves:
+        return
+    t = obligations_t.c
+    groups: dict[tuple[str, datetime | None], list[str]] = {}
+    for org_id, ob_id, at in moves:
+        groups.setdefault((org_id, at), []).append(ob_id)
+    if len(groups) <= MAX_MOVE_GROUPS:
+        for (org_id, at), ids in groups.items():
+            await session.execute(
+                update(obligations_t)
+                .where(t.org_id == org_id, t.id.in_(ids))
+                .values(next_check_at=at)
+            )
+        return
+    await session.execute(
+        update(obligations_t)
+        .where(t.org_id == bindparam("b_org"), t.id == bindparam("b_id"))
+        .values(next_check_at=bindparam("next")),
+        [{"b_org": org_id, "b_id": ob_id, "next": at} for org_id, ob_id, at in moves],
+    )
+
+
+async def rulesets_of(session: AsyncSession, org_ids: Iterable[str]) -> Mapping[str, Ruleset]:
+    """The active ruleset of each organisation."""
+    orgs = (
+        await session.execute(select(Org).where(orgs_t.c.id.in_(sorted(set(org_ids)))))
+    ).scalars()
+    return {org.id: ruleset_of(org) for org in orgs}
