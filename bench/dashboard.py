@@ -67,6 +67,7 @@ COLUMNS = (
     "worker_id",
     "team_id",
     "first_escalation_at",
+    "digest",
 )
 
 
@@ -134,6 +135,7 @@ def synthetic(
                     worker_id,
                     team_id,
                     due + timedelta(days=7),
+                    ob_id,  # any value: only re-derivation reads it
                 )
             )
             if closed is None and rule_id in ("cp-review", "cla-review") and rng.random() < 0.3:

@@ -104,6 +104,7 @@ def upgrade() -> None:
         sa.Column("cancelled_by_event", sa.String(length=200), nullable=True),
         sa.Column("worker_id", sa.String(length=200), nullable=True),
         sa.Column("team_id", sa.String(length=200), nullable=True),
+        sa.Column("digest", sa.String(length=32), nullable=False),
         sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_obligations_org_id_orgs")),
         sa.PrimaryKeyConstraint("org_id", "id", name=op.f("pk_obligations")),
     )

@@ -94,10 +94,9 @@ def _domain_errors(item: EventIn, ruleset: Ruleset, now: datetime) -> list[tuple
         day = parse_day_or_instant(value)
         if day is not None and not in_range(day):
             errors.append((f"data/{name}", OUT_OF_RANGE))
-    for rule in ruleset.rules:
-        key = rule.due_from_data
-        starts = any(m.type == item.type for m in rule.starts_on)
-        if key and starts and parse_day_or_instant(item.data.get(key)) is None:
+    for rule in ruleset.rules_dated_by(item.type):
+        key = rule.due_from_data or ""
+        if parse_day_or_instant(item.data.get(key)) is None:
             errors.append(
                 (
                     f"data/{key}",

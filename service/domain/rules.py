@@ -109,13 +109,27 @@ class Ruleset:
     calendar: Calendar
     rules: tuple[Rule, ...]
     event_types: frozenset[str] = frozenset()
+    # Lookups every ingested event makes, worked out once per ruleset.
+    known_event_types: frozenset[str] = field(init=False, compare=False, repr=False)
+    _by_id: Mapping[str, Rule] = field(init=False, compare=False, repr=False)
+    _dated_starts: Mapping[str, tuple[Rule, ...]] = field(init=False, compare=False, repr=False)
 
-    @property
-    def known_event_types(self) -> frozenset[str]:
-        return BUILTIN_EVENT_TYPES | self.event_types
+    def __post_init__(self) -> None:
+        dated: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            if rule.due_from_data:
+                for event_type in {m.type for m in rule.starts_on}:
+                    dated.setdefault(event_type, []).append(rule)
+        object.__setattr__(self, "known_event_types", BUILTIN_EVENT_TYPES | self.event_types)
+        object.__setattr__(self, "_by_id", {r.id: r for r in self.rules})
+        object.__setattr__(self, "_dated_starts", {k: tuple(v) for k, v in dated.items()})
 
     def rule(self, rule_id: str) -> Rule | None:
-        return next((r for r in self.rules if r.id == rule_id), None)
+        return self._by_id.get(rule_id)
+
+    def rules_dated_by(self, event_type: str) -> tuple[Rule, ...]:
+        """Rules an event of this type starts that take their due date from its data."""
+        return self._dated_starts.get(event_type, ())
 
     def to_json(self) -> dict[str, object]:
         return {

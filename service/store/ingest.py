@@ -178,6 +178,16 @@ async def load_case_events(
 def obligation_row(
     org_id: str, ruleset: Ruleset, state: CaseState, ob: Obligation, now: datetime
 ) -> dict[str, Any]:
+    row = _obligation_columns(org_id, ruleset, state, ob, now)
+    row["digest"] = hashlib.blake2b(
+        json.dumps(row, default=str, separators=(",", ":")).encode(), digest_size=16
+    ).hexdigest()
+    return row
+
+
+def _obligation_columns(
+    org_id: str, ruleset: Ruleset, state: CaseState, ob: Obligation, now: datetime
+) -> dict[str, Any]:
     rule = ruleset.rule(ob.rule_id)
     return {
         "org_id": org_id,
@@ -211,22 +221,17 @@ async def _replace_obligations(
     session: AsyncSession, org_id: str, case_ids: Sequence[str], wanted: dict[str, dict[str, Any]]
 ) -> set[str]:
     """Write only the difference between stored and derived obligations; the ids written."""
-    stored: dict[str, tuple[Any, ...]] = {}
-    columns = [obligations_t.c[name] for name in _OBLIGATION_FIELDS]
+    stored: dict[str, str] = {}
     for chunk in _chunks(case_ids):
         rows = await session.execute(
-            select(obligations_t.c.id, *columns).where(
+            select(obligations_t.c.id, obligations_t.c.digest).where(
                 obligations_t.c.org_id == org_id, obligations_t.c.case_id.in_(chunk)
             )
         )
-        stored.update({row[0]: tuple(row[1:]) for row in rows})
+        stored.update({row.id: row.digest for row in rows})
     gone = [i for i in stored if i not in wanted]
     new = [row for i, row in wanted.items() if i not in stored]
-    changed = [
-        row
-        for i, row in wanted.items()
-        if i in stored and stored[i] != tuple(row[f] for f in _OBLIGATION_FIELDS)
-    ]
+    changed = [row for i, row in wanted.items() if i in stored and stored[i] != row["digest"]]
     for chunk in _chunks(gone):
         await session.execute(
             delete(obligations_t).where(

@@ -200,6 +200,8 @@ class Obligation(SQLModel, table=True):
     )
     worker_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     team_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    # A digest of every other column, so re-derivation finds what changed without reading rows.
+    digest: str = Field(sa_column=Column(String(32), nullable=False))
     # When the alerts it owes can next change (domain.alerts.next_check_at); None: never again.
     next_check_at: datetime | None = _utc(nullable=True)
     # The earliest of escalate_at, as a column so "escalated at T" is a comparison in SQL.
