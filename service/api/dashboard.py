@@ -153,18 +153,7 @@ async def workers(
     found = await figures.loads(
         session, scope, at, calendar, by="worker", limit=limit + 1, offset=offset
     )
-    items = [
-        WorkerOut(
-            worker_id=load.worker_id,
-            team_id=load.team_id,
-            open_cases=load.open_cases,
-            open_obligations=load.open_obligations,
-            due_soon=load.due_soon,
-            overdue=load.overdue,
-            oldest_overdue_working_days=load.oldest_overdue_working_days,
-        )
-        for load in found[:limit]
-    ]
+    items = [WorkerOut.model_validate(load, from_attributes=True) for load in found[:limit]]
     return Page[WorkerOut](items=items, next_cursor=_next_cursor(at, offset, len(found), limit))
 
 
@@ -185,17 +174,7 @@ async def teams(
     found = await figures.loads(
         session, scope, at, calendar, by="team", limit=limit + 1, offset=offset
     )
-    items = [
-        TeamOut(
-            team_id=load.team_id,
-            open_cases=load.open_cases,
-            open_obligations=load.open_obligations,
-            due_soon=load.due_soon,
-            overdue=load.overdue,
-            oldest_overdue_working_days=load.oldest_overdue_working_days,
-        )
-        for load in found[:limit]
-    ]
+    items = [TeamOut.model_validate(load, from_attributes=True) for load in found[:limit]]
     return Page[TeamOut](items=items, next_cursor=_next_cursor(at, offset, len(found), limit))
 
 
