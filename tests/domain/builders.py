@@ -68,3 +68,20 @@ def only(obligations: tuple[Obligation, ...], rule_id: str) -> Obligation:
     found = of_rule(obligations, rule_id)
     assert len(found) == 1, f"expected one {rule_id} obligation, got {len(found)}"
     return found[0]
+
+
+def assert_matches_spec_row(ruleset: Ruleset, rule_id: str, row: tuple[Any, ...]) -> None:
+    """A built-in rule written out equals its row of the SPEC's table."""
+    starts_on, due, met_by, repeat, cancelled_by, restart, source = row
+    rule = ruleset.rule(rule_id)
+    assert rule is not None
+    written = rule.to_json()
+    assert written["starts_on"] == starts_on
+    assert written["due"] == due
+    assert written["met_by"] == met_by
+    assert written.get("repeat", []) == repeat
+    assert written["cancelled_by"] == cancelled_by
+    assert written["restart"] == restart
+    assert rule.name.strip()
+    for fragment in source:
+        assert fragment.lower() in rule.source.lower()

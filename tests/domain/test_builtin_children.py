@@ -9,7 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from builders import CHILDREN, day, derive, end_of, event, local, of_rule, only
+from builders import (
+    CHILDREN,
+    assert_matches_spec_row,
+    day,
+    derive,
+    end_of,
+    event,
+    local,
+    of_rule,
+    only,
+)
 
 from service.domain.calendar import Duration
 from service.domain.events import Event
@@ -298,21 +308,7 @@ def test_the_children_ruleset_adds_no_event_types() -> None:
 
 @pytest.mark.parametrize("rule_id", list(TABLE))
 def test_each_children_rule_matches_its_spec_table_row(rule_id: str) -> None:
-    starts_on, due, met_by, repeat, cancelled_by, restart, source = TABLE[rule_id]
-
-    rule = CHILDREN.rule(rule_id)
-
-    assert rule is not None
-    written = rule.to_json()
-    assert written["starts_on"] == starts_on
-    assert written["due"] == due
-    assert written["met_by"] == met_by
-    assert written.get("repeat", []) == repeat
-    assert written["cancelled_by"] == cancelled_by
-    assert written["restart"] == restart
-    assert rule.name.strip()
-    for fragment in source:
-        assert fragment.lower() in rule.source.lower()
+    assert_matches_spec_row(CHILDREN, rule_id, TABLE[rule_id])
 
 
 def test_only_the_scheduled_task_rule_correlates_on_task_id() -> None:
