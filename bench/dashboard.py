@@ -37,8 +37,9 @@ from bench.harness import (
     server,
 )
 from service.domain.rules import builtin_ruleset
+from service.store import completions
 from service.store import dashboard as figures
-from service.store.db import make_engine, make_session_factory
+from service.store.db import make_engine, make_session_factory, transaction
 
 OBLIGATIONS_PER_CASE = 10
 WORKERS = 2000
@@ -192,6 +193,19 @@ async def load(dsn: str, org_id: str, cases: int, now: datetime) -> dict[str, An
         await connection.close()
 
 
+async def count_completions(url: str, org_id: str) -> float:
+    """Build the daily completions rollup from the loaded obligations, as a migration does."""
+    started = time.perf_counter()
+    engine = make_engine(url)
+    try:
+        async with transaction(make_session_factory(engine)) as session:
+            calendar = builtin_ruleset("england-children").calendar
+            await completions.rebuild(session, org_id, calendar)
+    finally:
+        await engine.dispose()
+    return round(time.perf_counter() - started, 1)
+
+
 def _plan_summary(plan: dict[str, Any]) -> dict[str, Any]:
     indexes: set[str] = set()
     scans: set[str] = set()
@@ -212,7 +226,9 @@ def _plan_summary(plan: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def explain(url: str, org_id: str, team_id: str, now: datetime) -> dict[str, Any]:
+async def explain(
+    url: str, org_id: str, team_id: str, worker_id: str, now: datetime
+) -> dict[str, Any]:
     """EXPLAIN ANALYZE every statement the widget functions issue, as they issue it."""
     engine = make_engine(url)
     captured: list[tuple[str, Any]] = []
@@ -228,7 +244,11 @@ async def explain(url: str, org_id: str, team_id: str, now: datetime) -> dict[st
         calendar, calendar.local_date(now - timedelta(days=330)), calendar.local_date(now), "month"
     )
     report: dict[str, Any] = {}
-    scopes = {"org": figures.Scope(org_id), "team": figures.Scope(org_id, team_id)}
+    scopes = {
+        "org": figures.Scope(org_id),
+        "team": figures.Scope(org_id, team_id),
+        "worker": figures.Scope(org_id, worker_id=worker_id),
+    }
     async with factory() as session:
         for scope_name, scope in scopes.items():
             calls = {
@@ -237,7 +257,7 @@ async def explain(url: str, org_id: str, team_id: str, now: datetime) -> dict[st
                 "summary: at risk": figures.at_risk_count(session, scope, now),
                 "workers": figures.loads(session, scope, now, calendar, by="worker", limit=101),
                 "teams": figures.loads(session, scope, now, calendar, by="team", limit=101),
-                "timeliness": figures.timeliness(session, scope, now, spans),
+                "timeliness": figures.timeliness(session, scope, now, spans, calendar),
                 "overdue_page": figures.overdue(session, scope, now, calendar, limit=25),
             }
             for name, call in calls.items():
@@ -285,6 +305,7 @@ def measure(base: str, key: str, requests: int, team_id: str, worker_id: str) ->
         "teams": ("/v1/dashboard/teams", {}),
         "timeliness": ("/v1/dashboard/timeliness", {}),
         "timeliness?team_id": ("/v1/dashboard/timeliness", {"team_id": team_id}),
+        "timeliness?worker_id": ("/v1/dashboard/timeliness", {"worker_id": worker_id}),
         "timeliness?interval=week": ("/v1/dashboard/timeliness", {"interval": "week"}),
     }
     results: dict[str, Any] = {}
@@ -329,7 +350,8 @@ def main() -> None:
         data = asyncio.run(load(pg, org, args.cases, now))
         team_id, worker_id = "T-07", "W-0007"
         url = env["CASECLOCK_DATABASE_URL"]
-        plans = asyncio.run(explain(url, org, team_id, now))
+        data["rollup_seconds"] = asyncio.run(count_completions(url, org))
+        plans = asyncio.run(explain(url, org, team_id, worker_id, now))
         port = free_port()
         command = [str(BIN / "caseclock"), "serve", "--port", str(port)]
         with server(command, env, port) as (base, _pid):

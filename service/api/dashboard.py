@@ -238,7 +238,7 @@ async def timeliness(
         calendar, at, _day(from_, "from", calendar), _day(to, "to", calendar), interval
     )
     scope = figures.Scope(principal.org_id, team_id, worker_id)
-    found = await figures.timeliness(session, scope, at, spans, rule_id)
+    found = await figures.timeliness(session, scope, at, spans, calendar, rule_id)
     items = [
         TimelinessOut(
             period=row.period,

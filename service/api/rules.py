@@ -20,6 +20,7 @@ from service.domain.rules import (
     builtin_rulesets,
     load_ruleset,
 )
+from service.store import completions
 from service.store.ingest import cases_t, lock_cases, rederive_cases
 from service.store.orgs import ruleset_of, set_ruleset
 
@@ -122,10 +123,14 @@ async def put_rules(
 ) -> dict[str, Any]:
     """Activate a ruleset (TOML or JSON, or `{"builtin": name}`) and re-derive open cases."""
     ruleset, text, fmt = await _read_candidate(request)
-    await set_ruleset(session, org_id=principal.org_id, ruleset_id=ruleset.id, text=text, fmt=fmt)
+    previous = await set_ruleset(
+        session, org_id=principal.org_id, ruleset_id=ruleset.id, text=text, fmt=fmt
+    )
     keys: KeyCache = request.app.state.key_cache
     keys.forget_org(principal.org_id)
     count = await rederive_open_cases(session, principal.org_id, ruleset, clock())
+    if previous.calendar.timezone.key != ruleset.calendar.timezone.key:
+        await completions.rebuild(session, principal.org_id, ruleset.calendar)
     return {
         "source": "custom" if text else "builtin",
         "rederived_cases": count,

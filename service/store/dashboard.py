@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import Subquery
 
 from service.domain.calendar import Calendar
+from service.store.completions import WHOLE_ORG, completions_t
 from service.store.db import SessionFactory
 from service.store.ingest import cases_t, obligations_t, risk_periods_t
 from service.store.obligations import t
@@ -82,7 +83,11 @@ class Load:
 
 @dataclass(frozen=True, slots=True)
 class Period:
+    """Local days `first_day` up to (not including) `end_day`, and the instants they span."""
+
     label: str
+    first_day: date
+    end_day: date
     starts_at: datetime
     ends_at: datetime
 
@@ -366,7 +371,15 @@ def periods(calendar: Calendar, first: date, last: date, interval: Interval) -> 
             following = start + timedelta(days=7)
             year, week, _ = start.isocalendar()
             label = f"{year}-W{week:02d}"
-        result.append(Period(label, calendar.start_of_day(start), calendar.start_of_day(following)))
+        result.append(
+            Period(
+                label,
+                start,
+                following,
+                calendar.start_of_day(start),
+                calendar.start_of_day(following),
+            )
+        )
         start = following
     return result
 
@@ -376,19 +389,88 @@ async def timeliness(
     scope: Scope,
     at: datetime,
     spans: Sequence[Period],
+    calendar: Calendar,
     rule_id: str | None = None,
 ) -> list[Timeliness]:
     """Completions per period and rule: met (on time) or met late, as they stood at `at`.
 
-    Met rows have `closed_at == met_at`, so the range is also put on `closed_at`, which is
-    indexed; the period of each row is a CASE over the period boundaries, which SQLite and
-    PostgreSQL evaluate alike whatever the timezone.
+    For an organisation or a team, whole days before the day of `at` are read from the
+    daily completions rollup and only that day is counted from obligations; a worker's
+    completions are few enough to count from obligations alone.
     """
     if not spans:
         return []
-    first, end = spans[0].starts_at, spans[-1].ends_at
-    # Met rows are exactly those with met_at set, and have closed_at == met_at (>= opened_at),
-    # so "met or met late at `at`" is a range on the indexed closed_at.
+    today = calendar.local_date(at)
+    counted: dict[tuple[int, str], tuple[int, int]] = {}
+    if scope.worker_id is None:
+        counted = await _rolled_up(session, scope, spans, today, rule_id)
+        since = max(spans[0].starts_at, calendar.start_of_day(today))
+    else:
+        since = spans[0].starts_at
+    for key, (completed, punctual) in (
+        await _counted(session, scope, spans, since, at, rule_id)
+    ).items():
+        before = counted.get(key, (0, 0))
+        counted[key] = (before[0] + completed, before[1] + punctual)
+    rules = sorted(
+        {r for (_, r), (n, _) in counted.items() if n} | ({rule_id} if rule_id else set())
+    )
+    items = []
+    for i, span in enumerate(spans):
+        for rule in rules:
+            completed, punctual = counted.get((i, rule), (0, 0))
+            items.append(Timeliness(span.label, rule, completed, punctual, completed - punctual))
+    return items
+
+
+async def _rolled_up(
+    session: AsyncSession, scope: Scope, spans: Sequence[Period], before: date, rule_id: str | None
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """Completed and on-time counts per (period index, rule), days before `before`."""
+    c = completions_t.c
+    index = case(
+        *((c.day < span.end_day, i) for i, span in enumerate(spans)), else_=len(spans)
+    ).label("period")
+    query = (
+        select(
+            index,
+            c.rule_id,
+            func.sum(c.completed).label("completed"),
+            func.sum(c.on_time).label("on_time"),
+        )
+        .where(
+            c.org_id == scope.org_id,
+            c.team_id == (scope.team_id or WHOLE_ORG),
+            c.day >= spans[0].first_day,
+            c.day < min(spans[-1].end_day, before),
+        )
+        .group_by(index, c.rule_id)
+    )
+    if rule_id is not None:
+        query = query.where(c.rule_id == rule_id)
+    return {
+        (int(row.period), row.rule_id): (int(row.completed), int(row.on_time))
+        for row in await session.execute(query)
+    }
+
+
+async def _counted(
+    session: AsyncSession,
+    scope: Scope,
+    spans: Sequence[Period],
+    since: datetime,
+    at: datetime,
+    rule_id: str | None,
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """The same counts from obligations met from `since` up to `at`.
+
+    Met rows have `closed_at == met_at`, so the range is put on the indexed `closed_at`; the
+    period of each row is a CASE over the period boundaries, which SQLite and PostgreSQL
+    evaluate alike whatever the timezone.
+    """
+    end = spans[-1].ends_at
+    if since > at or since >= end:
+        return {}
     index = case(
         *((t.closed_at < span.ends_at, i) for i, span in enumerate(spans)), else_=len(spans)
     ).label("period")
@@ -403,7 +485,7 @@ async def timeliness(
             scope,
         )
         .where(
-            t.closed_at >= first,
+            t.closed_at >= since,
             t.closed_at < end,
             t.closed_at <= at,
             t.met_at.is_not(None),
@@ -412,17 +494,10 @@ async def timeliness(
     )
     if rule_id is not None:
         query = query.where(t.rule_id == rule_id)
-    counted = {
+    return {
         (int(row.period), row.rule_id): (int(row.completed), int(row.on_time))
         for row in await session.execute(query)
     }
-    rules = sorted({r for _, r in counted} | ({rule_id} if rule_id else set()))
-    items = []
-    for i, span in enumerate(spans):
-        for rule in rules:
-            completed, punctual = counted.get((i, rule), (0, 0))
-            items.append(Timeliness(span.label, rule, completed, punctual, completed - punctual))
-    return items
 
 
 _SORTS: dict[SortKey, str] = {

@@ -6,13 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -60,3 +62,10 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """A session whose transaction commits on success and rolls back on error."""
     async with factory() as session, session.begin():
         yield session
+
+
+def upsert(session: AsyncSession | Session, table: Table) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both PostgreSQL and SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

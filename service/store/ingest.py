@@ -14,15 +14,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import next_check_at
+from service.domain.calendar import Calendar
 from service.domain.derive import CaseState, Obligation, derive_case
 from service.domain.events import Event
 from service.domain.rules import Ruleset
 from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
+from service.store.completions import Tally, record
+from service.store.db import upsert
 from service.store.tables import Case as CaseRow
 from service.store.tables import Event as EventRow
 from service.store.tables import Obligation as ObligationRow
@@ -61,13 +63,6 @@ def content_hash(event: Event) -> str:
         default=str,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def upsert(session: AsyncSession, table: Table) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT on both PostgreSQL and SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def _chunks(rows: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -218,20 +213,40 @@ def _obligation_columns(
 
 
 async def _replace_obligations(
-    session: AsyncSession, org_id: str, case_ids: Sequence[str], wanted: dict[str, dict[str, Any]]
+    session: AsyncSession,
+    org_id: str,
+    calendar: Calendar,
+    case_ids: Sequence[str],
+    wanted: dict[str, dict[str, Any]],
 ) -> set[str]:
-    """Write only the difference between stored and derived obligations; the ids written."""
-    stored: dict[str, str] = {}
+    """Write only the difference between stored and derived obligations; the ids written.
+
+    What the difference does to the daily completions rollup is recorded beside it.
+    """
+    stored: dict[str, Mapping[str, Any]] = {}
     for chunk in _chunks(case_ids):
         rows = await session.execute(
-            select(obligations_t.c.id, obligations_t.c.digest).where(
-                obligations_t.c.org_id == org_id, obligations_t.c.case_id.in_(chunk)
-            )
+            select(
+                obligations_t.c.id,
+                obligations_t.c.digest,
+                obligations_t.c.rule_id,
+                obligations_t.c.team_id,
+                obligations_t.c.met_at,
+                obligations_t.c.due_at,
+            ).where(obligations_t.c.org_id == org_id, obligations_t.c.case_id.in_(chunk))
         )
-        stored.update({row.id: row.digest for row in rows})
+        stored.update({row.id: row._mapping for row in rows})
     gone = [i for i in stored if i not in wanted]
     new = [row for i, row in wanted.items() if i not in stored]
-    changed = [row for i, row in wanted.items() if i in stored and stored[i] != row["digest"]]
+    changed = [
+        row for i, row in wanted.items() if i in stored and stored[i]["digest"] != row["digest"]
+    ]
+    tally = Tally()
+    for i in (*gone, *(row["id"] for row in changed)):
+        tally.count(org_id, calendar, stored[i], sign=-1)
+    for row in (*new, *changed):
+        tally.count(org_id, calendar, row)
+    record(session, tally)
     for chunk in _chunks(gone):
         await session.execute(
             delete(obligations_t).where(
@@ -296,7 +311,7 @@ async def rederive_cases(
         for state in states
         for ob in state.obligations
     }
-    written = await _replace_obligations(session, org_id, ordered, wanted)
+    written = await _replace_obligations(session, org_id, ruleset.calendar, ordered, wanted)
     # An unchanged row was checked already: its stored next check is still ahead of `now`.
     await enqueue_owed(
         session,

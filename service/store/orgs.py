@@ -157,9 +157,12 @@ async def set_ruleset(
     ruleset_id: str,
     text: str | None,
     fmt: Literal["toml", "json"],
-) -> None:
-    org = await session.get(Org, org_id)
+) -> Ruleset:
+    """Make a ruleset the org's active one; the ruleset it replaces."""
+    org = await session.get(Org, org_id, with_for_update=True)
     if org is None:
         raise LookupError(org_id)
+    previous = ruleset_of(org)
     org.ruleset_id, org.ruleset_text, org.ruleset_format = ruleset_id, text, fmt
     await session.flush()
+    return previous

@@ -222,6 +222,24 @@ class RiskPeriod(SQLModel, table=True):
     ends_at: datetime | None = _utc(nullable=True)
 
 
+class DailyCompletion(SQLModel, table=True):
+    """Deadlines met per local day and rule: what the timeliness widget adds up.
+
+    Counting a year of completions from `obligations` visits every one of them; these rows
+    are kept exact by the write path instead (store/completions.py). `team_id` is '' for
+    the whole organisation's row (team ids are never empty), else the team's id.
+    """
+
+    __tablename__: ClassVar[str] = "daily_completions"
+
+    org_id: str = _org_fk()
+    team_id: str = Field(sa_column=Column(String(200), primary_key=True))
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    rule_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    completed: int
+    on_time: int
+
+
 class Subscription(SQLModel, table=True):
     """A webhook endpoint and the alerts it wants.
 

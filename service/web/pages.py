@@ -321,7 +321,7 @@ async def _timeliness(
     months = last.year * 12 + last.month - 1 - 11
     first = last.replace(year=months // 12, month=months % 12 + 1, day=1)
     spans = figures.periods(calendar, first, last, "month")
-    items = await figures.timeliness(session, scope, at, spans)
+    items = await figures.timeliness(session, scope, at, spans, calendar)
     labels = [span.label for span in spans]
     return {
         "trends": charts.trends(items, labels, _names(ruleset)),

@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.domain.rules import builtin_ruleset_text
+
 LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 OPEN = {"upcoming", "due_soon", "overdue"}
@@ -258,20 +260,25 @@ async def test_team_loads_equal_counts_from_the_obligations_list(
         await close(tenant)
 
 
-@given(logs=caseloads(), at=instants, worker=workers)
+@given(logs=caseloads(), at=instants, team=teams, worker=workers)
 @property_settings
 async def test_timeliness_equals_completions_in_the_obligations_list(
-    app: FastAPI, clock: FixedClock, logs: list[list[Event]], at: datetime, worker: str | None
+    app: FastAPI,
+    clock: FixedClock,
+    logs: list[list[Event]],
+    at: datetime,
+    team: str | None,
+    worker: str | None,
 ) -> None:
     clock.now = NOW
     tenant = await seeded(app, logs)
-    filters = {"worker_id": worker} if worker else {}
+    filters = {k: v for k, v in (("team_id", team), ("worker_id", worker)) if v}
     try:
         body = await widget(tenant.reader, "timeliness", as_of=iso(at), **filters)
         months = twelve_months_to(at.astimezone(LONDON).date())
         completions: Counter[tuple[str, str, str]] = Counter(
             (month(o["met_at"]), o["rule_id"], o["status"])
-            for o in scoped(await listed(tenant, iso(at)), None, worker)
+            for o in scoped(await listed(tenant, iso(at)), team, worker)
             if o["status"] in ("met", "met_late") and month(o["met_at"]) in months
         )
         rules = sorted({rule for _, rule, _ in completions})
@@ -536,3 +543,82 @@ async def test_an_embed_token_lives_at_least_a_minute_and_at_most_a_year(tenant:
         response = await tenant.admin.post("/v1/embed-tokens", json={"ttl_seconds": ttl})
         assert response.status_code == 422
         assert response.json()["errors"][0]["pointer"] == "/ttl_seconds"
+
+
+# Timeliness stays exact as completions are voided, moved and seen in another timezone
+
+
+async def completions(tenant: Tenant, **params: Any) -> dict[tuple[str, str], tuple[int, int]]:
+    """(period, rule) -> (completed, on_time), for the periods with any completion."""
+    items = (await widget(tenant.reader, "timeliness", **params))["items"]
+    return {
+        (i["period"], i["rule_id"]): (i["completed"], i["on_time"]) for i in items if i["completed"]
+    }
+
+
+async def test_voiding_the_event_that_met_a_deadline_takes_it_out_of_timeliness(
+    tenant: Tenant,
+) -> None:
+    await post(
+        tenant,
+        referral("C-1", "2026-11-02T10:00:00Z"),
+        later("C-1", "referral_decision_made", "2026-11-03T10:00:00Z", outcome="assessment"),
+    )
+    response = await tenant.writer.post(
+        "/v1/events/C-1-referral_decision_made/void", json={"reason": "posted to the wrong case"}
+    )
+    assert response.status_code == 200, response.text
+    assert await completions(tenant, rule_id="referral-decision") == {}
+    assert await completions(tenant, rule_id="referral-decision", team_id="T-1") == {}
+
+
+async def test_a_case_moved_to_another_team_takes_its_completions_with_it(tenant: Tenant) -> None:
+    await post(
+        tenant,
+        referral("C-1", "2026-11-02T10:00:00Z", team="T-1"),
+        later("C-1", "referral_decision_made", "2026-11-03T10:00:00Z", outcome="assessment"),
+        later("C-1", "case_allocated", "2026-11-04T10:00:00Z") | {"team_id": "T-2"},
+    )
+    decided = {("2026-11", "referral-decision"): (1, 1)}
+    assert await completions(tenant, rule_id="referral-decision", team_id="T-1") == {}
+    assert await completions(tenant, rule_id="referral-decision", team_id="T-2") == decided
+    assert await completions(tenant, rule_id="referral-decision") == decided
+
+
+async def test_a_completion_made_later_on_the_day_of_as_of_is_not_counted(
+    tenant: Tenant,
+) -> None:
+    await post(
+        tenant,
+        referral("C-1", "2026-11-19T10:00:00Z"),
+        later("C-1", "referral_decision_made", "2026-11-20T09:00:00Z", outcome="assessment"),
+    )
+    for scope in ({}, {"team_id": "T-1"}):
+        rule = {"rule_id": "referral-decision", **scope}
+        before = await completions(tenant, as_of="2026-11-20T08:59:59Z", **rule)
+        after = await completions(tenant, as_of="2026-11-20T09:00:00Z", **rule)
+        assert (before, after) == ({}, {("2026-11", "referral-decision"): (1, 1)}), scope
+
+
+async def test_a_new_timezone_counts_completions_on_their_new_local_days(tenant: Tenant) -> None:
+    # 01:30 UTC on 1 November 2026 is November in London and still 31 October in New York.
+    await post(
+        tenant,
+        referral("C-1", "2026-10-29T10:00:00Z"),
+        later("C-1", "referral_decision_made", "2026-11-01T01:30:00Z", outcome="assessment"),
+        later("C-1", "case_closed", "2026-11-02T10:00:00Z"),
+    )
+    late = (1, 0)
+    assert await completions(tenant, rule_id="referral-decision") == {
+        ("2026-11", "referral-decision"): late
+    }
+    text = builtin_ruleset_text("england-children").replace(
+        'timezone = "Europe/London"', 'timezone = "America/New_York"'
+    )
+    response = await tenant.admin.put(
+        "/v1/rules", content=text, headers={"Content-Type": "application/toml"}
+    )
+    assert response.status_code == 200, response.text
+    moved = {("2026-10", "referral-decision"): late}
+    assert await completions(tenant, rule_id="referral-decision") == moved
+    assert await completions(tenant, rule_id="referral-decision", team_id="T-1") == moved

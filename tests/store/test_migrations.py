@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.db import make_engine
 from service.store.migrations import current_revision, head_revision
-from service.store.tables import metadata
+from service.store.tables import Obligation, Org, metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = set(metadata.tables)
@@ -110,3 +111,78 @@ async def test_the_comparison_sees_a_missing_schema(throwaway: AsyncEngine) -> N
         found = await connection.run_sync(differences)
     added = {diff[1].name for diff in found if diff[0] == "add_table"}
     assert added == TABLES
+
+
+def _obligation(org_id: str, id_: str, team_id: str | None, met_at: datetime | None) -> Any:
+    due = datetime(2026, 11, 3, 23, 59, 59, tzinfo=UTC)
+    return {
+        "org_id": org_id,
+        "id": id_,
+        "case_id": "C-1",
+        "rule_id": "referral-decision",
+        "rule_name": "Referral decision",
+        "sequence": 1,
+        "opened_at": datetime(2026, 11, 2, tzinfo=UTC),
+        "due_at": due,
+        "warn_at": None,
+        "escalate_at": [],
+        "at_risk_periods": [],
+        "met_at": met_at,
+        "cancelled_at": None,
+        "closed_at": met_at,
+        "opened_by_event": "E-1",
+        "met_by_event": "E-2" if met_at else None,
+        "cancelled_by_event": None,
+        "worker_id": None,
+        "team_id": team_id,
+        "digest": id_,
+        "next_check_at": None,
+        "first_escalation_at": None,
+    }
+
+
+def _store_obligations(connection: Connection) -> None:
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    connection.execute(
+        Org.__table__.insert(),  # type: ignore[attr-defined]
+        [
+            {
+                "id": "org_a",
+                "name": "A",
+                "ruleset_id": "england-children",
+                "ruleset_format": "toml",
+                "created_at": now,
+            }
+        ],
+    )
+    connection.execute(
+        Obligation.__table__.insert(),  # type: ignore[attr-defined]
+        [
+            # Met at 00:30 London time on 4 November, late: that day in London.
+            _obligation("org_a", "ob-1", "T-1", datetime(2026, 11, 4, 0, 30, tzinfo=UTC)),
+            _obligation("org_a", "ob-2", None, datetime(2026, 11, 3, 9, tzinfo=UTC)),
+            _obligation("org_a", "ob-3", "T-1", None),
+        ],
+    )
+
+
+def _completions(connection: Connection) -> set[tuple[Any, ...]]:
+    rows = connection.execute(
+        text("SELECT team_id, day, rule_id, completed, on_time FROM daily_completions")
+    )
+    return {(r.team_id, str(r.day), r.rule_id, r.completed, r.on_time) for r in rows}
+
+
+async def test_the_completions_rollup_counts_obligations_stored_before_it(
+    throwaway: AsyncEngine,
+) -> None:
+    await run(throwaway, "upgrade", "0004_imports")
+    async with throwaway.begin() as connection:
+        await connection.run_sync(_store_obligations)
+    await run(throwaway, "upgrade", "head")
+    async with throwaway.connect() as connection:
+        assert await connection.run_sync(_completions) == {
+            ("", "2026-11-03", "referral-decision", 1, 1),
+            ("", "2026-11-04", "referral-decision", 1, 0),
+            ("T-1", "2026-11-04", "referral-decision", 1, 0),
+        }

@@ -1,0 +1,126 @@
+"""The daily completions rollup: deadlines met per organisation or team, local day and rule.
+
+Every write that changes obligations records what it added and took away here; the sum is
+written once, just before its transaction commits, so a transaction that re-derives case
+after case (a rules change, an import) never holds a rollup row while it waits for the
+next case's lock. Rows are written in key order, so two writers cannot deadlock on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, event, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from service.domain.calendar import Calendar
+from service.store.db import upsert
+from service.store.tables import DailyCompletion
+from service.store.tables import Obligation as ObligationRow
+
+completions_t: Table = DailyCompletion.__table__  # type: ignore[attr-defined]
+_obligations_t: Table = ObligationRow.__table__  # type: ignore[attr-defined]
+
+WHOLE_ORG = ""
+Key = tuple[str, str, date, str]  # org_id, team_id (WHOLE_ORG for every team), day, rule_id
+_PENDING = "caseclock.completions"
+
+
+class Tally(dict[Key, list[int]]):
+    """Completed and on-time counts by key; negative while it records what was taken away."""
+
+    def count(
+        self,
+        org_id: str,
+        calendar: Calendar,
+        ob: Mapping[Any, Any],
+        sign: int = 1,
+    ) -> None:
+        """Count one obligation row (its columns by name) if it was met."""
+        met_at: datetime | None = ob["met_at"]
+        if met_at is None:
+            return
+        day = calendar.local_date(met_at)
+        on_time = sign if met_at <= ob["due_at"] else 0
+        teams = (WHOLE_ORG, ob["team_id"]) if ob["team_id"] else (WHOLE_ORG,)
+        for team in teams:
+            cell = self.setdefault((org_id, team, day, ob["rule_id"]), [0, 0])
+            cell[0] += sign
+            cell[1] += on_time
+
+    def add(self, other: Tally) -> None:
+        for key, (completed, on_time) in other.items():
+            cell = self.setdefault(key, [0, 0])
+            cell[0] += completed
+            cell[1] += on_time
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The non-zero changes, in key order."""
+        return [
+            {
+                "org_id": org_id,
+                "team_id": team,
+                "day": day,
+                "rule_id": rule,
+                "completed": completed,
+                "on_time": on_time,
+            }
+            for (org_id, team, day, rule), (completed, on_time) in sorted(self.items())
+            if completed or on_time
+        ]
+
+
+def record(session: AsyncSession, changes: Tally) -> None:
+    """Add `changes` to what this session's transaction will write when it commits."""
+    if changes:
+        session.info.setdefault(_PENDING, Tally()).add(changes)
+
+
+def forget_pending(session: AsyncSession) -> None:
+    """Drop what this transaction recorded so far: `rebuild` recounts it from obligations."""
+    session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    pending: Tally | None = session.info.pop(_PENDING, None)
+    rows = pending.rows() if pending else []
+    if not rows:
+        return
+    stmt = upsert(session, completions_t)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["org_id", "team_id", "day", "rule_id"],
+        set_={
+            "completed": completions_t.c.completed + stmt.excluded.completed,
+            "on_time": completions_t.c.on_time + stmt.excluded.on_time,
+        },
+    )
+    session.execute(stmt, rows)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, _previous: SessionTransaction) -> None:
+    session.info.pop(_PENDING, None)
+
+
+async def rebuild(session: AsyncSession, org_id: str, calendar: Calendar) -> None:
+    """Recount an organisation's rows from its obligations (a new timezone moves every day)."""
+    forget_pending(session)
+    await session.execute(delete(completions_t).where(completions_t.c.org_id == org_id))
+    tally = Tally()
+    met = await session.stream(
+        select(
+            _obligations_t.c.team_id,
+            _obligations_t.c.rule_id,
+            _obligations_t.c.met_at,
+            _obligations_t.c.due_at,
+        ).where(_obligations_t.c.org_id == org_id, _obligations_t.c.met_at.is_not(None))
+    )
+    async for row in met:
+        tally.count(org_id, calendar, row._mapping)
+    rows = tally.rows()
+    if rows:
+        await session.execute(completions_t.insert(), rows)
