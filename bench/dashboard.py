@@ -76,6 +76,12 @@ def _end_of_day(instant: datetime) -> datetime:
     return instant.replace(hour=23, minute=59, second=59, microsecond=999999)
 
 
+def _before(now: datetime, opened: datetime, closed: datetime, rng: random.Random) -> datetime:
+    """A closing drawn past `now` moves to a random instant since `opened`, so completions
+    spread over the recent past instead of piling up just before now."""
+    return closed if closed < now else opened + (now - opened) * rng.random()
+
+
 def synthetic(
     org_id: str, cases: int, now: datetime, seed: int = 5
 ) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
@@ -95,19 +101,21 @@ def synthetic(
             rule_id, rule_name = rules[(number + n) % len(rules)]
             due = _end_of_day(opened + timedelta(days=rng.choice([1, 3, 14, 21, 42, 63, 90])))
             met = cancelled = None
-            if n < open_from:
+            if n < open_from and opened < now - timedelta(hours=1):
                 if rng.random() < 0.08:
-                    cancelled = min(
-                        opened + timedelta(days=rng.uniform(0, 10)), now - timedelta(minutes=1)
+                    cancelled = _before(
+                        now, opened, opened + timedelta(days=rng.uniform(0, 10)), rng
                     )
                 else:
                     late = rng.random() < 0.15
-                    met = (
+                    met = _before(
+                        now,
+                        opened,
                         (due + timedelta(days=rng.uniform(0.1, 20)))
                         if late
-                        else (opened + (due - opened) * rng.uniform(0.1, 1.0))
+                        else (opened + (due - opened) * rng.uniform(0.1, 1.0)),
+                        rng,
                     )
-                    met = min(met, now - timedelta(minutes=1))
             else:
                 # Open work: a spread of upcoming, due soon and overdue deadlines.
                 due = _end_of_day(now + timedelta(days=rng.uniform(-25, 75)))

@@ -44,6 +44,7 @@ DASHBOARD_OPEN_COLUMNS = (
     "rule_name",
 )
 DASHBOARD_CLOSED_COLUMNS = ("met_at", "due_at", "opened_at", "rule_id", "worker_id", "team_id")
+_MET = text("met_at IS NOT NULL")
 _TO_CHECK = text("next_check_at IS NOT NULL")
 _UNFANNED = text("fanned_out_at IS NULL")
 _PENDING = text("status = 'pending'")
@@ -169,6 +170,17 @@ class Obligation(SQLModel, table=True):
             "org_id",
             "closed_at",
             postgresql_include=list(DASHBOARD_CLOSED_COLUMNS),
+        ),
+        # One worker's completions for timeliness (organisations and teams read the
+        # daily_completions rollup instead), index-only on PostgreSQL.
+        Index(
+            "ix_obligations_met_org_id_worker_id_closed_at",
+            "org_id",
+            "worker_id",
+            "closed_at",
+            sqlite_where=_MET,
+            postgresql_where=_MET,
+            postgresql_include=["met_at", "due_at", "rule_id", "team_id"],
         ),
         # Not led by org_id: the alert sweep visits every organisation's due checks at once.
         Index(
