@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, literal, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import next_check_at
@@ -69,24 +69,48 @@ def _chunks(rows: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     return (rows[i : i + size] for i in range(0, len(rows), size))
 
 
+@dataclass(frozen=True, slots=True)
+class LockedCases:
+    """Cases locked for the rest of a transaction: each one's stored allocation and status,
+    and which of them this transaction created (whose whole log it is writing)."""
+
+    allocations: Mapping[str, Allocation]
+    created: frozenset[str]
+
+
 async def lock_cases(
     session: AsyncSession, org_id: str, case_ids: Iterable[str], now: datetime
-) -> dict[str, Allocation]:
+) -> LockedCases:
     """Create missing case rows and lock all of them for the rest of the transaction.
 
     Returns each case's stored (worker_id, team_id, status), so re-derivation writes the
-    row again only when the allocation or status changed.
+    row again only when the allocation or status changed. PostgreSQL also tells which rows
+    the upsert inserted (`xmax` is 0 on a row no other transaction has touched).
     """
     stmt = upsert(session, cases_t)
+    created = (
+        literal_column("xmax = 0")
+        if session.get_bind().dialect.name == "postgresql"
+        else literal(False)
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=["org_id", "case_id"], set_={"updated_at": stmt.excluded.updated_at}
-    ).returning(cases_t.c.case_id, cases_t.c.worker_id, cases_t.c.team_id, cases_t.c.status)
+    ).returning(
+        cases_t.c.case_id,
+        cases_t.c.worker_id,
+        cases_t.c.team_id,
+        cases_t.c.status,
+        created.label("created"),
+    )
     params = [
         {"org_id": org_id, "case_id": c, "status": "open", "updated_at": now}
         for c in sorted(set(case_ids))
     ]
-    rows = await session.execute(stmt, params)
-    return {r.case_id: (r.worker_id, r.team_id, r.status) for r in rows}
+    rows = (await session.execute(stmt, params)).all()
+    return LockedCases(
+        {r.case_id: (r.worker_id, r.team_id, r.status) for r in rows},
+        frozenset(r.case_id for r in rows if r.created),
+    )
 
 
 def _event_row(org_id: str, event: Event, digest: str, now: datetime) -> dict[str, Any]:
@@ -173,10 +197,13 @@ async def load_case_events(
 def obligation_row(
     org_id: str, ruleset: Ruleset, state: CaseState, ob: Obligation, now: datetime
 ) -> dict[str, Any]:
+    """The obligation's columns and their digest.
+
+    The digest is of the values' repr, which only has to agree between processes running
+    the same code: a release that changes it rewrites each obligation once, no more.
+    """
     row = _obligation_columns(org_id, ruleset, state, ob, now)
-    row["digest"] = hashlib.blake2b(
-        json.dumps(row, default=str, separators=(",", ":")).encode(), digest_size=16
-    ).hexdigest()
+    row["digest"] = hashlib.blake2b(repr(tuple(row.values())).encode(), digest_size=16).hexdigest()
     return row
 
 
@@ -217,14 +244,17 @@ async def _replace_obligations(
     org_id: str,
     calendar: Calendar,
     case_ids: Sequence[str],
+    created: frozenset[str],
     wanted: dict[str, dict[str, Any]],
 ) -> set[str]:
     """Write only the difference between stored and derived obligations; the ids written.
 
+    Cases created in this transaction have nothing stored yet, so they are not looked up.
+
     What the difference does to the daily completions rollup is recorded beside it.
     """
     stored: dict[str, Mapping[str, Any]] = {}
-    for chunk in _chunks(case_ids):
+    for chunk in _chunks([c for c in case_ids if c not in created]):
         rows = await session.execute(
             select(
                 obligations_t.c.id,
@@ -299,19 +329,30 @@ async def rederive_cases(
     session: AsyncSession,
     org_id: str,
     ruleset: Ruleset,
-    locked: Mapping[str, Allocation],
+    locked: LockedCases,
     now: datetime,
+    stored: Sequence[Event] = (),
 ) -> list[CaseState]:
-    """Re-derive cases locked by `lock_cases` and persist allocation, status and obligations."""
-    ordered = sorted(locked)
-    logs = await load_case_events(session, org_id, ordered)
+    """Re-derive cases locked by `lock_cases` and persist allocation, status and obligations.
+
+    `stored` are the events this transaction inserted: for a case it created they are the
+    whole log, so only the other cases' logs are read back.
+    """
+    ordered = sorted(locked.allocations)
+    logs: dict[str, list[Event]] = {case_id: [] for case_id in locked.created}
+    for event in stored:
+        if event.case_id in locked.created:
+            logs[event.case_id].append(event)
+    logs |= await load_case_events(session, org_id, [c for c in ordered if c not in logs])
     states = [derive_case(case_id, logs[case_id], ruleset) for case_id in ordered]
     wanted = {
         ob.id: obligation_row(org_id, ruleset, state, ob, now)
         for state in states
         for ob in state.obligations
     }
-    written = await _replace_obligations(session, org_id, ruleset.calendar, ordered, wanted)
+    written = await _replace_obligations(
+        session, org_id, ruleset.calendar, ordered, locked.created, wanted
+    )
     # An unchanged row was checked already: its stored next check is still ahead of `now`.
     await enqueue_owed(
         session,
@@ -325,7 +366,9 @@ async def rederive_cases(
         ),
         now,
     )
-    moved = [s for s in states if locked[s.case_id] != (s.worker_id, s.team_id, s.status)]
+    moved = [
+        s for s in states if locked.allocations[s.case_id] != (s.worker_id, s.team_id, s.status)
+    ]
     if moved:
         stmt = (
             update(cases_t)
@@ -360,9 +403,10 @@ async def ingest_events(
         return []
     locked = await lock_cases(session, org_id, (e.case_id for e in events), now)
     outcomes = await store_events(session, org_id, events, now)
-    created = {o.id for o in outcomes if o.status == "created"}
-    count_events_ingested(session, len(created))
-    touched = {e.case_id for e in events if e.id in created}
+    stored = [e for e, o in zip(events, outcomes, strict=True) if o.status == "created"]
+    count_events_ingested(session, len(stored))
+    touched = {e.case_id for e in stored}
     if touched:
-        await rederive_cases(session, org_id, ruleset, {c: locked[c] for c in touched}, now)
+        only = LockedCases({c: locked.allocations[c] for c in touched}, locked.created & touched)
+        await rederive_cases(session, org_id, ruleset, only, now, stored)
     return outcomes
