@@ -1,5 +1,5 @@
-"""Timeliness: the daily completions rollup (counted from obligations already stored) and
-an index of each worker's completions.
+"""Dashboard reads: the daily completions rollup (counted from obligations already stored),
+an index of each worker's completions, and the overdue list's order in the open due index.
 
 Revision ID: 0005_daily_completions
 Revises: 0004_imports
@@ -25,6 +25,8 @@ down_revision: str | Sequence[str] | None = "0004_imports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+_OPEN = sa.text("closed_at IS NULL")
+
 
 def upgrade() -> None:
     completions = op.create_table(
@@ -43,6 +45,16 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("obligations", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_obligations_open_org_id_due_at", sqlite_where=_OPEN, postgresql_where=_OPEN
+        )
+        batch_op.create_index(
+            "ix_obligations_open_org_id_due_at_id",
+            ["org_id", "due_at", "id"],
+            unique=False,
+            sqlite_where=_OPEN,
+            postgresql_where=_OPEN,
+        )
         batch_op.create_index(
             "ix_obligations_met_org_id_worker_id_closed_at",
             ["org_id", "worker_id", "closed_at"],
@@ -115,6 +127,16 @@ def _count_stored_obligations(connection: sa.Connection, completions: sa.Table) 
 
 def downgrade() -> None:
     with op.batch_alter_table("obligations", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_obligations_open_org_id_due_at_id", sqlite_where=_OPEN, postgresql_where=_OPEN
+        )
+        batch_op.create_index(
+            "ix_obligations_open_org_id_due_at",
+            ["org_id", "due_at"],
+            unique=False,
+            sqlite_where=_OPEN,
+            postgresql_where=_OPEN,
+        )
         batch_op.drop_index(
             "ix_obligations_met_org_id_worker_id_closed_at",
             sqlite_where=sa.text("met_at IS NOT NULL"),

@@ -157,22 +157,31 @@ def _ordering(sort: SortKey, descending: bool, c: Any) -> list[ColumnElement[Any
     return [key.desc() if descending else key.asc(), c.due_at, c.id]
 
 
-def open_obligations(
-    scope: Scope, at: datetime, *columns: str, where: Sequence[ColumnElement[bool]] = ()
+async def open_obligations(
+    session: AsyncSession,
+    scope: Scope,
+    at: datetime,
+    *columns: str,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> Subquery:
     """The named columns of the obligations open at `at` (and matching `where`).
 
-    "Open at T" is `closed_at IS NULL OR closed_at > T`; written as a UNION ALL of the two
-    halves, the first half (nearly every row when T is now) is an index-only scan of the
-    covering partial index on open obligations, which an OR would rule out.
+    "Open at T" is `closed_at IS NULL OR closed_at > T`. The second half is empty when T is
+    the present, and then only the first is read: one index-only scan of the covering
+    partial index on open obligations. Otherwise the two are a UNION ALL, which keeps that
+    scan for the first half where an OR would rule it out.
     """
+    still_open: list[ColumnElement[bool]] = [t.closed_at.is_(None)]
+    closed_later = select(t.id).where(t.org_id == scope.org_id, t.closed_at > at).limit(1)
+    if (await session.execute(closed_later)).first() is not None:
+        still_open.append(t.closed_at > at)
     halves = [
         _in_scope(select(*(t[name] for name in columns)), scope).where(
-            t.opened_at <= at, still_open, *where
+            t.opened_at <= at, half, *where
         )
-        for still_open in (t.closed_at.is_(None), t.closed_at > at)
+        for half in still_open
     ]
-    return union_all(*halves).subquery("open_obligations")
+    return (union_all(*halves) if len(halves) > 1 else halves[0]).subquery("open_obligations")
 
 
 def _is_overdue(rows: Subquery, at: datetime) -> ColumnElement[bool]:
@@ -189,8 +198,8 @@ def _is_upcoming(rows: Subquery, at: datetime) -> ColumnElement[bool]:
 
 async def rule_counts(session: AsyncSession, scope: Scope, at: datetime) -> list[RuleCounts]:
     """Open obligations by status and rule, the most overdue rules first."""
-    rows = open_obligations(
-        scope, at, "rule_id", "rule_name", "due_at", "warn_at", "first_escalation_at"
+    rows = await open_obligations(
+        session, scope, at, "rule_id", "rule_name", "due_at", "warn_at", "first_escalation_at"
     )
     overdue = _is_overdue(rows, at)
     per_rule = await session.execute(
@@ -247,7 +256,7 @@ async def open_cases(session: AsyncSession, scope: Scope, at: datetime) -> int:
     Grouped with the allocation (which every obligation of a case shares) so the groups
     follow the index order.
     """
-    rows = open_obligations(scope, at, "worker_id", "team_id", "case_id")
+    rows = await open_obligations(session, scope, at, "worker_id", "team_id", "case_id")
     distinct = (
         select(rows.c.case_id)
         .group_by(rows.c.worker_id, rows.c.team_id, rows.c.case_id)
@@ -276,13 +285,12 @@ async def at_risk_count(session: AsyncSession, scope: Scope, at: datetime) -> in
     return int((await session.execute(_in_scope(query, scope))).scalar_one())
 
 
-def _load_query(scope: Scope, at: datetime, by: Sequence[str]) -> Select[Any]:
+def _load_query(rows: Subquery, at: datetime, by: Sequence[str]) -> Select[Any]:
     """Per case first, then per worker or team: counting cases needs no DISTINCT then.
 
     A case's obligations all carry the case's allocation, so each case falls in one group,
     and grouping by (worker, team, case) follows the dashboard index.
     """
-    rows = open_obligations(scope, at, "case_id", "worker_id", "team_id", "due_at", "warn_at")
     overdue = _is_overdue(rows, at)
     per_case = (
         select(
@@ -341,7 +349,10 @@ async def loads(
 ) -> list[Load]:
     """Open work per worker (within a team) or per team, the most overdue first."""
     keys = ["worker_id", "team_id"] if by == "worker" else ["team_id"]
-    query = _load_query(scope, at, keys).offset(offset)
+    open_rows = await open_obligations(
+        session, scope, at, "case_id", "worker_id", "team_id", "due_at", "warn_at"
+    )
+    query = _load_query(open_rows, at, keys).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     rows = (await session.execute(query)).all()
@@ -523,11 +534,11 @@ async def overdue(
     """One page of what is overdue at `at`, and how many there are in all."""
     columns = ("id", "case_id", "rule_id", "rule_name", "worker_id", "team_id", "due_at")
     late = [t.due_at < at]
-    counted = open_obligations(scope, at, "id", where=late)
+    counted = await open_obligations(session, scope, at, "id", where=late)
     total = (await session.execute(select(func.count()).select_from(counted))).scalar_one()
     # Each half could stop after a page in index order, but PostgreSQL then prefers walking
     # every obligation ever due (the full due_at index) over sorting the overdue ones.
-    rows = open_obligations(scope, at, *columns, where=late)
+    rows = await open_obligations(session, scope, at, *columns, where=late)
     query = select(rows).order_by(*_ordering(sort, descending, rows.c))
     page = (await session.execute(query.limit(limit).offset(offset))).all()
     return (

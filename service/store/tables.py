@@ -128,10 +128,12 @@ class Obligation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_obligations_org_id_case_id", "org_id", "case_id"),
         Index("ix_obligations_org_id_due_at_id", "org_id", "due_at", "id"),
+        # What is overdue, in the order the dashboard lists it (a page stops early).
         Index(
-            "ix_obligations_open_org_id_due_at",
+            "ix_obligations_open_org_id_due_at_id",
             "org_id",
             "due_at",
+            "id",
             sqlite_where=_OPEN,
             postgresql_where=_OPEN,
         ),
