@@ -260,7 +260,9 @@ async def explain(
     async with factory() as session:
         for scope_name, scope in scopes.items():
             calls = {
-                "summary: by rule": figures.rule_counts(session, scope, now),
+                "summary: by rule": figures.rule_counts(
+                    session, scope, now, builtin_ruleset("england-children")
+                ),
                 "summary: open cases": figures.open_cases(session, scope, now),
                 "summary: at risk": figures.at_risk_count(session, scope, now),
                 "workers": figures.loads(session, scope, now, calendar, by="worker", limit=101),

@@ -112,10 +112,10 @@ async def summary(
     worker_id: WorkerQuery = None,
 ) -> SummaryOut:
     """Open cases and open obligations by status at `as_of` (default now), and per rule."""
-    calendar = ruleset_of(principal).calendar
-    at = parse_query_instant(as_of, "as_of", calendar) or clock()
+    ruleset = ruleset_of(principal)
+    at = parse_query_instant(as_of, "as_of", ruleset.calendar) or clock()
     scope = figures.Scope(principal.org_id, team_id, worker_id)
-    found = await figures.summary(request.app.state.session_factory, scope, at)
+    found = await figures.summary(request.app.state.session_factory, scope, at, ruleset)
     return SummaryOut(
         as_of=at,
         open_cases=found.open_cases,

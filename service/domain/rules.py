@@ -127,6 +127,11 @@ class Ruleset:
     def rule(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)
 
+    def name_of(self, rule_id: str) -> str:
+        """What obligations of the rule are called: its name, or its id if it has none here."""
+        rule = self._by_id.get(rule_id)
+        return rule.name if rule else rule_id
+
     def rules_dated_by(self, event_type: str) -> tuple[Rule, ...]:
         """Rules an event of this type starts that take their due date from its data."""
         return self._dated_starts.get(event_type, ())

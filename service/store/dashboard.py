@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import Subquery
 
 from service.domain.calendar import Calendar
+from service.domain.rules import Ruleset
 from service.store.completions import WHOLE_ORG, completions_t
 from service.store.db import SessionFactory
 from service.store.ingest import cases_t, obligations_t, risk_periods_t
@@ -192,21 +193,23 @@ def _is_due_soon(rows: Subquery, at: datetime) -> ColumnElement[bool]:
     return and_(rows.c.due_at >= at, rows.c.warn_at <= at)
 
 
-def _is_upcoming(rows: Subquery, at: datetime) -> ColumnElement[bool]:
-    return and_(rows.c.due_at >= at, or_(rows.c.warn_at.is_(None), rows.c.warn_at > at))
+async def rule_counts(
+    session: AsyncSession, scope: Scope, at: datetime, ruleset: Ruleset
+) -> list[RuleCounts]:
+    """Open obligations by status and rule, the most overdue rules first.
 
-
-async def rule_counts(session: AsyncSession, scope: Scope, at: datetime) -> list[RuleCounts]:
-    """Open obligations by status and rule, the most overdue rules first."""
+    An open obligation is exactly one of upcoming, due soon and overdue, so upcoming is what
+    the other two leave: one aggregate fewer over every open row. Names come from the
+    ruleset, which every open obligation was derived with (a rules change re-derives them).
+    """
     rows = await open_obligations(
-        session, scope, at, "rule_id", "rule_name", "due_at", "warn_at", "first_escalation_at"
+        session, scope, at, "rule_id", "due_at", "warn_at", "first_escalation_at"
     )
     overdue = _is_overdue(rows, at)
     per_rule = await session.execute(
         select(
             rows.c.rule_id,
-            func.min(rows.c.rule_name).label("rule_name"),
-            func.count().filter(_is_upcoming(rows, at)).label("upcoming"),
+            func.count().label("open"),
             func.count().filter(_is_due_soon(rows, at)).label("due_soon"),
             func.count().filter(overdue).label("overdue"),
             # Escalation level 1 or more: overdue and past the earliest threshold.
@@ -216,8 +219,8 @@ async def rule_counts(session: AsyncSession, scope: Scope, at: datetime) -> list
     counts = [
         RuleCounts(
             r.rule_id,
-            r.rule_name,
-            int(r.upcoming),
+            ruleset.name_of(r.rule_id),
+            int(r.open) - int(r.due_soon) - int(r.overdue),
             int(r.due_soon),
             int(r.overdue),
             int(r.escalated),
@@ -227,11 +230,11 @@ async def rule_counts(session: AsyncSession, scope: Scope, at: datetime) -> list
     return sorted(counts, key=lambda r: (-r.overdue, -r.due_soon, r.rule_id))
 
 
-async def summary(factory: SessionFactory, scope: Scope, at: datetime) -> Summary:
+async def summary(factory: SessionFactory, scope: Scope, at: datetime, ruleset: Ruleset) -> Summary:
     """The tiles: open cases, obligations by status, at risk, escalated, and per rule."""
     by_rule, cases, at_risk = await gather_reads(
         factory,
-        lambda session: rule_counts(session, scope, at),
+        lambda session: rule_counts(session, scope, at, ruleset),
         lambda session: open_cases(session, scope, at),
         lambda session: at_risk_count(session, scope, at),
     )
@@ -289,7 +292,9 @@ def _load_query(rows: Subquery, at: datetime, by: Sequence[str]) -> Select[Any]:
     """Per case first, then per worker or team: counting cases needs no DISTINCT then.
 
     A case's obligations all carry the case's allocation, so each case falls in one group,
-    and grouping by (worker, team, case) follows the dashboard index.
+    and grouping by (worker, team, case) follows the dashboard index. A case's earliest due
+    date is its oldest overdue one whenever it has any overdue, which spares a filtered
+    aggregate over every open row.
     """
     overdue = _is_overdue(rows, at)
     per_case = (
@@ -299,7 +304,7 @@ def _load_query(rows: Subquery, at: datetime, by: Sequence[str]) -> Select[Any]:
             func.count().label("open_obligations"),
             func.count().filter(_is_due_soon(rows, at)).label("due_soon"),
             func.count().filter(overdue).label("overdue"),
-            func.min(rows.c.due_at).filter(overdue).label("oldest_due_at"),
+            func.min(rows.c.due_at).label("earliest_due_at"),
         )
         .group_by(rows.c.worker_id, rows.c.team_id, rows.c.case_id)
         .subquery("per_case")
@@ -308,7 +313,9 @@ def _load_query(rows: Subquery, at: datetime, by: Sequence[str]) -> Select[Any]:
     overdue_total = func.sum(per_case.c.overdue).label("overdue")
     due_soon = func.sum(per_case.c.due_soon).label("due_soon")
     obligations_total = func.sum(per_case.c.open_obligations).label("open_obligations")
-    oldest = func.min(per_case.c.oldest_due_at).label("oldest_due_at")
+    oldest = func.min(case((per_case.c.overdue > 0, per_case.c.earliest_due_at), else_=None)).label(
+        "oldest_due_at"
+    )
     return (
         select(
             *keys,

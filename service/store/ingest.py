@@ -210,13 +210,12 @@ def obligation_row(
 def _obligation_columns(
     org_id: str, ruleset: Ruleset, state: CaseState, ob: Obligation, now: datetime
 ) -> dict[str, Any]:
-    rule = ruleset.rule(ob.rule_id)
     return {
         "org_id": org_id,
         "id": ob.id,
         "case_id": ob.case_id,
         "rule_id": ob.rule_id,
-        "rule_name": rule.name if rule else ob.rule_id,
+        "rule_name": ruleset.name_of(ob.rule_id),
         "sequence": ob.sequence,
         "opened_at": ob.opened_at,
         "due_at": ob.due_at,

@@ -395,7 +395,7 @@ async def dashboard(request: Request, clock: ClockDep) -> Response:
         factory,
         lambda s: _timeliness(s, scope, at, viewer.ruleset),
         lambda s: figures.loads(s, scope, at, calendar, by="worker"),
-        lambda s: figures.rule_counts(s, scope, at),
+        lambda s: figures.rule_counts(s, scope, at, viewer.ruleset),
         lambda s: figures.open_cases(s, scope, at),
         lambda s: _overdue(s, scope, at, calendar, sort=sort, descending=descending, page=page),
         lambda s: figures.at_risk_count(s, scope, at),
@@ -544,7 +544,7 @@ async def widget(name: str, request: Request, clock: ClockDep) -> Response:
         **_chart_context(),
     }
     if name == "summary":
-        context["summary"] = await figures.summary(factory, scope, now)
+        context["summary"] = await figures.summary(factory, scope, now, ruleset)
         return render("widget.html", context, frameable_by=frame)
     async with factory() as session:
         if name == "overdue":
