@@ -26,6 +26,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _OPEN = sa.text("closed_at IS NULL")
+# Written out rather than imported from the models: a migration must not change later.
+_OPEN_INCLUDE_BEFORE = [
+    "id",
+    "due_at",
+    "warn_at",
+    "opened_at",
+    "first_escalation_at",
+    "rule_id",
+    "rule_name",
+]
+_OPEN_INCLUDE = ["due_at", "warn_at", "opened_at", "first_escalation_at", "rule_id"]
+_LOADS_INDEX = "ix_obligations_open_org_id_worker_id_team_id_case_id"
+_LOADS_COLUMNS = ["org_id", "worker_id", "team_id", "case_id"]
 
 
 def upgrade() -> None:
@@ -44,6 +57,7 @@ def upgrade() -> None:
             "org_id", "team_id", "day", "rule_id", name=op.f("pk_daily_completions")
         ),
     )
+    _rebuild_loads_index(_OPEN_INCLUDE)
     with op.batch_alter_table("obligations", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_obligations_open_org_id_due_at", sqlite_where=_OPEN, postgresql_where=_OPEN
@@ -125,7 +139,23 @@ def _count_stored_obligations(connection: sa.Connection, completions: sa.Table) 
             connection.execute(completions.insert(), rows)
 
 
+def _rebuild_loads_index(include: list[str]) -> None:
+    """Rebuild the open-work index with `include` (PostgreSQL only; SQLite has no INCLUDE)."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.drop_index(_LOADS_INDEX, table_name="obligations")
+    op.create_index(
+        _LOADS_INDEX,
+        "obligations",
+        _LOADS_COLUMNS,
+        unique=False,
+        postgresql_where=_OPEN,
+        postgresql_include=include,
+    )
+
+
 def downgrade() -> None:
+    _rebuild_loads_index(_OPEN_INCLUDE_BEFORE)
     with op.batch_alter_table("obligations", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_obligations_open_org_id_due_at_id", sqlite_where=_OPEN, postgresql_where=_OPEN

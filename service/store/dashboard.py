@@ -541,7 +541,7 @@ async def overdue(
     """One page of what is overdue at `at`, and how many there are in all."""
     columns = ("id", "case_id", "rule_id", "rule_name", "worker_id", "team_id", "due_at")
     late = [t.due_at < at]
-    counted = await open_obligations(session, scope, at, "id", where=late)
+    counted = await open_obligations(session, scope, at, "due_at", where=late)
     total = (await session.execute(select(func.count()).select_from(counted))).scalar_one()
     # Each half could stop after a page in index order, but PostgreSQL then prefers walking
     # every obligation ever due (the full due_at index) over sorting the overdue ones.
