@@ -464,12 +464,7 @@ async def _rolled_up(
         )
         .group_by(index, c.rule_id)
     )
-    if rule_id is not None:
-        query = query.where(c.rule_id == rule_id)
-    return {
-        (int(row.period), row.rule_id): (int(row.completed), int(row.on_time))
-        for row in await session.execute(query)
-    }
+    return await _per_period_and_rule(session, query, c.rule_id, rule_id)
 
 
 async def _counted(
@@ -510,8 +505,15 @@ async def _counted(
         )
         .group_by(index, t.rule_id)
     )
+    return await _per_period_and_rule(session, query, t.rule_id, rule_id)
+
+
+async def _per_period_and_rule(
+    session: AsyncSession, query: Select[Any], rule: ColumnElement[str], rule_id: str | None
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """(period index, rule) -> (completed, on time), for one rule if `rule_id` is given."""
     if rule_id is not None:
-        query = query.where(t.rule_id == rule_id)
+        query = query.where(rule == rule_id)
     return {
         (int(row.period), row.rule_id): (int(row.completed), int(row.on_time))
         for row in await session.execute(query)

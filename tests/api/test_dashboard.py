@@ -128,6 +128,11 @@ async def listed(tenant: Tenant, at: str) -> list[dict[str, Any]]:
         params["cursor"] = body["next_cursor"]
 
 
+def scope_params(team: str | None, worker: str | None) -> dict[str, str]:
+    """The widget query parameters for a team and a worker, either or both."""
+    return {k: v for k, v in (("team_id", team), ("worker_id", worker)) if v}
+
+
 def scoped(items: list[dict[str, Any]], team: str | None, worker: str | None) -> list[Any]:
     return [
         o
@@ -216,7 +221,7 @@ async def test_summary_counts_equal_counts_from_the_obligations_list(
 ) -> None:
     clock.now = NOW
     tenant = await seeded(app, logs)
-    filters = {k: v for k, v in (("team_id", team), ("worker_id", worker)) if v}
+    filters = scope_params(team, worker)
     try:
         body = await widget(tenant.reader, "summary", as_of=iso(at), **filters)
         expected = expected_summary(scoped(await listed(tenant, iso(at)), team, worker))
@@ -272,7 +277,7 @@ async def test_timeliness_equals_completions_in_the_obligations_list(
 ) -> None:
     clock.now = NOW
     tenant = await seeded(app, logs)
-    filters = {k: v for k, v in (("team_id", team), ("worker_id", worker)) if v}
+    filters = scope_params(team, worker)
     try:
         body = await widget(tenant.reader, "timeliness", as_of=iso(at), **filters)
         months = twelve_months_to(at.astimezone(LONDON).date())
