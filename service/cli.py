@@ -13,6 +13,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.api.deps import KEY_CACHE_SECONDS
 from service.demo import DemoReport, seed_demo
 from service.domain.events import parse_day_or_instant
 from service.domain.rules import BUILTIN_RULESETS, Ruleset, RulesetInvalid, load_ruleset
@@ -23,13 +24,15 @@ from service.store.migrations import upgrade_to_head
 from service.store.obligations import from_row, select_obligations, status_clause
 from service.store.orgs import (
     SCOPES,
+    api_keys,
     create_api_key,
     create_org,
     list_orgs,
     org_by_name,
+    revoke_api_key,
     ruleset_of,
 )
-from service.store.tables import Org
+from service.store.tables import ApiKey, Org
 
 T = TypeVar("T")
 ORG_NAME_MAX = 200  # the width of orgs.name
@@ -143,6 +146,38 @@ def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
 
     key = _in_session(settings, work)
     print(f"API key with scopes {' '.join(sorted(scopes))} (shown once):\n{key}")
+    return 0
+
+
+def cmd_key_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(session: AsyncSession) -> list[ApiKey]:
+        return await api_keys(session, (await _pick_org(session, args.org)).id)
+
+    keys = _in_session(settings, work)
+    print(f"{'prefix':<12}{'name':<24}{'scopes':<32}{'created':<27}revoked")
+    for key in keys:
+        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "-"
+        created = key.created_at.isoformat(timespec="seconds")
+        print(f"{key.prefix:<12}{key.name[:23]:<24}{key.scopes[:31]:<32}{created:<27}{revoked}")
+    return 0
+
+
+def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(session: AsyncSession) -> list[ApiKey]:
+        org = await _pick_org(session, args.org)
+        return await revoke_api_key(session, org.id, args.prefix, _now())
+
+    matched = _in_session(settings, work)
+    if not matched:
+        raise CommandError(
+            f"no live key with prefix {args.prefix!r} (see 'caseclock api-key list')"
+        )
+    if len(matched) > 1:
+        raise CommandError(f"{len(matched)} live keys share prefix {args.prefix!r}; none revoked")
+    print(
+        f"revoked key {args.prefix} ({matched[0].name}); "
+        f"running servers refuse it within {KEY_CACHE_SECONDS:g} seconds"
+    )
     return 0
 
 
@@ -312,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     key_create.add_argument("--org", help="organisation name (needed when there are several)")
     key_create.add_argument("--name", default="api key", help="a label for the key")
     key_create.set_defaults(handler=cmd_key_create)
+    key_list = key.add_parser("list", help="list an organisation's keys by their shown prefix")
+    key_list.add_argument("--org", help="organisation name (needed when there are several)")
+    key_list.set_defaults(handler=cmd_key_list)
+    key_revoke = key.add_parser("revoke", help="revoke a key, named by its prefix")
+    key_revoke.add_argument("prefix", help="the key's first 10 characters, as 'list' shows")
+    key_revoke.add_argument("--org", help="organisation name (needed when there are several)")
+    key_revoke.set_defaults(handler=cmd_key_revoke)
 
     rules = commands.add_parser("rules", help="rulesets").add_subparsers(
         dest="rules_command", required=True, metavar="COMMAND"

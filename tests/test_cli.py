@@ -79,6 +79,8 @@ def database(tmp_path: Path) -> Path:
         ["org", "create"],
         ["api-key"],
         ["api-key", "create"],
+        ["api-key", "list"],
+        ["api-key", "revoke"],
         ["rules"],
         ["rules", "validate"],
         ["check"],
@@ -189,6 +191,24 @@ def test_api_key_create_needs_org_when_there_are_several(database: Path) -> None
     assert "kent" in reason
     chosen = caseclock(database, "api-key", "create", "--scope", "read", "--org", "essex")
     assert chosen.code == 0, chosen.err
+
+
+def test_api_key_list_shows_each_key_by_prefix_and_whether_it_is_revoked(
+    database: Path,
+) -> None:
+    admin = key_in(caseclock(database, "org", "create", "kent").out)
+    reader = key_in(caseclock(database, "api-key", "create", "--scope", "read").out)
+    caseclock(database, "api-key", "revoke", reader[:10])
+    listed = caseclock(database, "api-key", "list")
+    assert listed.code == 0, listed.err
+    rows = [line.split() for line in listed.out.splitlines()[1:]]
+    assert [(r[0], r[-1] == "-") for r in rows] == [(admin[:10], True), (reader[:10], False)]
+
+
+def test_api_key_revoke_of_an_unknown_prefix_says_so(database: Path) -> None:
+    caseclock(database, "org", "create", "kent")
+    reason = one_line_reason(caseclock(database, "api-key", "revoke", "cc_nothing"))
+    assert "cc_nothing" in reason
 
 
 def test_api_key_create_refuses_an_unknown_org(database: Path) -> None:
@@ -423,6 +443,16 @@ def test_a_read_key_from_the_cli_reads_but_cannot_write(served: Served) -> None:
         timeout=10,
     )
     assert (read.status_code, write.status_code) == (200, 403)
+
+
+def test_a_key_revoked_from_the_cli_is_refused(served: Served) -> None:
+    created = caseclock(served.database, "api-key", "create", "--scope", "read")
+    key = key_in(created.out)
+    revoked = caseclock(served.database, "api-key", "revoke", key[:10])
+    assert revoked.code == 0, revoked.err
+    headers = {"Authorization": f"Bearer {key}"}
+    response = httpx.get(f"{served.base_url}/v1/obligations", headers=headers, timeout=10)
+    assert response.status_code == 401
 
 
 # Demo

@@ -123,6 +123,42 @@ async def create_api_key(
     return key, plaintext
 
 
+async def api_keys(session: AsyncSession, org_id: str) -> list[ApiKey]:
+    """The organisation's keys, oldest first, revoked ones included."""
+    return list(
+        (
+            await session.execute(
+                select(ApiKey)
+                .where(col(ApiKey.org_id) == org_id)
+                .order_by(col(ApiKey.created_at), col(ApiKey.id))
+            )
+        ).scalars()
+    )
+
+
+async def revoke_api_key(
+    session: AsyncSession, org_id: str, prefix: str, now: datetime
+) -> list[ApiKey]:
+    """Revoke the organisation's live key whose shown prefix is `prefix`.
+
+    Returns the live keys that matched: revoked when exactly one did, untouched otherwise.
+    """
+    live = (
+        await session.execute(
+            select(ApiKey).where(
+                col(ApiKey.org_id) == org_id,
+                col(ApiKey.prefix) == prefix,
+                col(ApiKey.revoked_at).is_(None),
+            )
+        )
+    ).scalars()
+    matched = list(live)
+    if len(matched) == 1:
+        matched[0].revoked_at = now
+        await session.flush()
+    return matched
+
+
 async def authenticate(session: AsyncSession, plaintext: str) -> Principal | None:
     row = (
         await session.execute(
