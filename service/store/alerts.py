@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import alert_payload, owed_alerts
 from service.domain.derive import Obligation
 from service.domain.rules import Ruleset
 from service.metrics import count_alerts_enqueued
+from service.store.db import upsert
 from service.store.orgs import ruleset_of
 from service.store.tables import Alert, Org
 from service.store.tables import Obligation as ObligationRow
@@ -42,13 +42,6 @@ def sortable_id(prefix: str) -> str:
         value, digit = divmod(value, 32)
         chars.append(_CROCKFORD[digit])
     return prefix + "".join(reversed(chars))
-
-
-def dialect_insert(session: AsyncSession, table: Table) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT on both PostgreSQL and SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +99,7 @@ async def insert_alerts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     if not rows:
         return 0
     stmt = (
-        dialect_insert(session, alerts_t)
+        upsert(session, alerts_t)
         .on_conflict_do_nothing(index_elements=["org_id", "obligation_id", "type", "level"])
         .returning(alerts_t.c.type)
     )
