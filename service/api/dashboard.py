@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -187,14 +187,6 @@ def _day(value: str | None, name: str, calendar: Calendar) -> date | None:
     return calendar.local_date(parsed) if isinstance(parsed, datetime) else parsed
 
 
-def default_first_day(last: date, interval: figures.Interval) -> date:
-    """Twelve periods up to and including the one holding `last`."""
-    if interval == "week":
-        return last - timedelta(weeks=11)
-    months = last.year * 12 + last.month - 1 - 11
-    return date(months // 12, months % 12 + 1, 1)
-
-
 def timeliness_periods(
     calendar: Calendar,
     at: datetime,
@@ -203,7 +195,7 @@ def timeliness_periods(
     interval: figures.Interval,
 ) -> list[figures.Period]:
     last = last or calendar.local_date(at)
-    first = first or default_first_day(last, interval)
+    first = first or figures.default_first_day(last, interval)
     if first > last:
         raise _invalid("from", "must not be after 'to'")
     spans = figures.periods(calendar, first, last, interval)

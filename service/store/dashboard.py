@@ -377,6 +377,14 @@ async def loads(
     ]
 
 
+def default_first_day(last: date, interval: Interval) -> date:
+    """Twelve periods up to and including the one holding `last`."""
+    if interval == "week":
+        return last - timedelta(weeks=11)
+    months = last.year * 12 + last.month - 1 - 11
+    return date(months // 12, months % 12 + 1, 1)
+
+
 def periods(calendar: Calendar, first: date, last: date, interval: Interval) -> list[Period]:
     """Calendar months or ISO weeks in the org's timezone, from the one holding `first`."""
     start = first.replace(day=1) if interval == "month" else first - timedelta(first.weekday())

@@ -318,9 +318,7 @@ async def _timeliness(
 ) -> dict[str, Any]:
     calendar = ruleset.calendar
     last = calendar.local_date(at)
-    months = last.year * 12 + last.month - 1 - 11
-    first = last.replace(year=months // 12, month=months % 12 + 1, day=1)
-    spans = figures.periods(calendar, first, last, "month")
+    spans = figures.periods(calendar, figures.default_first_day(last, "month"), last, "month")
     items = await figures.timeliness(session, scope, at, spans, calendar)
     labels = [span.label for span in spans]
     return {

@@ -414,11 +414,8 @@ async def test_a_test_ping_is_delivered_signed(alerting: Alerting, endpoint: Rec
     assert ping.verifies_with(subscription["secret"])
 
 
-async def test_a_private_target_is_refused_at_delivery_without_connecting(
-    alerting: Alerting, endpoint: Receiver
-) -> None:
-    tenant, subscription = await subscribed(alerting, endpoint, event_types=["obligation.overdue"])
-    await post(tenant.writer, referral("C-1", BACKDATED))
+async def deliver_refusing_private_targets(alerting: Alerting) -> None:
+    """One delivery run with the production guard on (the harness allows localhost)."""
     strict = WebhookSender(timeout_seconds=2, allow_private=False, concurrency=4)
     try:
         alerting.sender, relaxed = strict, alerting.sender
@@ -426,6 +423,14 @@ async def test_a_private_target_is_refused_at_delivery_without_connecting(
     finally:
         alerting.sender = relaxed
         await strict.aclose()
+
+
+async def test_a_private_target_is_refused_at_delivery_without_connecting(
+    alerting: Alerting, endpoint: Receiver
+) -> None:
+    tenant, subscription = await subscribed(alerting, endpoint, event_types=["obligation.overdue"])
+    await post(tenant.writer, referral("C-1", BACKDATED))
+    await deliver_refusing_private_targets(alerting)
     assert endpoint.at("/hooks") == []
     log = await deliveries_log(tenant, subscription["id"])
     assert all("not a public address" in d["attempts"][0]["error"] for d in log)
@@ -439,13 +444,7 @@ async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
         tenant, f"http://localhost:{endpoint.port}/hooks", event_types=["obligation.overdue"]
     )
     await post(tenant.writer, referral("C-1", BACKDATED))
-    strict = WebhookSender(timeout_seconds=2, allow_private=False, concurrency=4)
-    try:
-        alerting.sender, relaxed = strict, alerting.sender
-        await alerting.deliver()
-    finally:
-        alerting.sender = relaxed
-        await strict.aclose()
+    await deliver_refusing_private_targets(alerting)
     assert endpoint.at("/hooks") == []
     log = await deliveries_log(tenant, subscription["id"])
     assert all("no public address" in d["attempts"][0]["error"] for d in log)
