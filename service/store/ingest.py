@@ -24,7 +24,7 @@ from service.domain.rules import Ruleset
 from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
 from service.store.completions import Tally, record
-from service.store.db import upsert
+from service.store.db import among, upsert
 from service.store.tables import Case as CaseRow
 from service.store.tables import Event as EventRow
 from service.store.tables import Obligation as ObligationRow
@@ -151,7 +151,7 @@ async def store_events(
     for chunk in _chunks(others):
         rows = await session.execute(
             select(events_t.c.id, events_t.c.content_hash).where(
-                events_t.c.org_id == org_id, events_t.c.id.in_(chunk)
+                events_t.c.org_id == org_id, among(session, events_t.c.id, chunk)
             )
         )
         stored.update({row.id: row.content_hash for row in rows})
@@ -183,7 +183,7 @@ async def load_case_events(
                 events_t.c.data,
             ).where(
                 events_t.c.org_id == org_id,
-                events_t.c.case_id.in_(chunk),
+                among(session, events_t.c.case_id, chunk),
                 events_t.c.voided_at.is_(None),
             )
         )
@@ -262,7 +262,9 @@ async def _replace_obligations(
                 obligations_t.c.team_id,
                 obligations_t.c.met_at,
                 obligations_t.c.due_at,
-            ).where(obligations_t.c.org_id == org_id, obligations_t.c.case_id.in_(chunk))
+            ).where(
+                obligations_t.c.org_id == org_id, among(session, obligations_t.c.case_id, chunk)
+            )
         )
         stored.update({row.id: row._mapping for row in rows})
     gone = [i for i in stored if i not in wanted]
@@ -279,7 +281,7 @@ async def _replace_obligations(
     for chunk in _chunks(gone):
         await session.execute(
             delete(obligations_t).where(
-                obligations_t.c.org_id == org_id, obligations_t.c.id.in_(chunk)
+                obligations_t.c.org_id == org_id, among(session, obligations_t.c.id, chunk)
             )
         )
     for chunk in _chunks(new):
@@ -307,7 +309,8 @@ async def _replace_risk_periods(
     for chunk in _chunks(stale):
         await session.execute(
             delete(risk_periods_t).where(
-                risk_periods_t.c.org_id == org_id, risk_periods_t.c.obligation_id.in_(chunk)
+                risk_periods_t.c.org_id == org_id,
+                among(session, risk_periods_t.c.obligation_id, chunk),
             )
         )
     periods = [
