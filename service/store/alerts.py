@@ -22,7 +22,7 @@ from service.domain.alerts import alert_payload, owed_alerts
 from service.domain.derive import Obligation
 from service.domain.rules import Ruleset
 from service.metrics import count_alerts_enqueued
-from service.store.db import upsert
+from service.store.db import Prebuilt, upsert
 from service.store.orgs import ruleset_of
 from service.store.tables import Alert, Org
 from service.store.tables import Obligation as ObligationRow
@@ -94,16 +94,20 @@ def owed_rows(
     return rows
 
 
+_INSERT_ALERTS = Prebuilt(
+    lambda dialect: (
+        upsert(dialect, alerts_t)
+        .on_conflict_do_nothing(index_elements=["org_id", "obligation_id", "type", "level"])
+        .returning(alerts_t.c.type)
+    )
+)
+
+
 async def insert_alerts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
     """Insert outbox rows, skipping any (org, obligation, type, level) already recorded."""
     if not rows:
         return 0
-    stmt = (
-        upsert(session, alerts_t)
-        .on_conflict_do_nothing(index_elements=["org_id", "obligation_id", "type", "level"])
-        .returning(alerts_t.c.type)
-    )
-    inserted = list((await session.execute(stmt, list(rows))).scalars())
+    inserted = list((await session.execute(_INSERT_ALERTS(session), list(rows))).scalars())
     count_alerts_enqueued(session, inserted)
     return len(inserted)
 

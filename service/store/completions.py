@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from service.domain.calendar import Calendar
-from service.store.db import upsert
+from service.store.db import Prebuilt, upsert
 from service.store.tables import DailyCompletion
 from service.store.tables import Obligation as ObligationRow
 
@@ -84,21 +84,27 @@ def forget_pending(session: AsyncSession) -> None:
     session.info.pop(_PENDING, None)
 
 
-@event.listens_for(Session, "before_commit")
-def _write_pending(session: Session) -> None:
-    pending: Tally | None = session.info.pop(_PENDING, None)
-    rows = pending.rows() if pending else []
-    if not rows:
-        return
-    stmt = upsert(session, completions_t)
-    stmt = stmt.on_conflict_do_update(
+def _add_completions(dialect: str) -> Any:
+    stmt = upsert(dialect, completions_t)
+    return stmt.on_conflict_do_update(
         index_elements=["org_id", "team_id", "day", "rule_id"],
         set_={
             "completed": completions_t.c.completed + stmt.excluded.completed,
             "on_time": completions_t.c.on_time + stmt.excluded.on_time,
         },
     )
-    session.execute(stmt, rows)
+
+
+_ADD_COMPLETIONS = Prebuilt(_add_completions)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    pending: Tally | None = session.info.pop(_PENDING, None)
+    rows = pending.rows() if pending else []
+    if not rows:
+        return
+    session.execute(_ADD_COMPLETIONS(session), rows)
 
 
 @event.listens_for(Session, "after_soft_rollback")

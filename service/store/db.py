@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Table, any_, bindparam, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 
 SessionFactory = async_sessionmaker[AsyncSession]
+T = TypeVar("T")
 
 
 def _prepare_sqlite(engine: AsyncEngine) -> None:
@@ -64,16 +65,40 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def upsert(session: AsyncSession | Session, table: Table) -> Any:
+def dialect_of(session: AsyncSession | Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def upsert(dialect: str, table: Table) -> Any:
     """The dialect's INSERT, which has ON CONFLICT on both PostgreSQL and SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 
 
-def among(session: AsyncSession, column: ColumnElement[Any], values: Sequence[Any]) -> Any:
-    """`column IN values`. On PostgreSQL the list is one array parameter, so lists of every
-    length share one prepared statement instead of each length preparing its own."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
-    return column.in_(values)
+def among(dialect: str, column: ColumnElement[Any], name: str) -> Any:
+    """`column IN :name`, the list given when the statement runs. On PostgreSQL the list is
+    one array parameter, so lists of every length share one prepared statement."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+class Prebuilt(Generic[T]):
+    """A statement built once per dialect, its values bound when it runs.
+
+    Building a statement and computing its cache key cost about as much CPU as running it
+    (0.26 of 0.66 ms for a two-condition SELECT), and the write path runs a dozen per
+    transaction.
+    """
+
+    def __init__(self, build: Callable[[str], T]) -> None:
+        self._build = build
+        self._built: dict[str, T] = {}
+
+    def __call__(self, session: AsyncSession | Session) -> T:
+        dialect = dialect_of(session)
+        found = self._built.get(dialect)
+        if found is None:
+            found = self._built[dialect] = self._build(dialect)
+        return found

@@ -24,7 +24,7 @@ from service.domain.rules import Ruleset
 from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
 from service.store.completions import Tally, record
-from service.store.db import among, upsert
+from service.store.db import Prebuilt, among, upsert
 from service.store.tables import Case as CaseRow
 from service.store.tables import Event as EventRow
 from service.store.tables import Obligation as ObligationRow
@@ -78,6 +78,23 @@ class LockedCases:
     created: frozenset[str]
 
 
+def _lock_cases(dialect: str) -> Any:
+    stmt = upsert(dialect, cases_t)
+    created = literal_column("xmax = 0") if dialect == "postgresql" else literal(False)
+    return stmt.on_conflict_do_update(
+        index_elements=["org_id", "case_id"], set_={"updated_at": stmt.excluded.updated_at}
+    ).returning(
+        cases_t.c.case_id,
+        cases_t.c.worker_id,
+        cases_t.c.team_id,
+        cases_t.c.status,
+        created.label("created"),
+    )
+
+
+_LOCK_CASES = Prebuilt(_lock_cases)
+
+
 async def lock_cases(
     session: AsyncSession, org_id: str, case_ids: Iterable[str], now: datetime
 ) -> LockedCases:
@@ -87,26 +104,11 @@ async def lock_cases(
     row again only when the allocation or status changed. PostgreSQL also tells which rows
     the upsert inserted (`xmax` is 0 on a row no other transaction has touched).
     """
-    stmt = upsert(session, cases_t)
-    created = (
-        literal_column("xmax = 0")
-        if session.get_bind().dialect.name == "postgresql"
-        else literal(False)
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["org_id", "case_id"], set_={"updated_at": stmt.excluded.updated_at}
-    ).returning(
-        cases_t.c.case_id,
-        cases_t.c.worker_id,
-        cases_t.c.team_id,
-        cases_t.c.status,
-        created.label("created"),
-    )
     params = [
         {"org_id": org_id, "case_id": c, "status": "open", "updated_at": now}
         for c in sorted(set(case_ids))
     ]
-    rows = (await session.execute(stmt, params)).all()
+    rows = (await session.execute(_LOCK_CASES(session), params)).all()
     return LockedCases(
         {r.case_id: (r.worker_id, r.team_id, r.status) for r in rows},
         frozenset(r.case_id for r in rows if r.created),
@@ -128,6 +130,20 @@ def _event_row(org_id: str, event: Event, digest: str, now: datetime) -> dict[st
     }
 
 
+_INSERT_EVENTS = Prebuilt(
+    lambda dialect: (
+        upsert(dialect, events_t)
+        .on_conflict_do_nothing(index_elements=["org_id", "id"])
+        .returning(events_t.c.id)
+    )
+)
+_STORED_HASHES = Prebuilt(
+    lambda dialect: select(events_t.c.id, events_t.c.content_hash).where(
+        events_t.c.org_id == bindparam("org_id"), among(dialect, events_t.c.id, "ids")
+    )
+)
+
+
 async def store_events(
     session: AsyncSession, org_id: str, events: Sequence[Event], now: datetime
 ) -> list[Outcome]:
@@ -140,20 +156,15 @@ async def store_events(
     first: dict[str, int] = {}
     for index, event in enumerate(events):
         first.setdefault(event.id, index)
-    stmt = upsert(session, events_t).on_conflict_do_nothing(index_elements=["org_id", "id"])
     rows = await session.execute(
-        stmt.returning(events_t.c.id),
+        _INSERT_EVENTS(session),
         [_event_row(org_id, events[i], digests[i], now) for i in first.values()],
     )
     inserted = set(rows.scalars())
     stored = {event_id: digests[first[event_id]] for event_id in inserted}
     others = [event_id for event_id in first if event_id not in inserted]
     for chunk in _chunks(others):
-        rows = await session.execute(
-            select(events_t.c.id, events_t.c.content_hash).where(
-                events_t.c.org_id == org_id, among(session, events_t.c.id, chunk)
-            )
-        )
+        rows = await session.execute(_STORED_HASHES(session), {"org_id": org_id, "ids": chunk})
         stored.update({row.id: row.content_hash for row in rows})
     outcomes = []
     for index, event in enumerate(events):
@@ -166,27 +177,30 @@ async def store_events(
     return outcomes
 
 
+_CASE_LOGS = Prebuilt(
+    lambda dialect: select(
+        events_t.c.id,
+        events_t.c.type,
+        events_t.c.case_id,
+        events_t.c.occurred_at,
+        events_t.c.worker_id,
+        events_t.c.team_id,
+        events_t.c.data,
+    ).where(
+        events_t.c.org_id == bindparam("org_id"),
+        among(dialect, events_t.c.case_id, "case_ids"),
+        events_t.c.voided_at.is_(None),
+    )
+)
+
+
 async def load_case_events(
     session: AsyncSession, org_id: str, case_ids: Sequence[str]
 ) -> dict[str, list[Event]]:
     """The non-void log of each case, as domain events."""
     logs: dict[str, list[Event]] = {c: [] for c in case_ids}
     for chunk in _chunks(case_ids):
-        rows = await session.execute(
-            select(
-                events_t.c.id,
-                events_t.c.type,
-                events_t.c.case_id,
-                events_t.c.occurred_at,
-                events_t.c.worker_id,
-                events_t.c.team_id,
-                events_t.c.data,
-            ).where(
-                events_t.c.org_id == org_id,
-                among(session, events_t.c.case_id, chunk),
-                events_t.c.voided_at.is_(None),
-            )
-        )
+        rows = await session.execute(_CASE_LOGS(session), {"org_id": org_id, "case_ids": chunk})
         for r in rows:
             logs[r.case_id].append(
                 Event(r.id, r.type, r.case_id, r.occurred_at, r.worker_id, r.team_id, r.data)
@@ -238,6 +252,40 @@ def _obligation_columns(
     }
 
 
+_STORED_OBLIGATIONS = Prebuilt(
+    lambda dialect: select(
+        obligations_t.c.id,
+        obligations_t.c.digest,
+        obligations_t.c.rule_id,
+        obligations_t.c.team_id,
+        obligations_t.c.met_at,
+        obligations_t.c.due_at,
+        obligations_t.c.at_risk_periods,
+    ).where(
+        obligations_t.c.org_id == bindparam("org_id"),
+        among(dialect, obligations_t.c.case_id, "case_ids"),
+    )
+)
+_DELETE_OBLIGATIONS = Prebuilt(
+    lambda dialect: delete(obligations_t).where(
+        obligations_t.c.org_id == bindparam("org_id"), among(dialect, obligations_t.c.id, "ids")
+    )
+)
+_INSERT_OBLIGATIONS = obligations_t.insert()
+_UPDATE_OBLIGATION = (
+    update(obligations_t)
+    .where(obligations_t.c.org_id == bindparam("b_org"), obligations_t.c.id == bindparam("b_id"))
+    .values({name: bindparam(name) for name in _OBLIGATION_FIELDS})
+)
+_DELETE_RISK_PERIODS = Prebuilt(
+    lambda dialect: delete(risk_periods_t).where(
+        risk_periods_t.c.org_id == bindparam("org_id"),
+        among(dialect, risk_periods_t.c.obligation_id, "ids"),
+    )
+)
+_INSERT_RISK_PERIODS = risk_periods_t.insert()
+
+
 async def _replace_obligations(
     session: AsyncSession,
     org_id: str,
@@ -255,16 +303,7 @@ async def _replace_obligations(
     stored: dict[str, Mapping[str, Any]] = {}
     for chunk in _chunks([c for c in case_ids if c not in created]):
         rows = await session.execute(
-            select(
-                obligations_t.c.id,
-                obligations_t.c.digest,
-                obligations_t.c.rule_id,
-                obligations_t.c.team_id,
-                obligations_t.c.met_at,
-                obligations_t.c.due_at,
-            ).where(
-                obligations_t.c.org_id == org_id, among(session, obligations_t.c.case_id, chunk)
-            )
+            _STORED_OBLIGATIONS(session), {"org_id": org_id, "case_ids": chunk}
         )
         stored.update({row.id: row._mapping for row in rows})
     gone = [i for i in stored if i not in wanted]
@@ -279,40 +318,23 @@ async def _replace_obligations(
         tally.count(org_id, calendar, row)
     record(session, tally)
     for chunk in _chunks(gone):
-        await session.execute(
-            delete(obligations_t).where(
-                obligations_t.c.org_id == org_id, among(session, obligations_t.c.id, chunk)
-            )
-        )
+        await session.execute(_DELETE_OBLIGATIONS(session), {"org_id": org_id, "ids": chunk})
     for chunk in _chunks(new):
-        await session.execute(obligations_t.insert(), list(chunk))
+        await session.execute(_INSERT_OBLIGATIONS, list(chunk))
     if changed:
-        stmt = (
-            update(obligations_t)
-            .where(
-                obligations_t.c.org_id == bindparam("b_org"),
-                obligations_t.c.id == bindparam("b_id"),
-            )
-            .values({name: bindparam(name) for name in _OBLIGATION_FIELDS})
-        )
         params = [{**row, "b_org": row["org_id"], "b_id": row["id"]} for row in changed]
-        await session.execute(stmt, params)
-    await _replace_risk_periods(
-        session, org_id, [*gone, *(r["id"] for r in changed)], [*new, *changed]
-    )
+        await session.execute(_UPDATE_OBLIGATION, params)
+    stale = [i for i in (*gone, *(r["id"] for r in changed)) if stored[i]["at_risk_periods"]]
+    await _replace_risk_periods(session, org_id, stale, [*new, *changed])
     return {row["id"] for row in (*new, *changed)}
 
 
 async def _replace_risk_periods(
     session: AsyncSession, org_id: str, stale: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> None:
+    """Replace the periods of the obligations in `stale` (those that had any) with `rows`'."""
     for chunk in _chunks(stale):
-        await session.execute(
-            delete(risk_periods_t).where(
-                risk_periods_t.c.org_id == org_id,
-                among(session, risk_periods_t.c.obligation_id, chunk),
-            )
-        )
+        await session.execute(_DELETE_RISK_PERIODS(session), {"org_id": org_id, "ids": chunk})
     periods = [
         {
             "org_id": org_id,
@@ -324,7 +346,16 @@ async def _replace_risk_periods(
         for start, end in row["at_risk_periods"]
     ]
     if periods:
-        await session.execute(risk_periods_t.insert(), periods)
+        await session.execute(_INSERT_RISK_PERIODS, periods)
+
+
+_UPDATE_CASE = (
+    update(cases_t)
+    .where(cases_t.c.org_id == bindparam("b_org"), cases_t.c.case_id == bindparam("b_case"))
+    .values(
+        worker_id=bindparam("worker_id"), team_id=bindparam("team_id"), status=bindparam("status")
+    )
+)
 
 
 async def rederive_cases(
@@ -372,17 +403,8 @@ async def rederive_cases(
         s for s in states if locked.allocations[s.case_id] != (s.worker_id, s.team_id, s.status)
     ]
     if moved:
-        stmt = (
-            update(cases_t)
-            .where(cases_t.c.org_id == bindparam("b_org"), cases_t.c.case_id == bindparam("b_case"))
-            .values(
-                worker_id=bindparam("worker_id"),
-                team_id=bindparam("team_id"),
-                status=bindparam("status"),
-            )
-        )
         await session.execute(
-            stmt,
+            _UPDATE_CASE,
             [
                 {
                     "b_org": org_id,

@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -57,6 +57,14 @@ def ruleset_of(org: Org | Principal) -> Ruleset:
     return _parse(org.ruleset_id, org.ruleset_text, org.ruleset_format)
 
 
+_orgs_t: Table = Org.__table__  # type: ignore[attr-defined]
+_LOCK_RULESET = (
+    select(_orgs_t.c.ruleset_id, _orgs_t.c.ruleset_text, _orgs_t.c.ruleset_format)
+    .where(_orgs_t.c.id == bindparam("org_id"))
+    .with_for_update(read=True)
+)
+
+
 async def lock_ruleset(session: AsyncSession, org_id: str) -> Ruleset:
     """The org's active ruleset, read under a share lock on the org row.
 
@@ -64,13 +72,7 @@ async def lock_ruleset(session: AsyncSession, org_id: str) -> Ruleset:
     transaction, and `PUT /v1/rules` updates that row first: so a rules change waits for
     writes in flight, and writes after it derive with the new rules, on every replica.
     """
-    row = (
-        await session.execute(
-            select(col(Org.ruleset_id), col(Org.ruleset_text), col(Org.ruleset_format))
-            .where(col(Org.id) == org_id)
-            .with_for_update(read=True)
-        )
-    ).one()
+    row = (await session.execute(_LOCK_RULESET, {"org_id": org_id})).one()
     return _parse(row.ruleset_id, row.ruleset_text, row.ruleset_format)
 
 

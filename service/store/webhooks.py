@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import TEST_ALERT, ping_payload
 from service.store.alerts import alerts_t, sortable_id
-from service.store.db import upsert
+from service.store.db import dialect_of, upsert
 from service.store.tables import Delivery, DeliveryAttempt, Subscription
 from service.webhooks.signing import new_secret
 
@@ -330,7 +330,7 @@ async def _insert_deliveries(
         for org_id, subscription_id, alert_id in pairs
     ]
     stmt = (
-        upsert(session, deliveries_t)
+        upsert(dialect_of(session), deliveries_t)
         .on_conflict_do_nothing(index_elements=["alert_id", "subscription_id"])
         .returning(d.id)
     )
@@ -539,7 +539,7 @@ async def record_attempts(session: AsyncSession, decided: Sequence[Decided]) -> 
         for item, outcome in outcomes
     ]
     await session.execute(
-        upsert(session, attempts_t).on_conflict_do_nothing(
+        upsert(dialect_of(session), attempts_t).on_conflict_do_nothing(
             index_elements=["delivery_id", "attempt"]
         ),
         attempt_rows,

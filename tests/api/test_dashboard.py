@@ -102,10 +102,15 @@ property_settings = settings(
 
 
 async def seeded(app: FastAPI, logs: list[list[Event]]) -> Tenant:
+    """A tenant holding `logs`, posted in two batches: the first half of every case creates
+    it, the second changes what is stored (met, cancelled, re-booked, moved)."""
     tenant = await make_tenant(app)
-    events = [e for log in logs for e in log]
-    response = await tenant.writer.post("/v1/events/batch", json={"events": events})
-    assert {r["status"] for r in response.json()["results"]} == {"created"}, response.text
+    firsts = [e for log in logs for e in log[: len(log) // 2]]
+    seconds = [e for log in logs for e in log[len(log) // 2 :]]
+    for events in (firsts, seconds):
+        if events:
+            response = await tenant.writer.post("/v1/events/batch", json={"events": events})
+            assert {r["status"] for r in response.json()["results"]} == {"created"}, response.text
     return tenant
 
 
@@ -401,6 +406,34 @@ async def test_the_oldest_overdue_is_counted_in_working_days(tenant: Tenant) -> 
     await post(tenant, referral("C-1", "2026-11-02T10:00:00Z"))
     items = (await widget(tenant.reader, "teams"))["items"]
     assert items[0]["oldest_overdue_working_days"] == 13
+
+
+async def test_a_review_booked_in_time_is_no_longer_at_risk_until_the_booking_is_voided(
+    tenant: Tenant,
+) -> None:
+    # First review due at the end of Fri 27 Nov 2026, unbooked 10 working days before: at risk.
+    await post(
+        tenant,
+        referral("C-1", "2026-08-20T10:00:00Z"),
+        later("C-1", "child_protection_plan_started", "2026-08-27T10:00:00Z"),
+    )
+    booking = later(
+        "C-1",
+        "review_scheduled",
+        "2026-11-19T10:00:00Z",
+        review="cp-review",
+        scheduled_for="2026-11-25",
+    )
+    unbooked = await widget(tenant.reader, "summary")
+    await post(tenant, booking)
+    booked = await widget(tenant.reader, "summary")
+    voided = await tenant.writer.post(
+        f"/v1/events/{booking['id']}/void", json={"reason": "booked in error"}
+    )
+    assert voided.status_code == 200, voided.text
+    again = await widget(tenant.reader, "summary")
+    at_risk = [s["obligations"]["at_risk"] for s in (unbooked, booked, again)]
+    assert at_risk == [1, 0, 1]
 
 
 async def test_a_worker_page_cursor_keeps_the_instant_of_the_first_page(
