@@ -22,7 +22,7 @@ from service.domain.alerts import alert_payload, owed_alerts
 from service.domain.derive import Obligation
 from service.domain.rules import Ruleset
 from service.metrics import count_alerts_enqueued
-from service.store.db import Prebuilt, upsert
+from service.store.db import BulkInsert
 from service.store.orgs import ruleset_of
 from service.store.tables import Alert, Org
 from service.store.tables import Obligation as ObligationRow
@@ -94,12 +94,12 @@ def owed_rows(
     return rows
 
 
-_INSERT_ALERTS = Prebuilt(
-    lambda dialect: (
-        upsert(dialect, alerts_t)
-        .on_conflict_do_nothing(index_elements=["org_id", "obligation_id", "type", "level"])
-        .returning(alerts_t.c.type)
-    )
+_INSERT_ALERTS = BulkInsert(
+    alerts_t,
+    [c.name for c in alerts_t.columns],
+    lambda insert, _dialect: insert.on_conflict_do_nothing(
+        index_elements=["org_id", "obligation_id", "type", "level"]
+    ).returning(alerts_t.c.type),
 )
 
 
@@ -107,7 +107,7 @@ async def insert_alerts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     """Insert outbox rows, skipping any (org, obligation, type, level) already recorded."""
     if not rows:
         return 0
-    inserted = list((await session.execute(_INSERT_ALERTS(session), list(rows))).scalars())
+    inserted = list((await _INSERT_ALERTS.execute(session, rows)).scalars())
     count_alerts_enqueued(session, inserted)
     return len(inserted)
 

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, event
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Result,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -102,3 +115,53 @@ class Prebuilt(Generic[T]):
         if found is None:
             found = self._built[dialect] = self._build(dialect)
         return found
+
+
+class BulkInsert:
+    """An INSERT of many rows, built once per dialect; `finish` adds ON CONFLICT or RETURNING.
+
+    On PostgreSQL the rows travel as one array per column (`unnest`): one prepared statement
+    serves every number of rows, and the server parses a parameter per column, not per value.
+    Elsewhere they are an executemany.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        finish: Callable[[Any, str], Any] = lambda insert, _dialect: insert,
+    ) -> None:
+        self._columns = tuple(columns)
+        self._json = {name for name in columns if isinstance(table.c[name].type, JSON)}
+        self._statement = Prebuilt(lambda dialect: finish(self._insert(table, dialect), dialect))
+
+    def _insert(self, table: Table, dialect: str) -> Any:
+        if dialect != "postgresql":
+            return upsert(dialect, table)
+        return postgresql.insert(table).from_select(
+            self._columns, select(*(self._unnest(table.c[name]) for name in self._columns))
+        )
+
+    def _unnest(self, column: ColumnElement[Any]) -> Any:
+        """A JSON value may itself be a list, which an array parameter would take for a
+        dimension; so JSON travels as text and is cast back."""
+        if isinstance(column.type, JSON):
+            return cast(func.unnest(bindparam(column.key, type_=postgresql.ARRAY(Text))), JSON)
+        return func.unnest(bindparam(column.key, type_=postgresql.ARRAY(column.type)))
+
+    async def execute(
+        self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
+    ) -> Result[Any]:
+        statement = self._statement(session)
+        result: Result[Any]
+        if dialect_of(session) == "postgresql":
+            columns = {
+                name: [json.dumps(row[name]) for row in rows]
+                if name in self._json
+                else [row[name] for row in rows]
+                for name in self._columns
+            }
+            result = await session.execute(statement, columns)
+        else:
+            result = await session.execute(statement, list(rows))
+        return result

@@ -24,7 +24,7 @@ from service.domain.rules import Ruleset
 from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
 from service.store.completions import Tally, record
-from service.store.db import Prebuilt, among, upsert
+from service.store.db import BulkInsert, Prebuilt, among
 from service.store.tables import Case as CaseRow
 from service.store.tables import Event as EventRow
 from service.store.tables import Obligation as ObligationRow
@@ -78,11 +78,10 @@ class LockedCases:
     created: frozenset[str]
 
 
-def _lock_cases(dialect: str) -> Any:
-    stmt = upsert(dialect, cases_t)
+def _returning_allocations(insert: Any, dialect: str) -> Any:
     created = literal_column("xmax = 0") if dialect == "postgresql" else literal(False)
-    return stmt.on_conflict_do_update(
-        index_elements=["org_id", "case_id"], set_={"updated_at": stmt.excluded.updated_at}
+    return insert.on_conflict_do_update(
+        index_elements=["org_id", "case_id"], set_={"updated_at": insert.excluded.updated_at}
     ).returning(
         cases_t.c.case_id,
         cases_t.c.worker_id,
@@ -92,7 +91,9 @@ def _lock_cases(dialect: str) -> Any:
     )
 
 
-_LOCK_CASES = Prebuilt(_lock_cases)
+_LOCK_CASES = BulkInsert(
+    cases_t, ("org_id", "case_id", "status", "updated_at"), _returning_allocations
+)
 
 
 async def lock_cases(
@@ -108,7 +109,7 @@ async def lock_cases(
         {"org_id": org_id, "case_id": c, "status": "open", "updated_at": now}
         for c in sorted(set(case_ids))
     ]
-    rows = (await session.execute(_LOCK_CASES(session), params)).all()
+    rows = (await _LOCK_CASES.execute(session, params)).all()
     return LockedCases(
         {r.case_id: (r.worker_id, r.team_id, r.status) for r in rows},
         frozenset(r.case_id for r in rows if r.created),
@@ -130,12 +131,23 @@ def _event_row(org_id: str, event: Event, digest: str, now: datetime) -> dict[st
     }
 
 
-_INSERT_EVENTS = Prebuilt(
-    lambda dialect: (
-        upsert(dialect, events_t)
-        .on_conflict_do_nothing(index_elements=["org_id", "id"])
-        .returning(events_t.c.id)
-    )
+_INSERT_EVENTS = BulkInsert(
+    events_t,
+    (
+        "org_id",
+        "id",
+        "case_id",
+        "type",
+        "occurred_at",
+        "worker_id",
+        "team_id",
+        "data",
+        "content_hash",
+        "received_at",
+    ),
+    lambda insert, _dialect: insert.on_conflict_do_nothing(
+        index_elements=["org_id", "id"]
+    ).returning(events_t.c.id),
 )
 _STORED_HASHES = Prebuilt(
     lambda dialect: select(events_t.c.id, events_t.c.content_hash).where(
@@ -156,9 +168,8 @@ async def store_events(
     first: dict[str, int] = {}
     for index, event in enumerate(events):
         first.setdefault(event.id, index)
-    rows = await session.execute(
-        _INSERT_EVENTS(session),
-        [_event_row(org_id, events[i], digests[i], now) for i in first.values()],
+    rows = await _INSERT_EVENTS.execute(
+        session, [_event_row(org_id, events[i], digests[i], now) for i in first.values()]
     )
     inserted = set(rows.scalars())
     stored = {event_id: digests[first[event_id]] for event_id in inserted}
@@ -271,7 +282,7 @@ _DELETE_OBLIGATIONS = Prebuilt(
         obligations_t.c.org_id == bindparam("org_id"), among(dialect, obligations_t.c.id, "ids")
     )
 )
-_INSERT_OBLIGATIONS = obligations_t.insert()
+_INSERT_OBLIGATIONS = BulkInsert(obligations_t, [c.name for c in obligations_t.columns])
 _UPDATE_OBLIGATION = (
     update(obligations_t)
     .where(obligations_t.c.org_id == bindparam("b_org"), obligations_t.c.id == bindparam("b_id"))
@@ -283,7 +294,9 @@ _DELETE_RISK_PERIODS = Prebuilt(
         among(dialect, risk_periods_t.c.obligation_id, "ids"),
     )
 )
-_INSERT_RISK_PERIODS = risk_periods_t.insert()
+_INSERT_RISK_PERIODS = BulkInsert(
+    risk_periods_t, ("org_id", "obligation_id", "starts_at", "ends_at")
+)
 
 
 async def _replace_obligations(
@@ -320,7 +333,7 @@ async def _replace_obligations(
     for chunk in _chunks(gone):
         await session.execute(_DELETE_OBLIGATIONS(session), {"org_id": org_id, "ids": chunk})
     for chunk in _chunks(new):
-        await session.execute(_INSERT_OBLIGATIONS, list(chunk))
+        await _INSERT_OBLIGATIONS.execute(session, chunk)
     if changed:
         params = [{**row, "b_org": row["org_id"], "b_id": row["id"]} for row in changed]
         await session.execute(_UPDATE_OBLIGATION, params)
@@ -346,7 +359,7 @@ async def _replace_risk_periods(
         for start, end in row["at_risk_periods"]
     ]
     if periods:
-        await session.execute(_INSERT_RISK_PERIODS, periods)
+        await _INSERT_RISK_PERIODS.execute(session, periods)
 
 
 _UPDATE_CASE = (
