@@ -291,6 +291,7 @@ async def idle_tick(url: str, open_obligations: int, ticks: int = 50) -> dict[st
                     "[]",
                     f"idle-ev-{n}",
                     later + timedelta(seconds=n % 86_400),
+                    "bench",
                 )
                 for n in range(start, min(start + 100_000, open_obligations))
             ]
@@ -310,6 +311,7 @@ async def idle_tick(url: str, open_obligations: int, ticks: int = 50) -> dict[st
                     "at_risk_periods",
                     "opened_by_event",
                     "next_check_at",
+                    "digest",
                 ],
             )
         await connection.execute("ANALYZE obligations")
