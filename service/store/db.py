@@ -132,7 +132,7 @@ class BulkInsert:
         finish: Callable[[Any, str], Any] = lambda insert, _dialect: insert,
     ) -> None:
         self._columns = tuple(columns)
-        self._json = {name for name in columns if isinstance(table.c[name].type, JSON)}
+        self._json = {name for name in self._columns if isinstance(table.c[name].type, JSON)}
         self._statement = Prebuilt(lambda dialect: finish(self._insert(table, dialect), dialect))
 
     def _insert(self, table: Table, dialect: str) -> Any:
