@@ -42,6 +42,22 @@ async def test_a_new_event_is_created_with_201(tenant: Tenant) -> None:
     assert response.json() == {"id": "ev-1", "status": "created"}
 
 
+async def test_an_events_data_reads_back_exactly_as_posted(tenant: Tenant) -> None:
+    data = {
+        "outcome": "assessment",
+        "notes": ["seen at school", ["twice", 2, 1.5]],
+        "flags": {"urgent": True, "interpreter": None},
+        "name_free": "Zoë's café – no personal data",
+        "empty": [],
+    }
+    await tenant.writer.post("/v1/events", json=referral(data=data))
+    await tenant.writer.post(
+        "/v1/events/batch", json={"events": [referral("ev-2", "C-2", data=data)]}
+    )
+    response = await tenant.reader.get("/v1/events")
+    assert [item["data"] for item in response.json()["items"]] == [data, data]
+
+
 async def test_posting_the_same_event_again_is_a_200_duplicate(tenant: Tenant) -> None:
     await tenant.writer.post("/v1/events", json=referral())
     response = await tenant.writer.post("/v1/events", json=referral())
