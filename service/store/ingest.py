@@ -133,18 +133,7 @@ def _event_row(org_id: str, event: Event, digest: str, now: datetime) -> dict[st
 
 _INSERT_EVENTS = BulkInsert(
     events_t,
-    (
-        "org_id",
-        "id",
-        "case_id",
-        "type",
-        "occurred_at",
-        "worker_id",
-        "team_id",
-        "data",
-        "content_hash",
-        "received_at",
-    ),
+    [c.name for c in events_t.columns if c.name not in ("voided_at", "void_reason")],
     lambda insert, _dialect: insert.on_conflict_do_nothing(
         index_elements=["org_id", "id"]
     ).returning(events_t.c.id),

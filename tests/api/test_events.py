@@ -47,7 +47,7 @@ async def test_an_events_data_reads_back_exactly_as_posted(tenant: Tenant) -> No
         "outcome": "assessment",
         "notes": ["seen at school", ["twice", 2, 1.5]],
         "flags": {"urgent": True, "interpreter": None},
-        "name_free": "Zoë's café – no personal data",
+        "name_free": "Zoë's café, ✓ (no personal data)",
         "empty": [],
     }
     await tenant.writer.post("/v1/events", json=referral(data=data))
