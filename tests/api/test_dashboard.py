@@ -109,8 +109,7 @@ async def seeded(app: FastAPI, logs: list[list[Event]]) -> Tenant:
     seconds = [e for log in logs for e in log[len(log) // 2 :]]
     for events in (firsts, seconds):
         if events:
-            response = await tenant.writer.post("/v1/events/batch", json={"events": events})
-            assert {r["status"] for r in response.json()["results"]} == {"created"}, response.text
+            await post(tenant, *events)
     return tenant
 
 
