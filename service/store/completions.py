@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from service.domain.calendar import Calendar
-from service.store.db import Prebuilt, upsert
+from service.store.db import BulkInsert
 from service.store.tables import DailyCompletion
 from service.store.tables import Obligation as ObligationRow
 
@@ -84,18 +84,20 @@ def forget_pending(session: AsyncSession) -> None:
     session.info.pop(_PENDING, None)
 
 
-def _add_completions(dialect: str) -> Any:
-    stmt = upsert(dialect, completions_t)
-    return stmt.on_conflict_do_update(
+def _add_to_stored(insert: Any, _dialect: str) -> Any:
+    return insert.on_conflict_do_update(
         index_elements=["org_id", "team_id", "day", "rule_id"],
         set_={
-            "completed": completions_t.c.completed + stmt.excluded.completed,
-            "on_time": completions_t.c.on_time + stmt.excluded.on_time,
+            "completed": completions_t.c.completed + insert.excluded.completed,
+            "on_time": completions_t.c.on_time + insert.excluded.on_time,
         },
     )
 
 
-_ADD_COMPLETIONS = Prebuilt(_add_completions)
+# Keys are unique within one write (a Tally is keyed by them), as ON CONFLICT requires.
+_ADD_COMPLETIONS = BulkInsert(
+    completions_t, ("org_id", "team_id", "day", "rule_id", "completed", "on_time"), _add_to_stored
+)
 
 
 @event.listens_for(Session, "before_commit")
@@ -104,7 +106,7 @@ def _write_pending(session: Session) -> None:
     rows = pending.rows() if pending else []
     if not rows:
         return
-    session.execute(_ADD_COMPLETIONS(session), rows)
+    session.execute(*_ADD_COMPLETIONS.bind(session, rows))
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -149,19 +149,23 @@ class BulkInsert:
             return cast(func.unnest(bindparam(column.key, type_=postgresql.ARRAY(Text))), JSON)
         return func.unnest(bindparam(column.key, type_=postgresql.ARRAY(column.type)))
 
+    def bind(
+        self, session: AsyncSession | Session, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[Any, dict[str, list[Any]] | list[Mapping[str, Any]]]:
+        """The statement for the session's dialect and its parameters for `rows`."""
+        statement = self._statement(session)
+        if dialect_of(session) != "postgresql":
+            return statement, list(rows)
+        return statement, {
+            name: [json.dumps(row[name]) for row in rows]
+            if name in self._json
+            else [row[name] for row in rows]
+            for name in self._columns
+        }
+
     async def execute(
         self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     ) -> Result[Any]:
-        statement = self._statement(session)
-        result: Result[Any]
-        if dialect_of(session) == "postgresql":
-            columns = {
-                name: [json.dumps(row[name]) for row in rows]
-                if name in self._json
-                else [row[name] for row in rows]
-                for name in self._columns
-            }
-            result = await session.execute(statement, columns)
-        else:
-            result = await session.execute(statement, list(rows))
+        statement, parameters = self.bind(session, rows)
+        result: Result[Any] = await session.execute(statement, parameters)
         return result

@@ -271,11 +271,14 @@ _DELETE_OBLIGATIONS = Prebuilt(
         obligations_t.c.org_id == bindparam("org_id"), among(dialect, obligations_t.c.id, "ids")
     )
 )
-_INSERT_OBLIGATIONS = BulkInsert(obligations_t, [c.name for c in obligations_t.columns])
-_UPDATE_OBLIGATION = (
-    update(obligations_t)
-    .where(obligations_t.c.org_id == bindparam("b_org"), obligations_t.c.id == bindparam("b_id"))
-    .values({name: bindparam(name) for name in _OBLIGATION_FIELDS})
+# New and changed obligations in one statement: a changed one conflicts on its id.
+_WRITE_OBLIGATIONS = BulkInsert(
+    obligations_t,
+    [c.name for c in obligations_t.columns],
+    lambda insert, _dialect: insert.on_conflict_do_update(
+        index_elements=["org_id", "id"],
+        set_={name: insert.excluded[name] for name in _OBLIGATION_FIELDS},
+    ),
 )
 _DELETE_RISK_PERIODS = Prebuilt(
     lambda dialect: delete(risk_periods_t).where(
@@ -321,11 +324,8 @@ async def _replace_obligations(
     record(session, tally)
     for chunk in _chunks(gone):
         await session.execute(_DELETE_OBLIGATIONS(session), {"org_id": org_id, "ids": chunk})
-    for chunk in _chunks(new):
-        await _INSERT_OBLIGATIONS.execute(session, chunk)
-    if changed:
-        params = [{**row, "b_org": row["org_id"], "b_id": row["id"]} for row in changed]
-        await session.execute(_UPDATE_OBLIGATION, params)
+    for chunk in _chunks([*new, *changed]):
+        await _WRITE_OBLIGATIONS.execute(session, chunk)
     stale = [i for i in (*gone, *(r["id"] for r in changed)) if stored[i]["at_risk_periods"]]
     await _replace_risk_periods(session, org_id, stale, [*new, *changed])
     return {row["id"] for row in (*new, *changed)}
