@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -59,6 +60,7 @@ class KeyCache:
         self._ttl = ttl
         self._size = size
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lookups: dict[str, asyncio.Task[Principal | None]] = {}
 
     def get(self, token: str) -> Principal | None:
         entry = self._entries.get(hash_key(token))
@@ -70,6 +72,31 @@ class KeyCache:
         if len(self._entries) >= self._size:
             self._entries.clear()
         self._entries[hash_key(token)] = (time.monotonic() + self._ttl, principal)
+
+    async def resolve(
+        self, token: str, look_up: Callable[[str], Awaitable[Principal | None]]
+    ) -> Principal | None:
+        """The key's principal, cached or looked up; requests that miss together share one
+        lookup, so a burst after start or expiry costs one query and one connection, not one
+        each. Unknown keys are not cached: a key created a moment ago works at once."""
+        principal = self.get(token)
+        if principal is not None:
+            return principal
+        digest = hash_key(token)
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = self._lookups[digest] = asyncio.create_task(self._keep(token, look_up))
+            lookup.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        # Shielded: a caller that gives up must not cancel the lookup the others await.
+        return await asyncio.shield(lookup)
+
+    async def _keep(
+        self, token: str, look_up: Callable[[str], Awaitable[Principal | None]]
+    ) -> Principal | None:
+        principal = await look_up(token)
+        if principal is not None:
+            self.put(token, principal)
+        return principal
 
     def forget_org(self, org_id: str) -> None:
         self._entries = {k: v for k, v in self._entries.items() if v[1].org_id != org_id}
@@ -87,13 +114,13 @@ async def _principal(request: Request) -> Principal:
             headers=_UNAUTHORISED,
         )
     keys: KeyCache = request.app.state.key_cache
-    principal = keys.get(token.strip())
-    if principal is None:
-        factory: SessionFactory = request.app.state.session_factory
+    factory: SessionFactory = request.app.state.session_factory
+
+    async def look_up(plaintext: str) -> Principal | None:
         async with factory() as session:
-            principal = await authenticate(session, token.strip())
-        if principal is not None:
-            keys.put(token.strip(), principal)
+            return await authenticate(session, plaintext)
+
+    principal = await keys.resolve(token.strip(), look_up)
     if principal is None:
         raise Problem(
             401, "The API key is unknown or revoked.", slug="unauthorised", headers=_UNAUTHORISED

@@ -145,10 +145,55 @@ async def test_a_revoked_key_is_401(app: FastAPI, tenant: Tenant) -> None:
     assert_unauthorised(await tenant.anonymous.get("/v1/obligations", headers=headers))
 
 
+PRINCIPAL = Principal("org", "key", frozenset({"read"}), "england-children", None, "toml")
+
+
 async def test_a_cached_key_is_looked_up_again_once_its_entry_expires(tenant: Tenant) -> None:
     cache = KeyCache(ttl=0.05)
-    principal = Principal("org", "key", frozenset({"read"}), "england-children", None, "toml")
+    principal = PRINCIPAL
     cache.put("cc_secret", principal)
     assert cache.get("cc_secret") == principal
     await asyncio.sleep(0.1)
     assert cache.get("cc_secret") is None
+
+
+async def test_requests_that_miss_the_key_cache_together_share_one_lookup() -> None:
+    cache, lookups = KeyCache(), []
+
+    async def look_up(token: str) -> Principal:
+        lookups.append(token)
+        await asyncio.sleep(0.05)
+        return PRINCIPAL
+
+    found = await asyncio.gather(*(cache.resolve("cc_secret", look_up) for _ in range(20)))
+    assert found == [PRINCIPAL] * 20
+    assert lookups == ["cc_secret"]
+    assert await cache.resolve("cc_secret", look_up) == PRINCIPAL
+    assert lookups == ["cc_secret"]
+
+
+async def test_a_caller_that_gives_up_leaves_the_shared_key_lookup_to_the_others() -> None:
+    cache, release = KeyCache(), asyncio.Event()
+
+    async def look_up(_token: str) -> Principal:
+        await release.wait()
+        return PRINCIPAL
+
+    impatient = asyncio.create_task(cache.resolve("cc_secret", look_up))
+    patient = asyncio.create_task(cache.resolve("cc_secret", look_up))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    release.set()
+    assert await patient == PRINCIPAL
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
+
+
+async def test_an_unknown_key_is_not_remembered() -> None:
+    cache, answers = KeyCache(), [None, PRINCIPAL]
+
+    async def look_up(_token: str) -> Principal | None:
+        return answers.pop(0)
+
+    assert await cache.resolve("cc_new", look_up) is None
+    assert await cache.resolve("cc_new", look_up) == PRINCIPAL
