@@ -177,6 +177,7 @@ async def store_events(
     return outcomes
 
 
+# The columns are in the order of Event's fields, so each row builds one directly.
 _CASE_LOGS = Prebuilt(
     lambda dialect: select(
         events_t.c.id,
@@ -201,10 +202,9 @@ async def load_case_events(
     logs: dict[str, list[Event]] = {c: [] for c in case_ids}
     for chunk in _chunks(case_ids):
         rows = await session.execute(_CASE_LOGS(session), {"org_id": org_id, "case_ids": chunk})
-        for r in rows:
-            logs[r.case_id].append(
-                Event(r.id, r.type, r.case_id, r.occurred_at, r.worker_id, r.team_id, r.data)
-            )
+        for row in rows:
+            event = Event(*row)
+            logs[event.case_id].append(event)
     return logs
 
 
