@@ -77,29 +77,44 @@ def admin_key(env: dict[str, str]) -> str:
     return cli(env, "org", "create", "bench").strip().splitlines()[-1]
 
 
-def process_tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its descendants (uvicorn workers), from /proc.
-
-    Robust to other load on the machine, unlike wall-clock rates.
-    """
+def _processes() -> Iterator[tuple[int, int, str, float, float]]:
+    """(pid, parent pid, command, own CPU seconds, reaped children's CPU seconds), from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    cpu: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
         except OSError:
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+        fields = tail.split()
+        own = (int(fields[11]) + int(fields[12])) / ticks
+        reaped = (int(fields[13]) + int(fields[14])) / ticks
+        yield int(entry.name), int(fields[1]), head.partition("(")[2], own, reaped
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants (uvicorn workers).
+
+    Robust to other load on the machine, unlike wall-clock rates.
+    """
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for process, parent, _command, own, _reaped in _processes():
+        children.setdefault(parent, []).append(process)
+        cpu[process] = own
     total, stack = 0.0, [pid]
     while stack:
         current = stack.pop()
         total += cpu.get(current, 0.0)
         stack.extend(children.get(current, []))
     return total
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of the PostgreSQL server on this machine, which shares its cores with the service;
+    backends that exited count through the postmaster, which reaped them."""
+    return sum(own + reaped for _, _, command, own, reaped in _processes() if command == "postgres")
 
 
 @contextlib.contextmanager
