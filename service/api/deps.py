@@ -131,7 +131,10 @@ async def _principal(request: Request) -> Principal:
 def require(scope: str) -> Callable[..., object]:
     """A dependency that admits keys holding `scope` (admin holds every scope)."""
 
-    async def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    # The caller is looked up here rather than as a dependency of its own: each level of
+    # dependencies costs every request its resolution.
+    async def check(request: Request) -> Principal:
+        principal = await _principal(request)
         if not principal.allows(scope):
             raise Problem(403, f"This API key lacks the '{scope}' scope.", slug="forbidden")
         return principal
