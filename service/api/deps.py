@@ -62,41 +62,43 @@ class KeyCache:
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._lookups: dict[str, asyncio.Task[Principal | None]] = {}
 
-    def get(self, token: str) -> Principal | None:
-        entry = self._entries.get(hash_key(token))
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, token: str, principal: Principal) -> None:
-        if len(self._entries) >= self._size:
-            self._entries.clear()
-        self._entries[hash_key(token)] = (time.monotonic() + self._ttl, principal)
-
     async def resolve(
         self, token: str, look_up: Callable[[str], Awaitable[Principal | None]]
     ) -> Principal | None:
         """The key's principal, cached or looked up; requests that miss together share one
         lookup, so a burst after start or expiry costs one query and one connection, not one
         each. Unknown keys are not cached: a key created a moment ago works at once."""
-        principal = self.get(token)
+        digest = hash_key(token)
+        principal = self._fresh(digest)
         if principal is not None:
             return principal
-        digest = hash_key(token)
         lookup = self._lookups.get(digest)
         if lookup is None:
-            lookup = self._lookups[digest] = asyncio.create_task(self._keep(token, look_up))
+            lookup = self._lookups[digest] = asyncio.create_task(
+                self._look_up_and_remember(digest, token, look_up)
+            )
             lookup.add_done_callback(lambda _: self._lookups.pop(digest, None))
         # Shielded: a caller that gives up must not cancel the lookup the others await.
         return await asyncio.shield(lookup)
 
-    async def _keep(
-        self, token: str, look_up: Callable[[str], Awaitable[Principal | None]]
+    async def _look_up_and_remember(
+        self, digest: str, token: str, look_up: Callable[[str], Awaitable[Principal | None]]
     ) -> Principal | None:
         principal = await look_up(token)
         if principal is not None:
-            self.put(token, principal)
+            self._remember(digest, principal)
         return principal
+
+    def _fresh(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def _remember(self, digest: str, principal: Principal) -> None:
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[digest] = (time.monotonic() + self._ttl, principal)
 
     def forget_org(self, org_id: str) -> None:
         self._entries = {k: v for k, v in self._entries.items() if v[1].org_id != org_id}
@@ -106,7 +108,8 @@ async def _principal(request: Request) -> Principal:
     """The caller, looked up in a session of its own so no connection is held meanwhile."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Problem(
             401,
             "Send an API key as 'Authorization: Bearer <key>'.",
@@ -120,7 +123,7 @@ async def _principal(request: Request) -> Principal:
         async with factory() as session:
             return await authenticate(session, plaintext)
 
-    principal = await keys.resolve(token.strip(), look_up)
+    principal = await keys.resolve(token, look_up)
     if principal is None:
         raise Problem(
             401, "The API key is unknown or revoked.", slug="unauthorised", headers=_UNAUTHORISED

@@ -148,13 +148,19 @@ async def test_a_revoked_key_is_401(app: FastAPI, tenant: Tenant) -> None:
 PRINCIPAL = Principal("org", "key", frozenset({"read"}), "england-children", None, "toml")
 
 
-async def test_a_cached_key_is_looked_up_again_once_its_entry_expires(tenant: Tenant) -> None:
-    cache = KeyCache(ttl=0.05)
-    principal = PRINCIPAL
-    cache.put("cc_secret", principal)
-    assert cache.get("cc_secret") == principal
+async def test_a_cached_key_is_looked_up_again_once_its_entry_expires() -> None:
+    cache, lookups = KeyCache(ttl=0.05), []
+
+    async def look_up(token: str) -> Principal:
+        lookups.append(token)
+        return PRINCIPAL
+
+    assert await cache.resolve("cc_secret", look_up) == PRINCIPAL
+    assert await cache.resolve("cc_secret", look_up) == PRINCIPAL
+    assert lookups == ["cc_secret"]
     await asyncio.sleep(0.1)
-    assert cache.get("cc_secret") is None
+    assert await cache.resolve("cc_secret", look_up) == PRINCIPAL
+    assert lookups == ["cc_secret", "cc_secret"]
 
 
 async def test_requests_that_miss_the_key_cache_together_share_one_lookup() -> None:
