@@ -161,20 +161,28 @@ def _target(url: str, allow_private: bool) -> httpx.URL | str:
     return f"refused: {parsed.host} is not a public address"
 
 
-def parse_retry_after(value: str | None) -> timedelta | None:
-    """A Retry-After header: delay-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+MAX_DELAY_SECONDS_DIGITS = 9  # more digits than this is over 31 years: read as "very long"
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """A Retry-After header as a delay, or None where it is not one (RFC 9110 section 10.2.3:
+    delay-seconds, ASCII digits only, or an HTTP date). Total by design: whatever a receiver
+    sends, this returns, so a hostile header can never stop an attempt being recorded. Very
+    long delays are kept long here and capped by the retry policy."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
+        if len(value) > MAX_DELAY_SECONDS_DIGITS:
+            return timedelta(seconds=10**MAX_DELAY_SECONDS_DIGITS)
         return timedelta(seconds=int(value))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(when - now, timedelta(0))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(when - datetime.now(UTC), timedelta(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +283,7 @@ class WebhookSender:
             return Sent(code, latency, None)
         text = excerpt.decode("utf-8", errors="replace").strip()
         error = f"receiver answered {code}" + (f": {text}" if text else "")
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
         return Sent(code, latency, error[:ERROR_EXCERPT], retry_after)
 
     async def aclose(self) -> None:
@@ -459,15 +467,26 @@ async def deliver_due(
     limit = HELD_ROUNDS * config.concurrency
     refill_at = limit // 2
 
-    async def worker() -> None:
-        nonlocal held
-        while (claim := await queue.get()) is not None:
-            attempted_at = clock()
+    async def attempt(claim: Claim) -> Decided:
+        """Send one claim and decide what it came to. Never raises: whatever goes wrong, the
+        attempt is recorded and retried on the schedule, so no delivery is re-sent at every
+        lease expiry without an attempt or a backoff."""
+        attempted_at = clock()
+        try:
             if claim.enabled:
                 sent = await sender.send(claim.url, claim.delivery_id, claim.secrets, claim.body)
             else:
                 sent = Sent(None, 0, "subscription disabled")
-            recorder.add(decide(claim, sent, attempted_at, config.policy, rng))
+            return decide(claim, sent, attempted_at, config.policy, rng)
+        except Exception as exc:
+            log.error("delivery %s failed inside caseclock: %s", claim.delivery_id, type(exc).__name__)
+            failed = Sent(None, 0, f"internal error: {type(exc).__name__}")
+            return decide(claim, failed, attempted_at, config.policy, rng)
+
+    async def worker() -> None:
+        nonlocal held
+        while (claim := await queue.get()) is not None:
+            recorder.add(await attempt(claim))
             held -= 1
             if held <= refill_at:
                 hungry.set()

@@ -234,6 +234,34 @@ async def test_a_receivers_retry_after_is_honoured(alerting: Alerting, endpoint:
         assert delivery["last_error"] == "receiver answered 503"
 
 
+HOSTILE_RETRY_AFTER = [
+    "100000000000000",  # overflows a timedelta
+    "9" * 5000,  # over the longest integer Python converts from text
+    "\u00b2",  # a digit to str.isdigit(), not to int()
+    "-5",
+    "1.5",
+    "Fri, 31 Dec 9999 23:59:59 GMT",  # the last date a datetime holds
+    "Mon, 99 Foo 2026 25:61:61 GMT",
+    "soon",
+]
+
+
+@pytest.mark.parametrize("header", HOSTILE_RETRY_AFTER)
+async def test_any_retry_after_a_receiver_sends_is_recorded_with_a_bounded_retry(
+    alerting: Alerting, endpoint: Receiver, header: str
+) -> None:
+    tenant, subscription = await subscribed(alerting, endpoint, rule_ids=["referral-decision"])
+    endpoint.answer("/hooks", *(Answer(503, {"Retry-After": header}),) * 2)
+    await post(tenant.writer, referral("C-1", BACKDATED))
+    await alerting.deliver()
+    log = await deliveries_log(tenant, subscription["id"])
+    assert log
+    for delivery in log:
+        assert [a["outcome"] for a in delivery["attempts"]] == ["retrying"]
+        waited = datetime.fromisoformat(delivery["next_attempt_at"]) - START
+        assert timedelta(seconds=4) <= waited <= timedelta(hours=24)
+
+
 async def test_a_redirect_is_not_followed_and_counts_as_a_failure(
     alerting: Alerting, endpoint: Receiver
 ) -> None:
