@@ -479,7 +479,9 @@ async def deliver_due(
                 sent = Sent(None, 0, "subscription disabled")
             return decide(claim, sent, attempted_at, config.policy, rng)
         except Exception as exc:
-            log.error("delivery %s failed inside caseclock: %s", claim.delivery_id, type(exc).__name__)
+            log.error(
+                "delivery %s failed inside caseclock: %s", claim.delivery_id, type(exc).__name__
+            )
             failed = Sent(None, 0, f"internal error: {type(exc).__name__}")
             return decide(claim, failed, attempted_at, config.policy, rng)
 
