@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.jobs.scheduler import scheduler_readiness
+from service.readiness import Readiness
 from service.store.migrations import schema_is_current
 
 router = APIRouter(tags=["health"])
@@ -23,8 +23,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: database reachable, schema at the code's head, scheduler alive if run."""
+    """Ready to serve: database reachable, schema at the code's head, and every part the
+    process runs beside the API (the scheduler, where this replica runs it) alive."""
     engine: AsyncEngine = request.app.state.engine
+    readiness: Readiness = request.app.state.readiness
     checks: dict[str, Any] = {}
     try:
         async with engine.connect() as connection:
@@ -33,9 +35,7 @@ async def readyz(request: Request) -> JSONResponse:
         checks["schema"] = "ok" if await schema_is_current(engine) else "behind"
     except Exception as exc:  # any failure means not ready; say which
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    scheduler = scheduler_readiness(request.app)  # None on an API-only replica
-    if scheduler is not None:
-        checks["scheduler"] = scheduler
+    checks.update(readiness.checks())
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     if ready:

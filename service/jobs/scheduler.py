@@ -229,11 +229,3 @@ async def start_jobs(app: FastAPI) -> Jobs:
     await jobs.start()
     return jobs
 
-
-def scheduler_readiness(app: FastAPI) -> str | None:
-    """The `scheduler` check of /readyz: None when this replica runs no scheduler (API-only),
-    else 'ok' or what is wrong."""
-    jobs: Jobs | None = getattr(app.state, "jobs", None)
-    if jobs is None:
-        return None
-    return jobs.readiness()

@@ -22,7 +22,7 @@ from webhook_harness import (
     subscribe,
 )
 
-from service.jobs.scheduler import DELIVER_JOB, SWEEP_JOB, Jobs, scheduler_readiness
+from service.jobs.scheduler import DELIVER_JOB, SWEEP_JOB, Jobs
 from service.settings import Settings
 from service.store.db import transaction
 from service.store.webhooks import deliveries_t
@@ -73,19 +73,19 @@ async def test_the_job_intervals_come_from_the_settings(app: FastAPI, database_u
 
 async def test_an_api_only_replica_runs_no_scheduler(app: FastAPI) -> None:
     assert app.state.jobs is None
-    assert scheduler_readiness(app) is None
+    assert "scheduler" not in app.state.readiness.checks()
 
 
 async def test_a_running_scheduler_is_ready(app: FastAPI, database_url: str) -> None:
     async with running_app(scheduled(database_url), FixedClock(START)) as application:
-        assert scheduler_readiness(application) == "ok"
+        assert application.state.readiness.checks()["scheduler"] == "ok"
 
 
 async def test_a_stopped_scheduler_is_not_ready(app: FastAPI, database_url: str) -> None:
     async with running_app(scheduled(database_url), FixedClock(START)) as application:
         jobs: Jobs = application.state.jobs
         await jobs.stop()
-        assert scheduler_readiness(application) == "stopped"
+        assert application.state.readiness.checks()["scheduler"] == "stopped"
 
 
 async def test_the_running_scheduler_delivers_alerts_as_they_are_raised(
