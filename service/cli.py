@@ -27,6 +27,7 @@ from service.store.orgs import (
     api_keys,
     create_api_key,
     create_org,
+    hash_key,
     list_orgs,
     org_by_name,
     revoke_api_key,
@@ -36,6 +37,7 @@ from service.store.tables import ApiKey, Org
 
 T = TypeVar("T")
 ORG_NAME_MAX = 200  # the width of orgs.name
+SHORT_KEY = "(too short)"  # listed instead of a key whose prefix would be the whole of it
 
 
 class CommandError(Exception):
@@ -158,8 +160,17 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> int:
     for key in keys:
         revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "-"
         created = key.created_at.isoformat(timespec="seconds")
-        print(f"{key.prefix:<12}{key.name[:23]:<24}{key.scopes[:31]:<32}{created:<27}{revoked}")
+        print(
+            f"{_shown_prefix(key):<12}{key.name[:23]:<24}{key.scopes[:31]:<32}"
+            f"{created:<27}{revoked}"
+        )
     return 0
+
+
+def _shown_prefix(key: ApiKey) -> str:
+    """The key's prefix, unless the prefix is the whole key: a bootstrap key set before keys
+    had to be long could be that short."""
+    return SHORT_KEY if hash_key(key.prefix) == key.key_hash else key.prefix
 
 
 def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
@@ -404,7 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _settings_problems(exc: ValidationError) -> str:
     return "; ".join(
-        f"CASECLOCK_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        f"CASECLOCK_{'_'.join(str(p) for p in e['loc']).upper()}: "
+        # Our own validators' reasons, without pydantic's "Value error, " before them.
+        + (str(e["ctx"]["error"]) if e["type"] == "value_error" else e["msg"])
+        for e in exc.errors()
     )
 
 

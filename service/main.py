@@ -61,8 +61,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                     f"database schema is at {current or 'nothing'}, code expects {head}: "
                     "run 'caseclock migrate' first"
                 )
-        if settings.bootstrap_admin_key:
-            await _bootstrap(app, settings.bootstrap_admin_key)
+        if settings.bootstrap_admin_key is not None:
+            await _bootstrap(app, settings.bootstrap_admin_key.get_secret_value())
         # The first holiday lookup loads the holidays data: pay for it now, not in a request.
         builtin_ruleset(settings.default_ruleset).calendar.is_working_day(date(2026, 1, 1))
         if settings.run_scheduler:

@@ -11,6 +11,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
+# An admin key chosen by hand must be hard to guess, and far longer than the 10 characters
+# `api-key list` shows of every key.
+BOOTSTRAP_KEY_MIN = 32
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # An origin for CSP frame-ancestors; anything else could smuggle in another directive.
 _ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
@@ -33,7 +36,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASECLOCK_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./caseclock.db"
-    bootstrap_admin_key: str | None = None
+    bootstrap_admin_key: SecretStr | None = None
     default_ruleset: Literal["england-children", "england-adults"] = "england-children"
     sweep_interval_seconds: float = Field(default=30, gt=0)
     delivery_interval_seconds: float = Field(default=2, gt=0)
@@ -48,6 +51,18 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     embed_secret: SecretStr | None = Field(default=None, min_length=32)
     embed_allowed_origins: str = ""
+
+    @field_validator("bootstrap_admin_key", mode="before")
+    @classmethod
+    def _bootstrap_key_is_long(cls, value: object) -> object:
+        if value == "":
+            return None  # set but empty, as compose files do: no bootstrap, as when unset
+        if isinstance(value, str) and len(value) < BOOTSTRAP_KEY_MIN:
+            raise ValueError(
+                f"too short: an admin key needs at least {BOOTSTRAP_KEY_MIN} characters "
+                "(a long random string)"
+            )
+        return value
 
     @field_validator("webhook_retry_schedule")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -9,12 +10,15 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from service.domain.rules import builtin_ruleset_text
+from service.store.db import make_engine, make_session_factory, transaction
+from service.store.orgs import create_api_key, list_orgs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,6 +114,25 @@ def test_a_bad_setting_in_the_environment_is_named_in_one_line(database: Path) -
     assert reason.startswith("caseclock: CASECLOCK_PORT:")
 
 
+def test_a_bootstrap_admin_key_shorter_than_32_characters_stops_serve_in_one_line(
+    database: Path,
+) -> None:
+    short = "cc_" + "k" * 28
+    run = caseclock(
+        database, "serve", "--port", str(free_port()), CASECLOCK_BOOTSTRAP_ADMIN_KEY=short
+    )
+    assert len(run.err.strip().splitlines()) == 1
+    reason = one_line_reason(run)
+    assert reason.startswith("caseclock: CASECLOCK_BOOTSTRAP_ADMIN_KEY: too short")
+    assert "32 characters" in reason
+    assert short not in run.err
+
+
+def test_a_bootstrap_admin_key_of_32_characters_is_taken(database: Path) -> None:
+    run = caseclock(database, "migrate", CASECLOCK_BOOTSTRAP_ADMIN_KEY="cc_" + "k" * 29)
+    assert run.code == 0, run.err
+
+
 def test_an_unreachable_database_is_reported_in_one_line(database: Path) -> None:
     run = caseclock(
         database,
@@ -203,6 +226,36 @@ def test_api_key_list_shows_each_key_by_prefix_and_whether_it_is_revoked(
     assert listed.code == 0, listed.err
     rows = [line.split() for line in listed.out.splitlines()[1:]]
     assert [(r[0], r[-1] == "-") for r in rows] == [(admin[:10], True), (reader[:10], False)]
+    assert admin not in listed.out
+    assert reader not in listed.out
+
+
+def test_api_key_list_hides_a_key_short_enough_to_be_its_own_prefix(database: Path) -> None:
+    """A bootstrap key set before keys had to be 32 characters may be that short."""
+    caseclock(database, "org", "create", "kent")
+    asyncio.run(store_key(database, "cc_short"))
+    listed = caseclock(database, "api-key", "list")
+    assert listed.code == 0, listed.err
+    assert "cc_short" not in listed.out
+    rows = [line.split()[:4] for line in listed.out.splitlines()[1:]]
+    assert ["(too", "short)", "bootstrap", "admin"] in rows
+
+
+async def store_key(database: Path, plaintext: str) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with transaction(make_session_factory(engine)) as session:
+            (org,) = await list_orgs(session)
+            await create_api_key(
+                session,
+                org_id=org.id,
+                scopes=frozenset({"admin"}),
+                name="bootstrap admin",
+                now=datetime(2026, 11, 20, tzinfo=UTC),
+                plaintext=plaintext,
+            )
+    finally:
+        await engine.dispose()
 
 
 def test_api_key_revoke_of_an_unknown_prefix_says_so(database: Path) -> None:
