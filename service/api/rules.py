@@ -72,7 +72,12 @@ async def _read_candidate(request: Request) -> tuple[Ruleset, str | None, Litera
         if name is not None:
             return builtin_ruleset(name), None, "toml"
         errors = [
-            {"pointer": p.pointer, "detail": p.detail, **({"line": p.line} if p.line else {})}
+            {
+                "pointer": p.pointer,
+                "detail": p.detail,
+                **({"line": p.line} if p.line else {}),
+                **({"rule_id": p.rule_id} if p.rule_id else {}),
+            }
             for p in exc.problems
         ]
         raise Problem(

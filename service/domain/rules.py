@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -151,11 +152,13 @@ class Ruleset:
 
 @dataclass(frozen=True, slots=True)
 class RuleProblem:
-    """Where a ruleset is wrong: a JSON pointer into the document and, for TOML, its line."""
+    """Where a ruleset is wrong: a JSON pointer into the document, its line in the text, and
+    the id of the rule it is in, so an author can find it in a long ruleset either way."""
 
     pointer: str
     detail: str
     line: int | None = None
+    rule_id: str | None = None
 
 
 class RulesetInvalid(ValueError):
@@ -188,20 +191,16 @@ _TOP_KEYS = frozenset({"id", "calendar", "rules", "event_types"})
 _CALENDAR_KEYS = frozenset({"region", "timezone", "closures"})
 
 
-class _Reader:
-    """Collects problems while turning a parsed document into a Ruleset."""
+Locate = Callable[[str], int | None]
 
-    def __init__(self, text: str | None) -> None:
-        self.problems: list[RuleProblem] = []
-        self._lines = text.splitlines() if text is not None else None
 
-    def fail(self, pointer: str, detail: str) -> None:
-        self.problems.append(RuleProblem(pointer, detail, self._line_of(pointer)))
+class _TomlLines:
+    """Best-effort line of a pointer in TOML source: the rule's block, then the key in it."""
 
-    def _line_of(self, pointer: str) -> int | None:
-        """Best-effort line of a pointer in TOML source: the rule's block, then the key in it."""
-        if self._lines is None:
-            return None
+    def __init__(self, text: str) -> None:
+        self._lines = text.splitlines()
+
+    def __call__(self, pointer: str) -> int | None:
         parts = pointer.strip("/").split("/")
         table = parts[0] if parts and parts[0] else ""
         if table == "rules" and len(parts) > 1 and parts[1].isdigit():
@@ -232,21 +231,133 @@ class _Reader:
         return self._find_key(table, 0, len(self._lines))
 
     def _find_key(self, key: str | None, start: int, end: int) -> int | None:
-        if key is None or self._lines is None:
+        if key is None:
             return None
         pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
         return next((i + 1 for i in range(start, end) if pattern.match(self._lines[i])), None)
 
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _JsonLines:
+    """The line of a pointer in JSON text: where its key (or, in a list, its item) starts; for
+    a missing key, where the nearest enclosing value starts. The text is walked only once a
+    problem needs a line, so valid rulesets cost nothing."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._starts: dict[str, int] | None = None
+
+    def __call__(self, pointer: str) -> int | None:
+        if self._starts is None:
+            self._starts = _JsonWalk(self._text).starts()
+        while pointer and pointer not in self._starts:
+            pointer = pointer.rpartition("/")[0]
+        return self._starts.get(pointer)
+
+
+@dataclass(slots=True)
+class _Open:
+    """A JSON object or list being walked, and how many of its items were seen."""
+
+    pointer: str
+    is_object: bool
+    items: int = 0
+
+
+class _JsonWalk:
+    """Finds the line every member and item of valid JSON text starts on, by pointer.
+
+    Walked with a stack rather than recursion, so whatever `json.loads` accepted is located;
+    scalars are skipped with the standard decoder.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._newlines = [i for i, char in enumerate(text) if char == "\n"]
+        self._decoder = json.JSONDecoder()
+        self._starts: dict[str, int] = {}
+
+    def starts(self) -> dict[str, int]:
+        text = self._text
+        stack: list[_Open] = []
+        pointer, i = "", self._skip(0)
+        self._starts[pointer] = self._line(i)
+        while True:
+            # `i` is where the value at `pointer` starts.
+            if text[i] in "{[":
+                container = _Open(pointer, text[i] == "{")
+                i = self._skip(i + 1)
+                if text[i] not in "}]":
+                    stack.append(container)
+                    pointer, i = self._next(container, i)
+                    continue
+                i += 1
+            else:
+                i = self._decoder.raw_decode(text, i)[1]
+            # The value ended at `i`: on to the next member or item, closing finished containers.
+            while stack:
+                i = self._skip(i)
+                if text[i] == ",":
+                    pointer, i = self._next(stack[-1], self._skip(i + 1))
+                    break
+                stack.pop()
+                i += 1
+            else:
+                return self._starts
+
+    def _next(self, container: _Open, i: int) -> tuple[str, int]:
+        """The pointer of the member or item starting at `i`, and where its value starts."""
+        if container.is_object:
+            key, after_key = self._decoder.raw_decode(self._text, i)
+            pointer = f"{container.pointer}/{key}"
+            value_at = self._skip(self._skip(after_key) + 1)  # past the colon
+        else:
+            pointer = f"{container.pointer}/{container.items}"
+            value_at = i
+        container.items += 1
+        self._starts[pointer] = self._line(i)
+        return pointer, value_at
+
+    def _skip(self, i: int) -> int:
+        match = _JSON_SPACE.match(self._text, i)
+        return match.end() if match else i
+
+    def _line(self, i: int) -> int:
+        return bisect_left(self._newlines, i) + 1
+
+
+_A_DURATION = "a duration such as '10 working days' or '6 months'"
+_MATCHERS = "a non-empty list of event types or {type, where, unless} tables"
+
+
+class _Reader:
+    """Collects problems while turning a parsed document into a Ruleset."""
+
+    def __init__(self, locate: Locate) -> None:
+        self.problems: list[RuleProblem] = []
+        self._locate = locate
+
+    def fail(self, pointer: str, detail: str) -> None:
+        self.problems.append(RuleProblem(pointer, detail, self._locate(pointer)))
+
     def text(self, doc: Mapping[str, Any], key: str, pointer: str) -> str:
         value = doc.get(key)
+        if value is None:
+            self.fail(f"{pointer}/{key}", "is required")
+            return ""
         if not isinstance(value, str) or not value.strip():
-            self.fail(f"{pointer}/{key}", "is required and must be a non-empty string")
+            self.fail(f"{pointer}/{key}", "must be a non-empty string")
             return ""
         return value.strip()
 
     def duration(self, value: object, pointer: str) -> Duration | None:
+        if value is None:
+            self.fail(pointer, f"is required: {_A_DURATION}")
+            return None
         if not isinstance(value, str):
-            self.fail(pointer, "must be a duration such as '10 working days' or '6 months'")
+            self.fail(pointer, f"must be {_A_DURATION}")
             return None
         try:
             return Duration.parse(value)
@@ -268,10 +379,11 @@ class _Reader:
     ) -> tuple[Matcher, ...]:
         if value is None and not required:
             return ()
+        if value is None:
+            self.fail(pointer, f"is required: {_MATCHERS}")
+            return ()
         if not isinstance(value, list) or (required and not value):
-            self.fail(
-                pointer, "must be a non-empty list of event types or {type, where, unless} tables"
-            )
+            self.fail(pointer, f"must be {_MATCHERS}")
             return ()
         found = (self.matcher(v, f"{pointer}/{i}", known) for i, v in enumerate(value))
         return tuple(m for m in found if m is not None)
@@ -316,7 +428,7 @@ class _Reader:
 
 def _read_rule(reader: _Reader, doc: object, pointer: str, known: frozenset[str]) -> Rule | None:
     if not isinstance(doc, dict):
-        reader.fail(pointer, "each rule must be a table")
+        reader.fail(pointer, "must be a table")
         return None
     reader.unknown_keys(doc, _RULE_KEYS, pointer)
     rule_id = reader.text(doc, "id", pointer)
@@ -410,8 +522,27 @@ def _read_calendar(reader: _Reader, doc: object) -> Calendar:
         return Calendar()
 
 
-def _read_ruleset(doc: Mapping[str, Any], text: str | None, default_id: str) -> Ruleset:
-    reader = _Reader(text)
+_RULE_POINTER = re.compile(r"^/rules/([0-9]+)(?:/(.*))?$")
+
+
+def _naming_the_rule(problem: RuleProblem, raw_rules: Sequence[object]) -> RuleProblem:
+    """A problem inside a rule, naming the rule by its id as written (or its place, without
+    one) and the field, so the message alone finds it."""
+    match = _RULE_POINTER.match(problem.pointer)
+    if match is None:
+        return problem
+    index = int(match[1])
+    raw = raw_rules[index] if index < len(raw_rules) else None
+    written = raw.get("id") if isinstance(raw, dict) else None
+    rule_id = written.strip() if isinstance(written, str) and written.strip() else None
+    where = f"rule {rule_id!r}" if rule_id else f"rule #{index + 1} (no id)"
+    if match[2]:
+        where += f", {match[2]}"
+    return replace(problem, detail=f"{where}: {problem.detail}", rule_id=rule_id)
+
+
+def _read_ruleset(doc: Mapping[str, Any], locate: Locate, default_id: str) -> Ruleset:
+    reader = _Reader(locate)
     reader.unknown_keys(doc, _TOP_KEYS, "")
     declared = doc.get("event_types", [])
     extra: set[str] = set()
@@ -426,8 +557,11 @@ def _read_ruleset(doc: Mapping[str, Any], text: str | None, default_id: str) -> 
     known = BUILTIN_EVENT_TYPES | extra
     calendar = _read_calendar(reader, doc.get("calendar"))
     raw_rules = doc.get("rules")
-    if not isinstance(raw_rules, list) or not raw_rules:
-        reader.fail("/rules", "a ruleset needs at least one [[rules]] table")
+    if raw_rules is None:
+        reader.fail("/rules", "is required: a ruleset needs at least one [[rules]] table")
+        raw_rules = []
+    elif not isinstance(raw_rules, list) or not raw_rules:
+        reader.fail("/rules", "must be a non-empty list of [[rules]] tables")
         raw_rules = []
     rules = [_read_rule(reader, r, f"/rules/{i}", known) for i, r in enumerate(raw_rules)]
     seen: set[str] = set()
@@ -437,7 +571,7 @@ def _read_ruleset(doc: Mapping[str, Any], text: str | None, default_id: str) -> 
         if rule is not None:
             seen.add(rule.id)
     if reader.problems:
-        raise RulesetInvalid(reader.problems)
+        raise RulesetInvalid([_naming_the_rule(p, raw_rules) for p in reader.problems])
     ruleset_id = doc.get("id", default_id)
     return Ruleset(
         id=str(ruleset_id),
@@ -465,12 +599,12 @@ def load_ruleset(
             ) from exc
         if not isinstance(doc, dict):
             raise RulesetInvalid([RuleProblem("", "a ruleset must be a JSON object")])
-        return _read_ruleset(doc, None, default_id)
+        return _read_ruleset(doc, _JsonLines(text), default_id)
     try:
         parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RulesetInvalid([_toml_problem(exc)]) from exc
-    return _read_ruleset(parsed, text, default_id)
+    return _read_ruleset(parsed, _TomlLines(text), default_id)
 
 
 def builtin_ruleset_text(name: str) -> str:

@@ -156,6 +156,49 @@ async def test_every_error_in_a_ruleset_is_reported_at_once(tenant: Tenant) -> N
     }
 
 
+async def test_a_toml_rule_without_due_is_refused_naming_the_rule(tenant: Tenant) -> None:
+    text = FAMILY_MEETING_TOML.replace('due = "10 working days"\n', "")
+    body = problem(await tenant.admin.put("/v1/rules", content=text, headers=TOML))
+    (error,) = body["errors"]
+    assert error["pointer"] == "/rules/0/due"
+    assert error["rule_id"] == "family-meeting"
+    assert error["line"] == 7  # the rule's [[rules]] header: there is no due line to point at
+    assert error["detail"].startswith("rule 'family-meeting', due: is required")
+
+
+async def test_a_json_rule_without_due_is_refused_naming_the_rule_and_line(
+    tenant: Tenant,
+) -> None:
+    rule = {
+        "id": "family-meeting",
+        "name": "Family meeting",
+        "source": "Local practice standard",
+        "starts_on": ["referral_received"],
+        "met_by": ["contact_made"],
+    }
+    text = json.dumps({"rules": [rule]}, indent=2)
+    body = problem(await tenant.admin.put("/v1/rules", content=text, headers=JSON))
+    (error,) = body["errors"]
+    assert error["pointer"] == "/rules/0/due"
+    assert error["rule_id"] == "family-meeting"
+    assert error["line"] == 3  # the rule's opening brace, after '{' and '"rules": ['
+    assert error["detail"].startswith("rule 'family-meeting', due: is required")
+
+
+async def test_a_json_error_is_located_at_the_line_of_its_key(tenant: Tenant) -> None:
+    response = await tenant.reader.post(
+        "/v1/rules/validate", content=FAMILY_MEETING_TOML, headers=TOML
+    )
+    ruleset = response.json()["ruleset"]
+    ruleset["rules"][0]["warn_before"] = "a little while"
+    text = json.dumps(ruleset, indent=2)
+    body = problem(await tenant.reader.post("/v1/rules/validate", content=text, headers=JSON))
+    (error,) = body["errors"]
+    assert error["pointer"] == "/rules/0/warn_before"
+    assert error["line"] == text.splitlines().index('      "warn_before": "a little while"') + 1
+    assert error["rule_id"] == "family-meeting"
+
+
 async def test_a_toml_syntax_error_is_located_by_line(tenant: Tenant) -> None:
     text = '[calendar]\nregion = "england-and-wales"\n\n[[rules]\nid = "x"\n'
     body = problem(await tenant.reader.post("/v1/rules/validate", content=text, headers=TOML))

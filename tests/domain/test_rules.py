@@ -55,10 +55,14 @@ def problems_of(text: str, fmt: str = "toml") -> tuple[RuleProblem, ...]:
     return caught.value.problems
 
 
-def only_problem(text: str) -> RuleProblem:
-    problems = problems_of(text)
+def only_problem_of(text: str, fmt: str) -> RuleProblem:
+    problems = problems_of(text, fmt)
     assert len(problems) == 1, problems
     return problems[0]
+
+
+def only_problem(text: str) -> RuleProblem:
+    return only_problem_of(text, "toml")
 
 
 def referral(**data: object) -> Event:
@@ -383,13 +387,133 @@ def test_a_json_document_that_is_not_an_object_is_a_problem() -> None:
     assert problems_of("[]", fmt="json")[0].pointer == ""
 
 
-def test_json_problems_carry_pointers_and_no_line() -> None:
+def json_visit_rule(**changes: object) -> dict[str, object]:
+    """VISIT_RULE as a JSON document, with fields changed (a None value removes the field)."""
     doc = load_ruleset(VISIT_RULE).to_json()
-    doc["rules"][0]["due"] = "soon"  # type: ignore[index]
+    rule: dict[str, object] = doc["rules"][0]  # type: ignore[index]
+    for key, value in changes.items():
+        if value is None:
+            del rule[key]
+        else:
+            rule[key] = value
+    return doc
 
-    problems = problems_of(json.dumps(doc), fmt="json")
 
-    assert [(p.pointer, p.line) for p in problems] == [("/rules/0/due", None)]
+def test_json_problems_are_located_at_the_line_of_their_key() -> None:
+    text = json.dumps(json_visit_rule(due="soon"), indent=2)
+
+    problems = problems_of(text, fmt="json")
+
+    assert [(p.pointer, p.line) for p in problems] == [("/rules/0/due", line_of(text, '"soon"'))]
+
+
+def test_a_json_problem_in_a_list_is_located_at_its_item() -> None:
+    text = json.dumps(json_visit_rule(escalate_after=["2 working days", "soon"]), indent=2)
+
+    problem = only_problem_of(text, fmt="json")
+
+    assert problem.pointer == "/rules/0/escalate_after/1"
+    assert problem.line == line_of(text, '"soon"')
+
+
+def test_a_json_field_that_is_missing_is_located_where_its_rule_opens() -> None:
+    second = json_visit_rule(id="other-visit", due=None)["rules"]
+    doc = {"rules": [*json_visit_rule()["rules"], *second]}  # type: ignore[misc]
+    text = json.dumps(doc, indent=2)
+
+    problem = only_problem_of(text, fmt="json")
+
+    assert problem.pointer == "/rules/1/due"
+    # json.dumps puts the rule's opening brace on the line before its first key.
+    assert problem.line == line_of(text, '"other-visit"') - 1
+
+
+def test_a_json_problem_on_one_line_is_on_line_1() -> None:
+    problem = only_problem_of(json.dumps(json_visit_rule(due="soon")), fmt="json")
+
+    assert problem.line == 1
+
+
+def test_a_missing_due_is_required_and_names_its_rule_in_toml() -> None:
+    text = VISIT_RULE.replace('due = "5 working days"\n', "")
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/due"
+    assert problem.rule_id == "home-visit"
+    assert problem.detail.startswith("rule 'home-visit', due: is required")
+    assert problem.line == line_of(text, "[[rules]]")
+
+
+def test_a_missing_due_is_required_and_names_its_rule_in_json() -> None:
+    problem = only_problem_of(json.dumps(json_visit_rule(due=None), indent=2), fmt="json")
+
+    assert problem.pointer == "/rules/0/due"
+    assert problem.rule_id == "home-visit"
+    assert problem.detail.startswith("rule 'home-visit', due: is required")
+
+
+@pytest.mark.parametrize("missing", ["name", "source", "starts_on", "met_by"])
+def test_each_missing_required_field_is_required(missing: str) -> None:
+    problem = only_problem_of(json.dumps(json_visit_rule(**{missing: None})), fmt="json")
+
+    assert problem.pointer == f"/rules/0/{missing}"
+    assert problem.detail.startswith(f"rule 'home-visit', {missing}: is required")
+
+
+def test_a_field_that_is_present_but_wrong_is_not_said_to_be_missing() -> None:
+    problem = only_problem(VISIT_RULE.replace('due = "5 working days"', "due = 5"))
+
+    assert "is required" not in problem.detail
+    assert problem.detail.startswith("rule 'home-visit', due: must be a duration")
+
+
+def test_every_problem_in_a_rule_names_that_rule() -> None:
+    text = (
+        DECISION_RULE.replace('due = "1 working day"', 'due = "soon"')
+        + "\n"
+        + VISIT_RULE.replace('met_by = ["child_visited"]', 'met_by = ["hug"]')
+        + 'colour = "red"\n'
+    )
+
+    problems = problems_of(text)
+
+    assert sorted((p.pointer, p.rule_id, p.detail.split(":")[0]) for p in problems) == [
+        ("/rules/0/due", "quick-decision", "rule 'quick-decision', due"),
+        ("/rules/1/colour", "home-visit", "rule 'home-visit', colour"),
+        ("/rules/1/met_by/0", "home-visit", "rule 'home-visit', met_by/0"),
+    ]
+
+
+def test_a_rule_without_an_id_is_named_by_its_place() -> None:
+    text = DECISION_RULE + "\n" + VISIT_RULE.replace('id = "home-visit"\n', "")
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/1/id"
+    assert problem.rule_id is None
+    assert problem.detail == "rule #2 (no id), id: is required"
+
+
+def test_a_rule_with_a_malformed_id_is_named_by_the_id_as_written() -> None:
+    problem = only_problem(VISIT_RULE.replace('id = "home-visit"', 'id = "Home Visit"'))
+
+    assert problem.rule_id == "Home Visit"
+    assert problem.detail.startswith("rule 'Home Visit', id: must be")
+
+
+def test_problems_outside_the_rules_name_no_rule() -> None:
+    problem = only_problem('colour = "red"\n\n' + VISIT_RULE)
+
+    assert problem.rule_id is None
+    assert not problem.detail.startswith("rule")
+
+
+def test_a_ruleset_without_a_rules_list_says_it_is_required() -> None:
+    problem = only_problem_of('{"calendar": {}}', fmt="json")
+
+    assert (problem.pointer, problem.line) == ("/rules", 1)
+    assert problem.detail.startswith("is required")
 
 
 def test_every_problem_in_a_ruleset_is_reported_at_once() -> None:
