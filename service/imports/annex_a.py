@@ -248,9 +248,15 @@ def _parse_yes_no(value: CellValue, extracted_on: date) -> bool | None:
 
 
 def _parse_identifier(value: CellValue, extracted_on: date) -> str | None:
-    """Text as written; whole numbers (how Excel holds numeric ids) without a ``.0``."""
+    """Text with its spaces normalised; whole numbers (how Excel holds numeric ids) without a
+    ``.0``.
+
+    Extracts are typed and pasted by hand: a name may carry a non-breaking or other Unicode
+    space in one file and a plain one in the next. Trimmed, with every run of spaces made one
+    plain space, the same worker is the same id in both, so no false reallocation is recorded.
+    """
     if isinstance(value, str):
-        return value.strip() or None
+        return " ".join(value.split()) or None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, float) and value.is_integer():
@@ -638,7 +644,9 @@ def _recognise(headings: Mapping[str, object]) -> _ListSpec | None:
     if tracked:
         # Several distinguishing headings in one row: the list whose columns match best.
         return max(tracked, key=lambda spec: sum(named(c.keys) for c in spec.columns))
-    return next((spec for spec in _SKIPPED_LISTS if named(spec.keys)), None)
+    # List 11 also has List 10's "Date of Adoption Order": the list naming most of its own.
+    skipped = [spec for spec in _SKIPPED_LISTS if named(spec.keys)]
+    return max(skipped, key=lambda spec: sum(key in headings for key in spec.keys), default=None)
 
 
 def _read_row(

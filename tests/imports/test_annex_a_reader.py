@@ -458,6 +458,27 @@ def test_numeric_child_id_is_read_as_text() -> None:
     assert only_row(read(referrals(referral({"Child Unique ID": 12345})))).child_id == "12345"
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Mathilde\N{NO-BREAK SPACE}Cutsforth",
+        " Mathilde Cutsforth\N{EM SPACE}",
+        "Mathilde\N{NARROW NO-BREAK SPACE}\N{THIN SPACE}Cutsforth",
+        "\N{IDEOGRAPHIC SPACE}Mathilde  Cutsforth\t",
+    ],
+)
+def test_a_workers_name_with_unicode_spaces_reads_as_with_one_plain_space(written: str) -> None:
+    row = only_row(read(referrals(referral({"Allocated Worker": written}))))
+
+    assert row.worker_id == "Mathilde Cutsforth"
+
+
+def test_a_child_unique_id_with_unicode_spaces_reads_as_with_one_plain_space() -> None:
+    written = "\N{NO-BREAK SPACE}LA 0042\N{FIGURE SPACE}"
+
+    assert only_row(read(referrals(referral({"Child Unique ID": written})))).child_id == "LA 0042"
+
+
 def test_row_without_child_unique_id_is_rejected_while_other_rows_are_read() -> None:
     sheet = referrals(referral({"Child Unique ID": None}), referral({"Child Unique ID": "C2"}))
 

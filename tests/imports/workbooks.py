@@ -121,7 +121,21 @@ TEMPLATE_HEADINGS: dict[int, tuple[str, ...]] = {
         "Date of Placement Order",
         "Date of Adoption Order",
     ),
-    11: ("Individual Adopter Identifier", "Date Enquiry Received", "Date Stage 1 Started"),
+    # List 11 shares "Date of Adoption Order" with List 10.
+    11: (
+        "Individual Adopter Identifier",
+        "Date Enquiry Received",
+        "Date Stage 1 Started",
+        "Date Stage 1 Ended",
+        "Date Stage 2 Started",
+        "Date Stage 2 Ended",
+        "Date Application Submitted",
+        "Date Application Approved",
+        "Date Adopter Matched with Child(ren)",
+        "Date Child/Children Placed with Adopter(s)",
+        "Date of Adoption Order",
+        "Date of Leaving Adoption Process",
+    ),
 }
 
 LIST_TITLES: dict[int, str] = {
