@@ -14,7 +14,12 @@ from service.api.deps import ClockDep, Reader, SessionDep, Writer
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem, pointer, validation_errors
 from service.api.times import OUT_OF_RANGE, DayOrInstant, in_range, to_instant
-from service.domain.events import Event, check_builtin_data, parse_day_or_instant
+from service.domain.events import (
+    Event,
+    check_builtin_data,
+    check_identifiers,
+    parse_day_or_instant,
+)
 from service.domain.rules import Ruleset
 from service.store.group_commit import GroupCommitter
 from service.store.ingest import events_t, ingest_events, lock_cases, rederive_cases
@@ -79,8 +84,8 @@ class VoidIn(BaseModel):
 
 
 def _domain_errors(item: EventIn, ruleset: Ruleset, now: datetime) -> list[tuple[str, str]]:
-    """Checks that need the org's ruleset and the clock, located by field."""
-    errors: list[tuple[str, str]] = []
+    """Checks beyond the fields' types (most need the org's ruleset or the clock), by field."""
+    errors = [(p.key, p.detail) for p in check_identifiers(dict(item))]
     known = ruleset.known_event_types
     if item.type not in known:
         errors.append(

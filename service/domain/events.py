@@ -71,6 +71,22 @@ class DataProblem:
     detail: str
 
 
+IDENTIFIER_FIELDS = ("id", "case_id", "worker_id", "team_id")
+
+
+def check_identifiers(fields: Mapping[str, object]) -> list[DataProblem]:
+    """Refuse an event's identifiers that are empty or only spaces (any Unicode space).
+
+    Identifiers are opaque and kept exactly as sent, spaces included; but one with nothing
+    else in it names no case, worker or team anyone could find again.
+    """
+    return [
+        DataProblem(name, "must not be empty or only spaces")
+        for name in IDENTIFIER_FIELDS
+        if isinstance(value := fields.get(name), str) and not value.strip()
+    ]
+
+
 def parse_day_or_instant(value: object) -> date | datetime | None:
     """Read a data value that may be a plain date or an RFC 3339 datetime with an offset.
 

@@ -108,6 +108,20 @@ async def test_a_missing_field_in_a_batch_item_is_located(tenant: Tenant) -> Non
     assert results[0]["errors"][0]["pointer"] == "/events/0/case_id"
 
 
+async def test_a_batch_item_whose_case_id_is_only_spaces_is_invalid_and_the_rest_commit(
+    tenant: Tenant,
+) -> None:
+    events = [referral("ok"), referral("blank", case_id=" \N{NO-BREAK SPACE} ")]
+    results = (await tenant.writer.post("/v1/events/batch", json={"events": events})).json()[
+        "results"
+    ]
+    assert [r["status"] for r in results] == ["created", "invalid"]
+    assert results[1]["errors"] == [
+        {"pointer": "/events/1/case_id", "detail": "must not be empty or only spaces"}
+    ]
+    assert await stored_ids(tenant) == ["ok"]
+
+
 async def test_an_id_repeated_in_one_batch_with_the_same_content_is_a_duplicate(
     tenant: Tenant,
 ) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from conftest import FixedClock, Tenant
 
 
@@ -174,6 +175,18 @@ async def test_an_id_longer_than_200_characters_is_refused(tenant: Tenant) -> No
     response = await tenant.writer.post("/v1/events", json=referral(event_id="x" * 201))
     body = problem(response, 422)
     assert pointers(body) == {"/id"}
+
+
+@pytest.mark.parametrize("field", ["id", "case_id", "worker_id", "team_id"])
+@pytest.mark.parametrize("blank", ["   ", "\N{NO-BREAK SPACE}\t"])
+async def test_an_identifier_of_only_spaces_is_refused_naming_the_field(
+    tenant: Tenant, field: str, blank: str
+) -> None:
+    response = await tenant.writer.post("/v1/events", json={**referral(), field: blank})
+    body = problem(response, 422)
+    assert body["errors"] == [
+        {"pointer": f"/{field}", "detail": "must not be empty or only spaces"}
+    ]
 
 
 async def test_a_referral_decision_without_an_outcome_is_refused(tenant: Tenant) -> None:
