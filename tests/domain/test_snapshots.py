@@ -211,6 +211,56 @@ def test_a_later_snapshot_visit_past_the_deadline_claims_no_late_visit() -> None
     assert statuses(log, "cp-visit") == [(4, "overdue", end_of("2026-11-16"))]
 
 
+# Position 3 below opens at the visit of Monday 2 November 2026 and is due 10 working days
+# later, at the end of Monday 16 November (no bank holiday falls in between).
+
+
+def test_a_snapshot_visit_late_on_the_due_day_itself_is_on_time_and_meets() -> None:
+    log = [
+        event("child_protection_plan_started", "2026-02-02", **IMPORTED),
+        event("child_visited", "2026-11-02", sequence=2, **IMPORTED),
+        event("child_visited", local("2026-11-16", "23:30"), sequence=2, **IMPORTED),
+    ]
+
+    assert statuses(log, "cp-visit") == [
+        (3, "met", end_of("2026-11-16")),
+        (4, "upcoming", end_of("2026-11-30")),
+    ]
+
+
+def test_a_snapshot_visit_on_the_day_after_the_due_day_claims_no_late_visit() -> None:
+    log = [
+        event("child_protection_plan_started", "2026-02-02", **IMPORTED),
+        event("child_visited", "2026-11-02", sequence=2, **IMPORTED),
+        event("child_visited", "2026-11-17", sequence=2, **IMPORTED),
+    ]
+
+    assert statuses(log, "cp-visit") == [(4, "upcoming", end_of("2026-12-01"))]
+
+
+def test_a_snapshot_visit_claiming_exactly_the_open_position_meets_it() -> None:
+    log = [
+        event("child_protection_plan_started", "2026-02-02", **IMPORTED),
+        event("child_visited", "2026-11-02", sequence=2, **IMPORTED),
+        event("child_visited", "2026-11-10", sequence=3, **IMPORTED),
+    ]
+
+    assert statuses(log, "cp-visit") == [
+        (3, "met", end_of("2026-11-16")),
+        (4, "due_soon", end_of("2026-11-24")),
+    ]
+
+
+def test_a_snapshot_visit_claiming_the_position_after_the_open_one_drops_it() -> None:
+    log = [
+        event("child_protection_plan_started", "2026-02-02", **IMPORTED),
+        event("child_visited", "2026-11-02", sequence=2, **IMPORTED),
+        event("child_visited", "2026-11-10", sequence=4, **IMPORTED),
+    ]
+
+    assert statuses(log, "cp-visit") == [(5, "due_soon", end_of("2026-11-24"))]
+
+
 def test_a_sequenced_event_before_the_chain_opens_meets_nothing() -> None:
     log = [
         event("child_visited", "2026-01-20", sequence=2, **IMPORTED),
