@@ -40,7 +40,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the transaction ends when the path operation returns, before the response
+# is sent, so a 2xx always means committed and a failed commit is answered as the fault it is
+# (503). With the default scope the commit would run after the response had gone.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 

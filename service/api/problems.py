@@ -14,8 +14,11 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.store.faults import DATABASE_FAULTS, fault_name
+
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("caseclock.api")
+FAULT_RETRY_AFTER_SECONDS = 2
 
 
 class Problem(Exception):
@@ -159,6 +162,20 @@ def install(app: FastAPI, *, larger_bodies: Mapping[str, int] | None = None) -> 
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
         return problem_response(Problem(exc.status_code, str(exc.detail), headers=headers))
+
+    async def _fault(request: Request, exc: Exception) -> JSONResponse:
+        log.error("database fault on %s %s: %s", request.method, request.url.path, fault_name(exc))
+        return problem_response(
+            Problem(
+                503,
+                "The database could not complete this request; nothing was stored. Try again.",
+                slug="unavailable",
+                headers={"Retry-After": str(FAULT_RETRY_AFTER_SECONDS)},
+            )
+        )
+
+    for fault in DATABASE_FAULTS:
+        app.add_exception_handler(fault, _fault)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
