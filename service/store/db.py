@@ -38,7 +38,9 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
     WAL lets readers work beside a writer, and BEGIN IMMEDIATE takes the write lock at the
     start of every transaction, so two writers queue on the busy timeout instead of one
-    failing when it upgrades a read lock.
+    failing when it upgrades a read lock. synchronous=FULL syncs the WAL at every commit, so
+    a commit acknowledged to a client survives a power cut (NORMAL could undo it); group
+    commit spreads that cost over the events of a group (docs/operations.md, Durability).
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -48,7 +50,7 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -58,13 +60,16 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs
+        )
         _prepare_sqlite(engine)
         return engine
     kwargs.setdefault("pool_size", 40)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_recycle", 1800)
-    return create_async_engine(url, **kwargs)
+    # Parameters are personal data and secrets: errors and logs must never quote them.
+    return create_async_engine(url, hide_parameters=True, **kwargs)
 
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
