@@ -17,6 +17,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
+from holidays.version import __version__ as holidays_version
 
 Unit = Literal["working_days", "days", "weeks", "months"]
 
@@ -27,6 +28,10 @@ _LABELS: dict[Unit, tuple[str, str]] = {
     "months": ("month", "months"),
 }
 _UNITS_BY_WORD: dict[str, Unit] = {singular: unit for unit, (singular, _) in _LABELS.items()}
+# About ten years in each unit: longer than any statutory timescale, and short enough that no
+# ruleset can make every derivation fail ("100000 months" leaves the calendar) or crawl
+# ("2000000 working days" walks thousands of years of working days).
+LONGEST: dict[Unit, int] = {"working_days": 2610, "days": 3650, "weeks": 520, "months": 120}
 _DURATION_TEXT = re.compile(r"\s*([0-9]+)\s+(working\s+day|day|week|month)s?\s*", re.IGNORECASE)
 
 
@@ -43,6 +48,11 @@ class Duration:
             raise ValueError(f"a duration cannot be negative, got {self.count}")
         if self.unit not in _LABELS:
             raise ValueError(f"unknown duration unit {self.unit!r}")
+        if self.count > LONGEST[self.unit]:
+            raise ValueError(
+                f"{self} is too long: at most {LONGEST[self.unit]} {_LABELS[self.unit][1]} "
+                "(about ten years)"
+            )
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -60,6 +70,13 @@ class Duration:
         return f"{self.count} {singular if self.count == 1 else plural}"
 
 
+# The last day the `holidays` package knows GB bank holidays for. Past it a working day would be
+# any weekday that is not a closure, so dates past it are refused (events.py).
+BANK_HOLIDAYS_KNOWN_UNTIL = date(holidays.country_holidays("GB").end_year, 12, 31)
+# The bank-holiday data deadlines are derived with. A release can add a one-off bank holiday
+# (a coronation, a state funeral), which moves deadlines that span it, so derivations record it.
+CALENDAR_DATA_VERSION = f"holidays {holidays_version}"
+
 REGIONS: dict[str, str | None] = {
     "england-and-wales": "ENG",
     "england": "ENG",
@@ -76,7 +93,8 @@ class Calendar:
     Instances are shared across requests, so they are immutable apart from a per-year cache of
     working days; answering with bisect over that cache keeps deriving a whole case to a few
     milliseconds. Bank holidays come from the ``holidays`` package, which only knows GB holidays
-    for 1872-2100: outside those years only weekends and closures are days off.
+    from 1872 to ``BANK_HOLIDAYS_KNOWN_UNTIL``: outside those years only weekends and closures
+    are days off.
     """
 
     __slots__ = ("_closures", "_region", "_subdivision", "_timezone", "_working_days_by_year")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
+
+from service.domain.calendar import BANK_HOLIDAYS_KNOWN_UNTIL
 
 BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(
     {
@@ -136,7 +138,37 @@ def _require_day(data: Mapping[str, Any], key: str) -> list[DataProblem]:
 
 
 def check_builtin_data(event_type: str, data: Mapping[str, Any]) -> list[DataProblem]:
-    """Check the `data` fields built-in rules depend on, so no rule meets a malformed fact."""
+    """Check the `data` fields built-in rules depend on, so no rule meets a malformed fact, and
+    that no date in it is one the working-day calendar cannot count from."""
+    return _check_builtin_fields(event_type, data) + _dates_past_horizon(data)
+
+
+_PAST_HORIZON = (
+    f"is after {BANK_HOLIDAYS_KNOWN_UNTIL:%d %B %Y}, "
+    "the last day the working-day calendar knows bank holidays for"
+)
+
+
+_HORIZON_ENDS = datetime.combine(BANK_HOLIDAYS_KNOWN_UNTIL, time.max, tzinfo=UTC)
+
+
+def _past_horizon(value: date | datetime) -> bool:
+    if isinstance(value, datetime):
+        return value > _HORIZON_ENDS  # compared, not converted: year 9999 may not convert
+    return value > BANK_HOLIDAYS_KNOWN_UNTIL
+
+
+def _dates_past_horizon(data: Mapping[str, Any]) -> list[DataProblem]:
+    """Any data value may be a rule's due or review date (`from:data.<key>`), so every date is
+    checked; an instant by its UTC date."""
+    return [
+        DataProblem(key, _PAST_HORIZON)
+        for key, value in data.items()
+        if (day := parse_day_or_instant(value)) is not None and _past_horizon(day)
+    ]
+
+
+def _check_builtin_fields(event_type: str, data: Mapping[str, Any]) -> list[DataProblem]:
     if event_type == "referral_decision_made":
         return _require_choice(data, "outcome", REFERRAL_OUTCOMES)
     if event_type == "section47_completed":

@@ -199,6 +199,45 @@ async def test_a_json_error_is_located_at_the_line_of_its_key(tenant: Tenant) ->
     assert error["rule_id"] == "family-meeting"
 
 
+async def test_a_toml_ruleset_with_a_duration_over_ten_years_is_refused_naming_the_rule(
+    tenant: Tenant,
+) -> None:
+    text = children_with_assessment_due("100000 months")
+    body = problem(await tenant.admin.put("/v1/rules", content=text, headers=TOML))
+    (error,) = body["errors"]
+    assert error["pointer"] == "/rules/2/due"
+    assert error["rule_id"] == "assessment-completion"
+    assert error["line"] == text.splitlines().index('due = "100000 months"') + 1
+    assert error["detail"] == (
+        "rule 'assessment-completion', due: "
+        "100000 months is too long: at most 120 months (about ten years)"
+    )
+
+
+async def test_a_json_ruleset_with_a_duration_over_ten_years_is_refused_naming_the_rule(
+    tenant: Tenant,
+) -> None:
+    rule = {
+        "id": "family-meeting",
+        "name": "Family meeting",
+        "source": "Local practice standard",
+        "starts_on": ["referral_received"],
+        "due": "2000000 working days",
+        "met_by": ["contact_made"],
+    }
+    body = problem(
+        await tenant.admin.put("/v1/rules", content=json.dumps({"rules": [rule]}), headers=JSON)
+    )
+    (error,) = body["errors"]
+    assert (error["pointer"], error["rule_id"], error["line"]) == (
+        "/rules/0/due",
+        "family-meeting",
+        1,
+    )
+    assert "2000000 working days is too long" in error["detail"]
+    assert (await tenant.reader.get("/v1/rules")).json()["source"] == "builtin"
+
+
 async def test_a_toml_syntax_error_is_located_by_line(tenant: Tenant) -> None:
     text = '[calendar]\nregion = "england-and-wales"\n\n[[rules]\nid = "x"\n'
     body = problem(await tenant.reader.post("/v1/rules/validate", content=text, headers=TOML))

@@ -1,11 +1,20 @@
+import tomllib
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.calendar import REGIONS, Calendar, Duration
+from service.domain.calendar import (
+    BANK_HOLIDAYS_KNOWN_UNTIL,
+    CALENDAR_DATA_VERSION,
+    LONGEST,
+    REGIONS,
+    Calendar,
+    Duration,
+)
 
 ENGLAND = Calendar()
 CALENDARS = {region: Calendar(region=region) for region in REGIONS}
@@ -61,14 +70,36 @@ def test_duration_prints_in_canonical_form(duration: Duration, text: str) -> Non
 
 
 @given(
-    st.builds(
-        Duration,
-        st.integers(min_value=0, max_value=10_000),
-        st.sampled_from(["working_days", "days", "weeks", "months"]),
+    st.sampled_from(["working_days", "days", "weeks", "months"]).flatmap(
+        lambda unit: st.builds(Duration, st.integers(0, LONGEST[unit]), st.just(unit))
     )
 )
 def test_duration_round_trips_through_its_text(duration: Duration) -> None:
     assert Duration.parse(str(duration)) == duration
+
+
+@pytest.mark.parametrize("longest", ["120 months", "520 weeks", "3650 days", "2610 working days"])
+def test_a_duration_of_about_ten_years_is_accepted(longest: str) -> None:
+    assert str(Duration.parse(longest)) == longest
+
+
+@pytest.mark.parametrize(
+    ("too_long", "detail"),
+    [
+        ("121 months", "121 months is too long: at most 120 months (about ten years)"),
+        ("521 weeks", "521 weeks is too long: at most 520 weeks (about ten years)"),
+        ("3651 days", "3651 days is too long: at most 3650 days (about ten years)"),
+        (
+            "2611 working days",
+            "2611 working days is too long: at most 2610 working days (about ten years)",
+        ),
+        ("100000 months", "100000 months is too long: at most 120 months (about ten years)"),
+    ],
+)
+def test_a_duration_longer_than_about_ten_years_is_refused(too_long: str, detail: str) -> None:
+    with pytest.raises(ValueError, match="too long") as error:
+        Duration.parse(too_long)
+    assert str(error.value) == detail
 
 
 def test_duration_parse_error_names_the_text_and_the_accepted_forms() -> None:
@@ -406,3 +437,22 @@ def test_subtracting_undoes_adding_from_a_working_day(region: str, day: date, n:
     start = calendar.add(day, ONE_WORKING_DAY)
     duration = Duration(n, "working_days")
     assert calendar.subtract(calendar.add(start, duration), duration) == start
+
+
+# The bank-holiday data
+
+
+def test_bank_holidays_are_known_to_the_end_of_2100() -> None:
+    assert date(2100, 12, 31) == BANK_HOLIDAYS_KNOWN_UNTIL
+    # Easter Sunday 2100 is 28 March, so Good Friday is 26 March and Easter Monday 29 March.
+    assert not ENGLAND.is_working_day(date(2100, 3, 26))
+    assert not ENGLAND.is_working_day(date(2100, 3, 29))
+
+
+def test_the_calendar_data_version_is_the_holidays_release_the_project_pins() -> None:
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text("utf-8"))["project"]["dependencies"]
+    (pin,) = [d for d in dependencies if d.startswith("holidays")]
+
+    assert pin.startswith("holidays==")
+    assert f"holidays {pin.removeprefix('holidays==')}" == CALENDAR_DATA_VERSION

@@ -147,3 +147,40 @@ def test_a_completed_task_must_name_the_task() -> None:
 
 def test_other_event_types_carry_any_data() -> None:
     assert check_builtin_data("child_visited", {"anything": [1, 2]}) == []
+
+
+# Dates the working-day calendar can count from
+
+
+@pytest.mark.parametrize(
+    "last", ["2100-12-31", "2100-12-31T23:59:59.999999Z", "2101-01-01T00:30:00+01:00"]
+)
+def test_a_date_up_to_the_end_of_2100_is_accepted(last: str) -> None:
+    assert check_builtin_data("task_due", {"task_id": "T-1", "due_at": last}) == []
+
+
+@pytest.mark.parametrize(
+    "past", ["2101-01-01", "2101-01-01T00:00:00Z", "2100-12-31T23:30:00-01:00", "2999-06-30"]
+)
+def test_a_date_past_the_end_of_2100_is_refused_naming_its_key(past: str) -> None:
+    problems = check_builtin_data("task_due", {"task_id": "T-1", "due_at": past})
+
+    assert [(p.key, p.detail) for p in problems] == [
+        (
+            "due_at",
+            "is after 31 December 2100, "
+            "the last day the working-day calendar knows bank holidays for",
+        )
+    ]
+
+
+def test_any_data_key_holding_a_date_past_2100_is_refused() -> None:
+    data = {"review": "cp-review", "scheduled_for": "2026-12-01", "next_on": "2101-03-01"}
+
+    assert [p.key for p in check_builtin_data("review_scheduled", data)] == ["next_on"]
+
+
+def test_an_instant_in_year_9999_is_refused_without_overflowing() -> None:
+    data = {"due_at": "9999-12-31T23:59:59-01:00", "task_id": "T-1"}
+
+    assert [p.key for p in check_builtin_data("task_due", data)] == ["due_at"]

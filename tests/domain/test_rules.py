@@ -194,6 +194,31 @@ def test_a_bad_duration_is_reported_at_its_line() -> None:
     assert "3 fortnights" in problem.detail
 
 
+@pytest.mark.parametrize(
+    ("field", "too_long"),
+    [
+        ("due", "100000 months"),
+        ("warn_before", "2611 working days"),
+        ("escalate_after", ["2 working days", "2000000 working days"]),
+        ("repeat", ["6 weeks", "521 weeks"]),
+    ],
+)
+def test_a_duration_longer_than_about_ten_years_is_refused_naming_the_rule(
+    field: str, too_long: object
+) -> None:
+    text = json.dumps(json_visit_rule(**{field: too_long}), indent=2)
+
+    problem = only_problem_of(text, fmt="json")
+
+    in_list = isinstance(too_long, list)
+    written = too_long[1] if isinstance(too_long, list) else too_long
+    assert problem.pointer == f"/rules/0/{field}" + ("/1" if in_list else "")
+    assert problem.rule_id == "home-visit"
+    assert problem.detail.startswith(f"rule 'home-visit', {field}")
+    assert f"{written} is too long" in problem.detail
+    assert problem.line == line_of(text, f'"{written}"')
+
+
 def test_a_bad_duration_inside_a_list_points_at_its_index() -> None:
     text = VISIT_RULE.replace('"5 working days"]', '"soon"]')
 
