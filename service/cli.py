@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.api.deps import KEY_CACHE_SECONDS
 from service.demo import DemoReport, seed_demo
@@ -20,7 +21,7 @@ from service.domain.rules import BUILTIN_RULESETS, Ruleset, RulesetInvalid, load
 from service.domain.status import working_days_overdue
 from service.settings import Settings, get_settings
 from service.store.db import SessionFactory, make_engine, make_session_factory, transaction
-from service.store.migrations import upgrade_to_head
+from service.store.migrations import SchemaNotCurrent, require_current_schema, upgrade_to_head
 from service.store.obligations import from_row, select_obligations, status_clause
 from service.store.orgs import (
     SCOPES,
@@ -44,23 +45,52 @@ class CommandError(Exception):
     """A one-line reason to stop, printed without a traceback."""
 
 
+class DatabaseProblem(CommandError):
+    """The database cannot be used as it is: a failure at run time rather than bad input."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _with_database(settings: Settings, work: Callable[[SessionFactory], Awaitable[T]]) -> T:
-    """Run `work` with a session factory; the embedded SQLite migrates itself first."""
+def _on_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run `work` on an engine of the configured database; what the database refuses, and a
+    database that cannot be reached, stop the command in one line."""
 
     async def run() -> T:
         engine = make_engine(settings.database_url)
         try:
-            if settings.is_sqlite:
-                await upgrade_to_head(engine)
-            return await work(make_session_factory(engine))
+            return await work(engine)
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except SchemaNotCurrent as exc:
+        raise DatabaseProblem(str(exc)) from exc
+    except DBAPIError as exc:
+        # The driver's own message; the statement and its parameters are left out.
+        raise DatabaseProblem(f"database error: {_first_line(exc.orig or exc)}") from exc
+    except OSError as exc:
+        raise DatabaseProblem(f"cannot reach the database: {_first_line(exc)}") from exc
+
+
+def _with_database(settings: Settings, work: Callable[[SessionFactory], Awaitable[T]]) -> T:
+    """Run `work` with a session factory on a schema at the code's head: the embedded SQLite
+    migrates itself first; any other database must have been migrated."""
+
+    async def run(engine: AsyncEngine) -> T:
+        if settings.is_sqlite:
+            await upgrade_to_head(engine)
+        else:
+            await require_current_schema(engine)
+        return await work(make_session_factory(engine))
+
+    return _on_database(settings, run)
+
+
+def _first_line(exc: BaseException) -> str:
+    return next(iter(str(exc).splitlines()), type(exc).__name__)
 
 
 def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -86,9 +116,15 @@ async def _pick_org(session: AsyncSession, name: str | None) -> Org:
     return orgs[0]
 
 
+async def _nothing(_factory: SessionFactory) -> None:
+    """The work of a command that needs only a database ready for it."""
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    # A database the service would refuse at start is refused here, in one line.
+    _with_database(settings, _nothing)
     uvicorn.run(
         "service.main:create_app",
         factory=True,
@@ -103,14 +139,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    async def run() -> None:
-        engine = make_engine(settings.database_url)
-        try:
-            await upgrade_to_head(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
+    _on_database(settings, upgrade_to_head)
     print("database schema is at head")
     return 0
 
@@ -399,6 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "ruleset", "unset") is None:
             args.ruleset = settings.default_ruleset
         code: int = args.handler(args, settings)
+    except DatabaseProblem as exc:
+        print(f"caseclock: {exc}", file=sys.stderr)
+        return 1
     except CommandError as exc:
         print(f"caseclock: {exc}", file=sys.stderr)
         return 2

@@ -31,16 +31,12 @@ from service.readiness import Readiness
 from service.settings import Settings, get_settings
 from service.store.db import make_engine, make_session_factory, transaction
 from service.store.group_commit import GroupCommitter
-from service.store.migrations import current_revision, head_revision, upgrade_to_head
+from service.store.migrations import require_current_schema, upgrade_to_head
 from service.store.orgs import count_orgs, create_api_key, create_org
 from service.web import imports_page, pages
 
 log = logging.getLogger("caseclock")
 MAX_BODY = 5 * 1024 * 1024
-
-
-class SchemaBehind(RuntimeError):
-    """The database is not at the code's migration head and will not be migrated implicitly."""
 
 
 @asynccontextmanager
@@ -55,12 +51,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.is_sqlite:
             await upgrade_to_head(engine)
         else:
-            current, head = await current_revision(engine), head_revision()
-            if current != head:
-                raise SchemaBehind(
-                    f"database schema is at {current or 'nothing'}, code expects {head}: "
-                    "run 'caseclock migrate' first"
-                )
+            await require_current_schema(engine)
         if settings.bootstrap_admin_key is not None:
             await _bootstrap(app, settings.bootstrap_admin_key.get_secret_value())
         # The first holiday lookup loads the holidays data: pay for it now, not in a request.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,9 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command
+from scratch_database import empty_database, on_postgresql
+from sqlalchemy.engine import Connection
 
 from service.domain.rules import builtin_ruleset_text
 from service.store.db import make_engine, make_session_factory, transaction
+from service.store.migrations import alembic_config, head_revision
 from service.store.orgs import create_api_key, list_orgs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +147,108 @@ def test_an_unreachable_database_is_reported_in_one_line(database: Path) -> None
         CASECLOCK_DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:1/caseclock",
     )
     assert len(run.err.strip().splitlines()) == 1
-    one_line_reason(run)
+    assert one_line_reason(run).startswith("caseclock: cannot reach the database: ")
+
+
+def test_a_database_file_that_cannot_be_opened_is_reported_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no such folder" / "caseclock.db"
+    run = caseclock(
+        tmp_path / "unused.db",
+        "api-key",
+        "list",
+        CASECLOCK_DATABASE_URL=f"sqlite+aiosqlite:///{missing}",
+    )
+    assert len(run.err.strip().splitlines()) == 1
+    assert one_line_reason(run) == "caseclock: database error: unable to open database file"
+
+
+def test_a_database_error_is_one_line_without_the_statement_or_the_driver(
+    database: Path,
+) -> None:
+    caseclock(database, "org", "create", "kent")
+    with sqlite3.connect(database) as connection:
+        connection.execute("DROP TABLE api_keys")
+    run = caseclock(database, "api-key", "list")
+    assert len(run.err.strip().splitlines()) == 1
+    assert one_line_reason(run) == "caseclock: database error: no such table: api_keys"
+
+
+# A database not at the code's schema. The embedded SQLite migrates itself, so only a
+# PostgreSQL database can be met unmigrated.
+
+needs_postgresql = pytest.mark.skipif(
+    not on_postgresql(),
+    reason="the embedded SQLite migrates itself; set CASECLOCK_TEST_DATABASE_URL",
+)
+
+
+@pytest.fixture
+def unmigrated(tmp_path: Path) -> Iterator[str]:
+    with empty_database(tmp_path) as url:
+        yield url
+
+
+@needs_postgresql
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve", "--port", "{port}"],
+        ["org", "create", "kent"],
+        ["api-key", "create", "--scope", "read"],
+        ["api-key", "list"],
+        ["api-key", "revoke", "cc_0123456"],
+        ["check"],
+        ["demo"],
+        ["import", "annex-a", "{file}"],
+    ],
+    ids=" ".join,
+)
+def test_every_command_on_an_empty_database_says_to_migrate_in_one_line(
+    tmp_path: Path, unmigrated: str, command: list[str]
+) -> None:
+    workbook = tmp_path / "annex-a.xlsx"
+    workbook.write_bytes(b"read only once the database is ready")
+    args = [part.format(port=free_port(), file=workbook) for part in command]
+    run = caseclock(tmp_path / "unused.db", *args, CASECLOCK_DATABASE_URL=unmigrated)
+    assert run.err.strip().splitlines() == [
+        f"caseclock: the database schema is at no revision (an empty database), "
+        f"this caseclock expects {head_revision()}: run 'caseclock migrate'"
+    ]
+    assert run.code == 1
+
+
+@needs_postgresql
+def test_a_database_behind_the_code_is_named_with_both_revisions(
+    tmp_path: Path, unmigrated: str
+) -> None:
+    asyncio.run(upgrade_to(unmigrated, "0004_imports"))
+    run = caseclock(tmp_path / "unused.db", "api-key", "list", CASECLOCK_DATABASE_URL=unmigrated)
+    assert one_line_reason(run) == (
+        f"caseclock: the database schema is at 0004_imports, "
+        f"this caseclock expects {head_revision()}: run 'caseclock migrate'"
+    )
+
+
+@needs_postgresql
+def test_after_migrate_the_commands_work(tmp_path: Path, unmigrated: str) -> None:
+    migrated = caseclock(tmp_path / "unused.db", "migrate", CASECLOCK_DATABASE_URL=unmigrated)
+    assert migrated.code == 0, migrated.err
+    created = caseclock(
+        tmp_path / "unused.db", "org", "create", "kent", CASECLOCK_DATABASE_URL=unmigrated
+    )
+    assert created.code == 0, created.err
+
+
+async def upgrade_to(url: str, revision: str) -> None:
+    def upgrade(connection: Connection) -> None:
+        command.upgrade(alembic_config(connection), revision)
+
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade)
+    finally:
+        await engine.dispose()
 
 
 # migrate, org create, api-key create

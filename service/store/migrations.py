@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 _ROOT = Path(__file__).resolve().parents[2]
 
 
-def _config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration; with a connection, migrations run on it (see env.py)."""
     config = Config(str(_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(_ROOT / "alembic"))
     if connection is not None:
@@ -23,7 +24,7 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -36,7 +37,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     def run(connection: Connection) -> None:
-        command.upgrade(_config(connection), "head")
+        command.upgrade(alembic_config(connection), "head")
 
     async with engine.begin() as connection:
         await connection.run_sync(run)
@@ -44,3 +45,17 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
 
 async def schema_is_current(engine: AsyncEngine) -> bool:
     return await current_revision(engine) == head_revision()
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database is not at the code's migration head, and will not be migrated implicitly."""
+
+
+async def require_current_schema(engine: AsyncEngine) -> None:
+    """Stop, saying what to do, before anything reads a schema other than the code's."""
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaNotCurrent(
+            f"the database schema is at {current or 'no revision (an empty database)'}, "
+            f"this caseclock expects {head}: run 'caseclock migrate'"
+        )
