@@ -186,9 +186,15 @@ def _matches_any(matchers: Sequence[Matcher], event: Event) -> bool:
 class _RuleDeriver:
     """Runs one rule over one case's log."""
 
-    def __init__(self, rule: Rule, calendar: Calendar, case_id: str) -> None:
+    def __init__(
+        self, rule: Rule, calendar: Calendar, case_id: str, counting: Sequence[Event] = ()
+    ) -> None:
         self.rule = rule
         self.calendar = calendar
+        # The rule's `counts_from` events in log order, and when it last started or was
+        # cancelled: each counting event serves the next start only.
+        self.counting = counting
+        self.counting_since: datetime | None = None
         deadlines = self.deadlines = _deadlines(calendar)
         self.warnings_token = deadlines.token((rule.warn_before, rule.escalate_after))
         self.due_token = deadlines.token(rule.due)
@@ -257,6 +263,7 @@ class _RuleDeriver:
                 else:
                     self._meet_from_snapshot(chain, event, position)
         elif phase == _CANCELS:
+            self.counting_since = event.occurred_at
             for chain in self._targets(event, meeting=False):
                 self._close(chain, cancelled_by=event)
 
@@ -265,12 +272,34 @@ class _RuleDeriver:
             # With `correlate_on`, a new start supersedes only the obligation it correlates with.
             for chain in self._targets(event, meeting=False):
                 self._close(chain, cancelled_by=event)
-        due_day = self._due_day(event)
+        counted_from = self._counted_from(event)
+        due_day = self._due_day(counted_from)
         if due_day is None:
             return
         self.open.append(
-            _Chain(event.id, 1, event.occurred_at, event.id, due_day, self._correlation(event))
+            _Chain(
+                event.id,
+                1,
+                counted_from.occurred_at,
+                counted_from.id,
+                due_day,
+                self._correlation(event),
+            )
         )
+
+    def _counted_from(self, start: Event) -> Event:
+        """The event a start's duration counts from, which the obligation is opened by: the
+        latest `counts_from` event at or before the start and since the rule last started or
+        was cancelled (an initial conference counts from the strategy discussion that began
+        the enquiry, not one from an earlier episode), or else the start itself."""
+        since, self.counting_since = self.counting_since, start.occurred_at
+        counted_from = start
+        for event in self.counting:
+            if event.occurred_at > start.occurred_at:
+                break
+            if since is None or event.occurred_at > since:
+                counted_from = event
+        return counted_from
 
     def _correlation(self, event: Event) -> object:
         key = self.rule.correlate_on
@@ -426,7 +455,16 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
         if not relevant:
             continue
         relevant.sort(key=lambda ep: (ep[0].occurred_at, ep[1], ep[0].id))
-        deriver = _RuleDeriver(rule, ruleset.calendar, case_id)
+        counting = sorted(
+            (
+                e
+                for event_type in {m.type for m in rule.counts_from}
+                for e in by_type.get(event_type, ())
+                if _matches_any(rule.counts_from, e)
+            ),
+            key=lambda e: (e.occurred_at, e.id),
+        )
+        deriver = _RuleDeriver(rule, ruleset.calendar, case_id, counting)
         for event, phase in relevant:
             deriver.apply(event, phase)
         derived = deriver.finish()

@@ -77,6 +77,7 @@ class Rule:
     correlate_on: str | None = None
     scheduled_by: tuple[Matcher, ...] = ()
     schedule_before: Duration | None = None
+    counts_from: tuple[Matcher, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The rule in the same shape as the TOML that defines it."""
@@ -97,6 +98,7 @@ class Rule:
             "correlate_on": self.correlate_on,
             "scheduled_by": [m.to_json() for m in self.scheduled_by] or None,
             "schedule_before": str(self.schedule_before) if self.schedule_before else None,
+            "counts_from": [m.to_json() for m in self.counts_from] or None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
@@ -185,6 +187,7 @@ _RULE_KEYS = frozenset(
         "correlate_on",
         "scheduled_by",
         "schedule_before",
+        "counts_from",
     }
 )
 _TOP_KEYS = frozenset({"id", "calendar", "rules", "event_types"})
@@ -460,6 +463,11 @@ def _read_rule(reader: _Reader, doc: object, pointer: str, known: frozenset[str]
     if ("scheduled_by" in doc) != ("schedule_before" in doc):
         reader.fail(f"{pointer}/scheduled_by", "scheduled_by and schedule_before go together")
     escalate_after = reader.durations(doc.get("escalate_after"), f"{pointer}/escalate_after")
+    counts_from = reader.matchers(
+        doc.get("counts_from"), f"{pointer}/counts_from", known, required=False
+    )
+    if counts_from and due_from_data is not None:
+        reader.fail(f"{pointer}/counts_from", "needs a duration in due, not 'from:data.'")
     rule = Rule(
         id=rule_id,
         name=reader.text(doc, "name", pointer),
@@ -484,6 +492,7 @@ def _read_rule(reader: _Reader, doc: object, pointer: str, known: frozenset[str]
         correlate_on=correlate_on,
         scheduled_by=scheduled_by,
         schedule_before=schedule_before,
+        counts_from=counts_from,
     )
     return rule
 

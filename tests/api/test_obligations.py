@@ -124,6 +124,43 @@ async def test_an_obligation_names_its_rule_case_allocation_and_opening_event(
     assert decision["sequence"] == 1
 
 
+async def test_an_initial_conference_names_the_strategy_discussion_it_counts_from(
+    tenant: Tenant,
+) -> None:
+    await post(
+        tenant,
+        event("C-1-sd", "strategy_discussion_held", "C-1", "2026-11-02T10:00:00Z"),
+        event("C-1-s47", "section47_started", "C-1", "2026-11-04T09:00:00Z"),
+    )
+    conference = (await by_rule(tenant))["initial-cp-conference"]
+    # 15 working days after Mon 2 November 2026 (no bank holiday in November).
+    assert conference["due_at"] == "2026-11-23T23:59:59.999999Z"
+    assert (conference["opened_by_event"], conference["opened_at"]) == (
+        "C-1-sd",
+        "2026-11-02T10:00:00Z",
+    )
+
+
+async def test_voiding_the_strategy_discussion_counts_the_conference_from_the_enquiry(
+    tenant: Tenant,
+) -> None:
+    await post(
+        tenant,
+        event("C-1-sd", "strategy_discussion_held", "C-1", "2026-11-02T10:00:00Z"),
+        event("C-1-s47", "section47_started", "C-1", "2026-11-04T09:00:00Z"),
+    )
+    before = (await by_rule(tenant))["initial-cp-conference"]
+    voided = await tenant.writer.post("/v1/events/C-1-sd/void", json={"reason": "wrong case"})
+    assert voided.status_code == 200, voided.text
+    after = (await by_rule(tenant))["initial-cp-conference"]
+    assert after["id"] == before["id"]
+    # 15 working days after Wed 4 November 2026.
+    assert (after["opened_by_event"], after["due_at"]) == (
+        "C-1-s47",
+        "2026-11-25T23:59:59.999999Z",
+    )
+
+
 async def test_obligations_come_in_due_date_order(tenant: Tenant) -> None:
     await refer(tenant)
     assert [o["rule_id"] for o in await listing(tenant)] == [

@@ -590,6 +590,118 @@ def test_closing_the_case_cancels_every_open_obligation() -> None:
     assert {o.rule_id for o in obligations} == set(BY_ID)
 
 
+# The initial child protection conference counts from the strategy discussion.
+# Easter 2026: Good Friday 3 April and Easter Monday 6 April are bank holidays.
+
+
+def test_the_initial_conference_counts_from_the_strategy_discussion_before_the_enquiry() -> None:
+    discussion = event("strategy_discussion_held", "2026-03-23", id="sd")
+    obligations = derive([discussion, event("section47_started", "2026-03-25", id="s47")])
+
+    conference = only(obligations, "initial-cp-conference")
+
+    # 15 working days after Mon 23 March, skipping Good Friday and Easter Monday.
+    assert conference.due_at == end_of("2026-04-15")
+    assert (conference.opened_by_event, conference.opened_at) == ("sd", discussion.occurred_at)
+
+
+def test_without_a_strategy_discussion_the_initial_conference_counts_from_the_enquiry() -> None:
+    obligations = derive([event("section47_started", "2026-03-25", id="s47")])
+
+    conference = only(obligations, "initial-cp-conference")
+
+    # 15 working days after Wed 25 March, skipping Good Friday and Easter Monday.
+    assert conference.due_at == end_of("2026-04-17")
+    assert (conference.opened_by_event, conference.opened_at) == ("s47", local("2026-03-25"))
+
+
+def test_the_conference_keeps_its_id_whichever_event_it_counts_from() -> None:
+    enquiry = event("section47_started", "2026-03-25", id="s47")
+    discussion = event("strategy_discussion_held", "2026-03-23", id="sd")
+
+    with_discussion = only(derive([discussion, enquiry]), "initial-cp-conference")
+    without = only(derive([enquiry]), "initial-cp-conference")
+
+    assert with_discussion.id == without.id
+    assert with_discussion.due_at != without.due_at
+
+
+def test_the_latest_strategy_discussion_before_the_enquiry_counts() -> None:
+    obligations = derive(
+        [
+            event("strategy_discussion_held", "2026-03-02", id="sd-1"),
+            event("strategy_discussion_held", "2026-03-23", id="sd-2"),
+            event("section47_started", "2026-03-25", id="s47"),
+        ]
+    )
+
+    conference = only(obligations, "initial-cp-conference")
+
+    assert (conference.opened_by_event, conference.due_at) == ("sd-2", end_of("2026-04-15"))
+
+
+def test_a_strategy_discussion_at_the_moment_the_enquiry_started_counts() -> None:
+    obligations = derive(
+        [
+            event("section47_started", "2026-03-25", id="s47"),
+            event("strategy_discussion_held", "2026-03-25", id="sd"),
+        ]
+    )
+
+    assert only(obligations, "initial-cp-conference").opened_by_event == "sd"
+
+
+def test_a_strategy_discussion_after_the_enquiry_started_does_not_count() -> None:
+    obligations = derive(
+        [
+            event("section47_started", "2026-03-25", id="s47"),
+            event("strategy_discussion_held", "2026-03-26", id="sd"),
+        ]
+    )
+
+    conference = only(obligations, "initial-cp-conference")
+
+    assert (conference.opened_by_event, conference.due_at) == ("s47", end_of("2026-04-17"))
+
+
+def test_a_strategy_discussion_counts_for_one_enquiry_only() -> None:
+    obligations = derive(
+        [
+            event("strategy_discussion_held", "2026-03-02", id="sd"),
+            event("section47_started", "2026-03-04", id="s47-1"),
+            event("icpc_held", "2026-03-20", plan=True),
+            event("section47_started", "2026-03-25", id="s47-2"),
+        ]
+    )
+
+    first, second = of_rule(obligations, "initial-cp-conference")
+
+    # 15 working days after Mon 2 March is Mon 23 March.
+    assert (first.opened_by_event, first.due_at) == ("sd", end_of("2026-03-23"))
+    assert (second.opened_by_event, second.due_at) == ("s47-2", end_of("2026-04-17"))
+
+
+def test_a_strategy_discussion_before_the_case_was_closed_does_not_count_after() -> None:
+    obligations = derive(
+        [
+            event("strategy_discussion_held", "2026-03-02", id="sd"),
+            event("case_closed", "2026-03-03"),
+            event("case_reopened", "2026-03-20"),
+            event("section47_started", "2026-03-25", id="s47"),
+        ]
+    )
+
+    conference = only(obligations, "initial-cp-conference")
+
+    assert (conference.opened_by_event, conference.due_at) == ("s47", end_of("2026-04-17"))
+
+
+def test_a_strategy_discussion_alone_opens_no_conference() -> None:
+    obligations = derive([event("strategy_discussion_held", "2026-03-23")])
+
+    assert of_rule(obligations, "initial-cp-conference") == []
+
+
 # Scheduled tasks
 
 

@@ -114,6 +114,25 @@ def test_due_from_data_names_the_data_key() -> None:
     assert rule.due_from_data == "due_at"
 
 
+def test_counts_from_names_the_events_a_duration_may_count_from() -> None:
+    text = VISIT_RULE + 'counts_from = ["strategy_discussion_held"]\n'
+
+    rule = load_ruleset(text).rules[0]
+
+    assert rule.counts_from == (Matcher("strategy_discussion_held"),)
+    assert rule.to_json()["counts_from"] == ["strategy_discussion_held"]
+
+
+def test_counts_from_needs_a_duration_to_count() -> None:
+    text = VISIT_RULE.replace('due = "5 working days"', 'due = "from:data.due_at"')
+    text += 'counts_from = ["strategy_discussion_held"]\n'
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/counts_from"
+    assert problem.line == line_of(text, "counts_from")
+
+
 def test_a_where_with_a_single_value_accepts_that_value_only() -> None:
     text = VISIT_RULE.replace('["early_help", "no_further_action"]', '"early_help"')
 
