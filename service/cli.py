@@ -132,6 +132,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
         log_level="info",
+        log_config=None,  # the app's logging (service/logs.py) formats uvicorn's lines too
         access_log=False,
         proxy_headers=True,
     )

@@ -27,7 +27,10 @@ def configure_logging(fmt: Literal["json", "console"]) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger("caseclock")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
+    # uvicorn's own loggers too, so its errors and start-up lines are JSON lines like ours
+    # (`caseclock serve` gives uvicorn no logging config of its own).
+    for name in ("caseclock", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler] if name in ("caseclock", "uvicorn") else []
+        logger.setLevel(logging.INFO)
+        logger.propagate = name != "caseclock" and name != "uvicorn"

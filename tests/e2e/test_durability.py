@@ -8,36 +8,15 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
-from test_cli import caseclock, environment, free_port, key_in
+from serving import free_port, start_serving
+from test_cli import caseclock, environment, key_in
 
 WRITERS = 16
 LOAD_SECONDS = 30
 ACKNOWLEDGED_BEFORE_KILL = 100
-
-
-def start(database: Path, port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(  # noqa: S603 - our own command, with fixed arguments
-        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=environment(database),
-        cwd=database.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        assert server.poll() is None, "caseclock serve exited"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "caseclock serve did not become ready"
-        time.sleep(0.2)
 
 
 async def post_until_killed(base_url: str, key: str, server: subprocess.Popen[bytes]) -> set[str]:
@@ -80,7 +59,7 @@ async def test_every_event_acknowledged_before_a_kill_is_stored(tmp_path: Path) 
     created = caseclock(database, "org", "create", "kent")
     assert created.code == 0, created.err
     port = free_port()
-    server = start(database, port)
+    server = start_serving(environment(database), database.parent, port)
     try:
         acknowledged = await post_until_killed(
             f"http://127.0.0.1:{port}", key_in(created.out), server
