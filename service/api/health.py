@@ -37,16 +37,16 @@ async def readyz(request: Request) -> JSONResponse:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     checks.update(readiness.checks())
     ready = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks}
     if ready:
-        return JSONResponse(body)
+        return JSONResponse({"status": "ready", "checks": checks})
+    # A problem (RFC 9457): its `status` is the HTTP status code, the checks say what failed.
     return JSONResponse(
         {
             "type": "/problems/not-ready",
             "title": "Service Unavailable",
             "status": 503,
             "detail": "Not ready; see checks.",
-            **body,
+            "checks": checks,
         },
         status_code=503,
         media_type="application/problem+json",

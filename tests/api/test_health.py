@@ -38,9 +38,7 @@ class Failing:
         return "stalled: for the test"
 
 
-async def test_readyz_reports_a_part_of_the_process_that_is_not_ready(
-    database_url: str, clock: FixedClock
-) -> None:
+async def readyz_with_a_failing_part(database_url: str, clock: FixedClock) -> httpx.Response:
     settings = Settings(database_url=database_url, run_scheduler=False, log_format="console")
     application = create_app(settings, clock=clock)
     async with application.router.lifespan_context(application):
@@ -48,9 +46,23 @@ async def test_readyz_reports_a_part_of_the_process_that_is_not_ready(
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=application), base_url="http://caseclock.test"
         ) as client:
-            response = await client.get("/readyz")
+            return await client.get("/readyz")
+
+
+async def test_readyz_reports_a_part_of_the_process_that_is_not_ready(
+    database_url: str, clock: FixedClock
+) -> None:
+    response = await readyz_with_a_failing_part(database_url, clock)
     assert response.status_code == 503
     assert response.json()["checks"]["sweeper"] == "stalled: for the test"
+
+
+async def test_not_ready_is_a_problem_whose_status_is_the_number_503(
+    database_url: str, clock: FixedClock
+) -> None:
+    response = await readyz_with_a_failing_part(database_url, clock)
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 503
 
 
 def test_no_router_imports_the_jobs() -> None:
