@@ -199,6 +199,11 @@ class _RuleDeriver:
         self.warnings_token = deadlines.token((rule.warn_before, rule.escalate_after))
         self.due_token = deadlines.token(rule.due)
         self.repeat_tokens = tuple(deadlines.token(d) for d in rule.repeat)
+        # With `later_repeat`: its interval, and the chains (by opening event) it applies to
+        # with the day from which it does.
+        later = rule.later_repeat
+        self.later_interval = (later.every, deadlines.token(later.every)) if later else None
+        self.later_from: dict[str, date] = {}
         self.case_id = case_id
         self.open: list[_Chain] = []
         self.done: list[Obligation] = []
@@ -286,6 +291,10 @@ class _RuleDeriver:
                 self._correlation(event),
             )
         )
+        later = self.rule.later_repeat
+        if later is not None and later.applies_to(event):
+            started_on = self.calendar.local_date(event.occurred_at)
+            self.later_from[event.id] = self.calendar.add(started_on, later.after)
 
     def _counted_from(self, start: Event) -> Event:
         """The event a start's duration counts from, which the obligation is opened by: the
@@ -347,13 +356,19 @@ class _RuleDeriver:
             return
         index = min(reached - 1, len(repeat) - 1)
         day = self.calendar.local_date(event.occurred_at)
+        interval, token = repeat[index], self.repeat_tokens[index]
+        # The event that begins an interval sets it: under reg. 28 a visit in a placement's
+        # first year sets 6 weeks, one on or after its first anniversary 3 months.
+        later_from = self.later_from.get(root_event)
+        if later_from is not None and day >= later_from and self.later_interval:
+            interval, token = self.later_interval
         self.open.append(
             _Chain(
                 root_event,
                 reached + 1,
                 event.occurred_at,
                 event.id,
-                self.deadlines.due_day_after(day, repeat[index], self.repeat_tokens[index]),
+                self.deadlines.due_day_after(day, interval, token),
                 correlation,
             )
         )

@@ -131,6 +131,13 @@ def _require_text(data: Mapping[str, Any], key: str) -> list[DataProblem]:
     return []
 
 
+def _optional_flag(data: Mapping[str, Any], key: str) -> list[DataProblem]:
+    """A yes/no a rule matches on: `1` or `"true"` would silently match nothing."""
+    if key in data and not isinstance(data[key], bool):
+        return [DataProblem(key, "must be true or false")]
+    return []
+
+
 def _require_day(data: Mapping[str, Any], key: str) -> list[DataProblem]:
     if parse_day_or_instant(data.get(key)) is None:
         return [DataProblem(key, "must be a date (YYYY-MM-DD) or a datetime with an offset")]
@@ -174,9 +181,9 @@ def _check_builtin_fields(event_type: str, data: Mapping[str, Any]) -> list[Data
     if event_type == "section47_completed":
         return _require_choice(data, "outcome", SECTION47_OUTCOMES)
     if event_type == "icpc_held":
-        if "plan" in data and not isinstance(data["plan"], bool):
-            return [DataProblem("plan", "must be true or false")]
-        return []
+        return _optional_flag(data, "plan")
+    if event_type == "placement_started":
+        return _optional_flag(data, "long_term")
     if event_type == "review_scheduled":
         return _require_text(data, "review") + _require_day(data, "scheduled_for")
     if event_type == "task_due":

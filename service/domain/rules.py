@@ -59,6 +59,26 @@ class Matcher:
 
 
 @dataclass(frozen=True, slots=True)
+class LaterRepeat:
+    """A repeat interval that changes once a chain has run a while, e.g. reg. 28's visits:
+    at most 6-weekly in a placement's first year, then 3-monthly where it is meant to last."""
+
+    after: Duration
+    every: Duration
+    started_by: tuple[Matcher, ...] = ()
+
+    def applies_to(self, start: Event) -> bool:
+        """Whether a chain opened by `start` changes interval: with no `started_by`, every one."""
+        return not self.started_by or any(m.matches(start) for m in self.started_by)
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"after": str(self.after), "every": str(self.every)}
+        if self.started_by:
+            body["started_by"] = [m.to_json() for m in self.started_by]
+        return body
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One statutory or local timescale."""
 
@@ -78,6 +98,7 @@ class Rule:
     scheduled_by: tuple[Matcher, ...] = ()
     schedule_before: Duration | None = None
     counts_from: tuple[Matcher, ...] = ()
+    later_repeat: LaterRepeat | None = None
 
     def to_json(self) -> dict[str, object]:
         """The rule in the same shape as the TOML that defines it."""
@@ -99,6 +120,7 @@ class Rule:
             "scheduled_by": [m.to_json() for m in self.scheduled_by] or None,
             "schedule_before": str(self.schedule_before) if self.schedule_before else None,
             "counts_from": [m.to_json() for m in self.counts_from] or None,
+            "later_repeat": self.later_repeat.to_json() if self.later_repeat else None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
@@ -188,10 +210,12 @@ _RULE_KEYS = frozenset(
         "scheduled_by",
         "schedule_before",
         "counts_from",
+        "later_repeat",
     }
 )
 _TOP_KEYS = frozenset({"id", "calendar", "rules", "event_types"})
 _CALENDAR_KEYS = frozenset({"region", "timezone", "closures"})
+_LATER_REPEAT_KEYS = frozenset({"after", "every", "started_by"})
 
 
 Locate = Callable[[str], int | None]
@@ -424,6 +448,22 @@ class _Reader:
             for key, values in value.items()
         }
 
+    def later_repeat(
+        self, value: object, pointer: str, known: frozenset[str]
+    ) -> LaterRepeat | None:
+        if not isinstance(value, dict):
+            self.fail(pointer, "must be a table {after, every, started_by}")
+            return None
+        self.unknown_keys(value, _LATER_REPEAT_KEYS, pointer)
+        after = self.duration(value.get("after"), f"{pointer}/after")
+        every = self.duration(value.get("every"), f"{pointer}/every")
+        started_by = self.matchers(
+            value.get("started_by"), f"{pointer}/started_by", known, required=False
+        )
+        if after is None or every is None:
+            return None
+        return LaterRepeat(after, every, started_by)
+
     def unknown_keys(self, doc: Mapping[str, Any], allowed: frozenset[str], pointer: str) -> None:
         for key in sorted(set(doc) - allowed):
             self.fail(f"{pointer}/{key}", f"unknown field; expected one of {sorted(allowed)}")
@@ -468,6 +508,12 @@ def _read_rule(reader: _Reader, doc: object, pointer: str, known: frozenset[str]
     )
     if counts_from and due_from_data is not None:
         reader.fail(f"{pointer}/counts_from", "needs a duration in due, not 'from:data.'")
+    repeat = reader.durations(doc.get("repeat"), f"{pointer}/repeat")
+    later_repeat = None
+    if "later_repeat" in doc:
+        later_repeat = reader.later_repeat(doc["later_repeat"], f"{pointer}/later_repeat", known)
+        if not doc.get("repeat"):
+            reader.fail(f"{pointer}/later_repeat", "needs repeat, whose interval it replaces")
     rule = Rule(
         id=rule_id,
         name=reader.text(doc, "name", pointer),
@@ -487,12 +533,13 @@ def _read_rule(reader: _Reader, doc: object, pointer: str, known: frozenset[str]
             else None
         ),
         escalate_after=escalate_after,
-        repeat=reader.durations(doc.get("repeat"), f"{pointer}/repeat"),
+        repeat=repeat,
         restart=restart,
         correlate_on=correlate_on,
         scheduled_by=scheduled_by,
         schedule_before=schedule_before,
         counts_from=counts_from,
+        later_repeat=later_repeat,
     )
     return rule
 

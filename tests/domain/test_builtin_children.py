@@ -22,6 +22,7 @@ from builders import (
 )
 
 from service.domain.calendar import Duration
+from service.domain.derive import Obligation
 from service.domain.events import Event
 from service.domain.status import status_at
 
@@ -548,6 +549,99 @@ def test_a_new_placement_cancels_the_open_cla_visit_and_starts_a_fresh_one() -> 
     assert superseded.cancelled_by_event == "placement-2"
     assert (fresh.sequence, fresh.opened_by_event) == (1, "placement-2")
     assert fresh.due_at == end_of("2026-03-27")
+
+
+# reg. 28: after the first year of a placement meant to last until the child is 18 (data.long_term
+# on placement_started), visits are due at most 3-monthly. A placement on Mon 2 March 2026 has
+# its first anniversary on Tue 2 March 2027.
+
+
+def visits_after(placement: Event, *visits: str) -> list[Obligation]:
+    """The cla-visit obligations of a placement followed by visits on the given days."""
+    log = [placement, *(event("child_visited", day) for day in visits)]
+    return of_rule(derive(log), "cla-visit")
+
+
+LONG_TERM = event("placement_started", "2026-03-02", id="placement", long_term=True)
+
+
+def test_a_long_term_placement_is_visited_6_weekly_in_its_first_year_then_3_monthly() -> None:
+    visits = visits_after(
+        LONG_TERM,
+        "2026-03-06",
+        "2026-04-16",
+        "2026-05-28",
+        "2026-07-09",
+        "2026-08-20",
+        "2026-10-01",
+        "2026-11-12",
+        "2026-12-24",
+        "2027-02-04",
+        "2027-03-18",
+    )
+
+    assert [v.due_at for v in visits] == [
+        end_of("2026-03-09"),  # within 1 week of the placement
+        end_of("2026-04-17"),  # then 6 weeks after each visit in the first year
+        end_of("2026-05-28"),
+        end_of("2026-07-09"),
+        end_of("2026-08-20"),
+        end_of("2026-10-01"),
+        end_of("2026-11-12"),
+        end_of("2026-12-24"),
+        end_of("2027-02-04"),
+        end_of("2027-03-18"),
+        end_of("2027-06-18"),  # 3 months after the visit of 18 March 2027, in the second year
+    ]
+    assert [status_at(v, LATER) for v in visits[:-1]] == ["met"] * 10
+
+
+def test_a_visit_the_day_before_the_first_anniversary_sets_a_6_week_interval() -> None:
+    last = visits_after(LONG_TERM, "2026-03-06", "2027-03-01")[-1]
+
+    assert last.due_at == end_of("2027-04-12")
+
+
+def test_a_visit_on_the_first_anniversary_sets_a_3_month_interval() -> None:
+    last = visits_after(LONG_TERM, "2026-03-06", "2027-03-02")[-1]
+
+    assert last.due_at == end_of("2027-06-02")
+
+
+def test_visits_after_the_first_year_stay_3_monthly() -> None:
+    last = visits_after(LONG_TERM, "2026-03-06", "2027-03-02", "2027-05-20")[-1]
+
+    assert last.due_at == end_of("2027-08-20")
+
+
+@pytest.mark.parametrize("long_term", [False, None], ids=["not-long-term", "not-said"])
+def test_other_placements_stay_6_weekly_after_their_first_year(long_term: bool | None) -> None:
+    data = {} if long_term is None else {"long_term": long_term}
+    placement = event("placement_started", "2026-03-02", id="placement", **data)
+
+    last = visits_after(placement, "2026-03-06", "2027-03-02")[-1]
+
+    assert last.due_at == end_of("2027-04-13")
+
+
+def test_the_first_year_is_the_current_placements() -> None:
+    moved = event("placement_started", "2026-09-01", id="placement-2", long_term=True)
+    log = [LONG_TERM, moved, event("child_visited", "2026-09-04")]
+
+    last = of_rule(derive([*log, event("child_visited", "2027-03-02")]), "cla-visit")[-1]
+
+    # The new placement's first year runs to 31 August 2027: 6 weeks, not 3 months.
+    assert last.due_at == end_of("2027-04-13")
+
+
+def test_a_new_placement_not_meant_to_last_returns_to_6_weekly_visits() -> None:
+    moved = event("placement_started", "2027-06-01", id="placement-2")
+
+    last = of_rule(derive([LONG_TERM, moved, event("child_visited", "2027-06-03")]), "cla-visit")[
+        -1
+    ]
+
+    assert last.due_at == end_of("2027-07-15")
 
 
 def test_a_visit_meets_both_the_cp_visit_and_the_cla_visit() -> None:

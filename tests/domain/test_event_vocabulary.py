@@ -145,6 +145,18 @@ def test_a_completed_task_must_name_the_task() -> None:
     assert [p.key for p in check_builtin_data("task_completed", {"task_id": 5})] == ["task_id"]
 
 
+def test_a_placement_may_say_it_is_meant_to_last_until_the_child_is_18() -> None:
+    assert check_builtin_data("placement_started", {}) == []
+    assert check_builtin_data("placement_started", {"long_term": True}) == []
+    assert check_builtin_data("placement_started", {"long_term": False}) == []
+    assert [p.key for p in check_builtin_data("placement_started", {"long_term": "yes"})] == [
+        "long_term"
+    ]
+    assert [p.key for p in check_builtin_data("placement_started", {"long_term": 1})] == [
+        "long_term"
+    ]
+
+
 def test_other_event_types_carry_any_data() -> None:
     assert check_builtin_data("child_visited", {"anything": [1, 2]}) == []
 

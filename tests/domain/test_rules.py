@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -131,6 +132,69 @@ def test_counts_from_needs_a_duration_to_count() -> None:
 
     assert problem.pointer == "/rules/0/counts_from"
     assert problem.line == line_of(text, "counts_from")
+
+
+LATER = (
+    'repeat = ["6 weeks"]\n'
+    'later_repeat = {after = "12 months", every = "3 months", '
+    'started_by = [{type = "placement_started", where = {long_term = true}}]}\n'
+)
+
+
+def test_later_repeat_reads_its_interval_and_the_chains_it_applies_to() -> None:
+    rule = load_ruleset(VISIT_RULE + LATER).rules[0]
+
+    assert rule.later_repeat is not None
+    assert (rule.later_repeat.after, rule.later_repeat.every) == (
+        Duration(12, "months"),
+        Duration(3, "months"),
+    )
+    long_term = Event(
+        "p", "placement_started", "C-1", local("2026-03-02"), data={"long_term": True}
+    )
+    assert rule.later_repeat.applies_to(long_term)
+    assert not rule.later_repeat.applies_to(replace(long_term, data={}))
+
+
+def test_later_repeat_without_started_by_applies_to_every_chain() -> None:
+    text = (
+        VISIT_RULE
+        + 'repeat = ["6 weeks"]\nlater_repeat = {after = "1 month", every = "2 months"}\n'
+    )
+
+    later = load_ruleset(text).rules[0].later_repeat
+
+    assert later is not None
+    assert later.applies_to(referral())
+
+
+def test_later_repeat_needs_the_repeat_it_replaces() -> None:
+    text = VISIT_RULE + LATER.split("\n", 1)[1]
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/later_repeat"
+    assert problem.line == line_of(text, "later_repeat")
+
+
+def test_later_repeat_without_every_says_it_is_required() -> None:
+    text = VISIT_RULE + 'repeat = ["6 weeks"]\nlater_repeat = {after = "12 months"}\n'
+
+    problem = only_problem(text)
+
+    assert problem.pointer == "/rules/0/later_repeat/every"
+    assert problem.detail.startswith("rule 'home-visit', later_repeat/every: is required")
+
+
+def test_an_unknown_field_in_later_repeat_is_a_problem() -> None:
+    text = LATER.replace("every =", "evry =")
+
+    problems = problems_of(VISIT_RULE + text)
+
+    assert {p.pointer for p in problems} == {
+        "/rules/0/later_repeat/evry",
+        "/rules/0/later_repeat/every",
+    }
 
 
 def test_a_where_with_a_single_value_accepts_that_value_only() -> None:
