@@ -34,3 +34,9 @@ def fault_name(exc: BaseException) -> str:
     cause = getattr(exc, "orig", None) or exc
     code = getattr(cause, "sqlstate", None) or getattr(cause, "sqlite_errorname", None)
     return f"{type(exc).__name__} ({type(cause).__name__}{', ' + code if code else ''})"
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """The connection was lost (SQLAlchemy has invalidated it and the pool's older ones), so
+    the same work on a new connection may well succeed."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from service.domain.events import Event
 from service.store.db import SessionFactory, transaction
-from service.store.faults import PASSING_FAULTS
+from service.store.faults import PASSING_FAULTS, connection_lost
 from service.store.ingest import Outcome, ingest_events
 from service.store.orgs import lock_ruleset
 
@@ -67,11 +67,13 @@ class GroupCommitter:
                 if not waiting.result.done():
                     waiting.result.set_exception(RuntimeError("the service is shutting down"))
 
-    async def _write(self, members: list[_Waiting]) -> None:
-        """One transaction for the group. If it fails for a reason of the database's own (a
-        lost connection, a lock), every member fails with it: retrying parts would fail the
-        same way. If something in the group failed it, halve the group and write each half:
-        one bad event among n costs about 2·log2(n) transactions and fails only its request.
+    async def _write(self, members: list[_Waiting], *, retry_lost: bool = True) -> None:
+        """One transaction for the group. A lost connection is retried once on a new one
+        (events are idempotent, so even a commit that did land is safe to write again). If
+        it fails for another reason of the database's own (a lock, a timeout), every member
+        fails with it: retrying parts would fail the same way. If something in the group
+        failed it, halve the group and write each half: one bad event among n costs about
+        2·log2(n) transactions and fails only its request.
         """
         first = members[0]
         try:
@@ -84,7 +86,11 @@ class GroupCommitter:
                     max(m.now for m in members),
                 )
         except Exception as exc:
-            if len(members) == 1 or isinstance(exc, PASSING_FAULTS):
+            if retry_lost and connection_lost(exc):
+                log.warning("lost the connection writing %d events; trying once more", len(members))
+                await self._write(members, retry_lost=False)
+                return
+            if len(members) == 1 or isinstance(exc, PASSING_FAULTS) or connection_lost(exc):
                 for member in members:
                     if not member.result.done():
                         member.result.set_exception(exc)

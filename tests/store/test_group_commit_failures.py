@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import Tenant
 from fastapi import FastAPI
+from scratch_database import on_postgresql
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -133,3 +134,21 @@ async def test_a_fault_of_the_database_fails_the_whole_group_in_one_transaction(
         event.remove(engine, "commit", lost)
     assert all(isinstance(r, OperationalError) for r in results)
     assert begun[0] == 1
+
+
+@pytest.mark.skipif(not on_postgresql(), reason="a PostgreSQL backend is terminated")
+async def test_a_group_whose_connection_is_lost_is_written_again_on_a_new_one(
+    app: FastAPI, tenant: Tenant, committer: GroupCommitter
+) -> None:
+    engine = app.state.engine.sync_engine
+
+    def lose(connection: Any) -> None:
+        event.remove(engine, "begin", lose)
+        connection.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    events = [referral(f"E-{n}", f"C-{n}") for n in range(GROUP)]
+    with counting_transactions(app) as begun:
+        event.listen(engine, "begin", lose)
+        results = await ingest_together(committer, tenant.org_id, events)
+    assert [r.status for r in results if isinstance(r, Outcome)] == ["created"] * GROUP
+    assert begun[0] == 2  # the lost one, then the whole group again on a new connection
