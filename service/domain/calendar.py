@@ -177,6 +177,25 @@ class Calendar:
         count -= bisect_right(self._working_days(start.year), start.toordinal())
         return count + sum(len(self._working_days(year)) for year in range(start.year, end.year))
 
+    def days_off_between(self, start: date, end: date) -> tuple[list[tuple[date, str]], int]:
+        """The weekdays in (start, end] that are not working days, each with why (the bank
+        holiday's name in the holiday data, or "closure"), and how many weekend days there
+        are: what a working-day count from `start` to `end` skipped."""
+        days_off: list[tuple[date, str]] = []
+        weekend_days = 0
+        names: dict[date, str] = {}
+        if self._subdivision is not None and end > start:
+            years = range(start.year, end.year + 1)
+            names = dict(holidays.country_holidays("GB", subdiv=self._subdivision, years=years))
+        day = start + timedelta(days=1)
+        while day <= end:
+            if day.weekday() >= 5:
+                weekend_days += 1
+            elif not self.is_working_day(day):
+                days_off.append((day, names.get(day, "closure")))
+            day += timedelta(days=1)
+        return days_off, weekend_days
+
     def local_date(self, instant: datetime) -> date:
         """The authority's date at ``instant``; a naive time would silently mean server time."""
         if instant.utcoffset() is None:
