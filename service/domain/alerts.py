@@ -13,7 +13,13 @@ from typing import Any, Literal, NamedTuple
 
 from service.domain.calendar import Calendar
 from service.domain.derive import Obligation
-from service.domain.status import escalation_level, is_at_risk, status_at, working_days_overdue
+from service.domain.status import (
+    escalation_level,
+    is_at_risk,
+    is_missed,
+    status_at,
+    working_days_overdue,
+)
 
 AlertType = Literal[
     "obligation.due_soon",
@@ -60,6 +66,54 @@ def owed_alerts(obligation: Obligation, at: datetime) -> list[OwedAlert]:
     if is_at_risk(obligation, at):
         owed.append(OwedAlert("obligation.at_risk"))
     return owed
+
+
+def withdrawal_reason(
+    alert: OwedAlert, obligation: Obligation | None, *, raised_at: datetime, now: datetime
+) -> str | None:
+    """Why the log no longer supports an alert raised at `raised_at`, judged at `now` against
+    the obligation as derived now; None while it still does.
+
+    An alert says a state was reached. It stays true if the obligation, per its current
+    instants, reached that state by `now`: overdue if not closed by the end of its due day,
+    due soon if not closed when its warning window opened, escalated to n if not closed at
+    threshold n, met late if met after its due day, at risk if it was at risk when raised and
+    is not closed on time. A later event that moves or closes the deadline in time (a second
+    batch of the same history, a void) makes it untrue: the alert is withdrawn, never sent.
+    """
+    if obligation is None:
+        return "obligation no longer exists"
+    closed_at = obligation.closed_at
+    due_at = obligation.due_at
+
+    def closed_by(instant: datetime) -> bool:
+        return closed_at is not None and closed_at <= instant
+
+    def closed_before(what: str) -> str:
+        return f"{'met' if obligation.met_at is not None else 'cancelled'} {what}"
+
+    if alert.type in ("obligation.overdue", "obligation.at_risk") and closed_by(due_at):
+        return "met on time" if obligation.met_at is not None else "cancelled before it fell due"
+    if alert.type == "obligation.overdue":
+        return None if now > due_at else "not overdue: its due date has moved"
+    if alert.type == "obligation.due_soon":
+        warn_at = obligation.warn_at
+        if warn_at is None or warn_at > now:
+            return "not due soon: its warning window has moved"
+        return closed_before("before its warning window") if closed_by(warn_at) else None
+    if alert.type == "obligation.escalated":
+        if len(obligation.escalate_at) < alert.level:
+            return "not escalated: the rule has no such level"
+        threshold = obligation.escalate_at[alert.level - 1]
+        if closed_by(threshold):
+            return closed_before(f"before escalation level {alert.level}")
+        return None if now > threshold else "not escalated: its thresholds have moved"
+    if alert.type == "obligation.met_late":
+        met_at = obligation.met_at
+        return None if met_at is not None and met_at > due_at else "not met late"
+    if alert.type == "obligation.at_risk":
+        return None if is_at_risk(obligation, raised_at) else "not at risk"
+    return None
 
 
 def next_check_at(obligation: Obligation, after: datetime) -> datetime | None:
@@ -112,6 +166,7 @@ def obligation_snapshot(
         "rule_id": obligation.rule_id,
         "rule_name": rule_name,
         "status": status_at(obligation, at),
+        "missed": is_missed(obligation, at),
         "opened_at": rfc3339(obligation.opened_at),
         "due_at": rfc3339(obligation.due_at),
         "met_at": _optional(obligation.met_at) if met else None,
