@@ -17,6 +17,7 @@ from service.domain.status import (
     Status,
     escalation_level,
     is_at_risk,
+    is_missed,
     status_at,
     working_days_overdue,
 )
@@ -39,6 +40,8 @@ class ObligationOut(BaseModel):
     rule_id: str
     rule_name: str
     status: Status
+    # True beside `cancelled` when the deadline had passed unmet before it was cancelled.
+    missed: bool
     opened_at: datetime
     due_at: datetime
     met_at: datetime | None
@@ -64,6 +67,7 @@ def present(stored: StoredObligation, at: datetime, calendar: Calendar) -> Oblig
         rule_id=ob.rule_id,
         rule_name=stored.rule_name,
         status=status_at(ob, at),
+        missed=is_missed(ob, at),
         opened_at=ob.opened_at,
         due_at=ob.due_at,
         met_at=ob.met_at if met else None,

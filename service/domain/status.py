@@ -26,6 +26,24 @@ def status_at(obligation: Obligation, at: datetime) -> Status:
     return "upcoming"
 
 
+def missed_then_cancelled(due_at: datetime, cancelled_at: datetime | None) -> bool:
+    """A deadline cancelled after it fell due was missed first, and timeliness counts it late
+    (a looked-after review that never happened, then the child ceased to be looked after); one
+    cancelled by the end of its due day is neutral."""
+    return cancelled_at is not None and cancelled_at > due_at
+
+
+def is_missed(obligation: Obligation, at: datetime) -> bool:
+    """Whether at `at` the obligation is cancelled and was missed before it was: the API shows
+    `missed: true` beside `status: cancelled`."""
+    cancelled_at = obligation.cancelled_at
+    return (
+        cancelled_at is not None
+        and cancelled_at <= at
+        and missed_then_cancelled(obligation.due_at, cancelled_at)
+    )
+
+
 def escalation_level(obligation: Obligation, at: datetime) -> int:
     """How many escalation thresholds an overdue obligation has passed (0 when not overdue)."""
     if status_at(obligation, at) != "overdue":

@@ -17,6 +17,7 @@ FIELDS = {
     "rule_id",
     "rule_name",
     "status",
+    "missed",
     "opened_at",
     "due_at",
     "met_at",
@@ -213,6 +214,42 @@ async def test_a_cancelled_obligation_shows_when_it_was_cancelled(tenant: Tenant
     contact = (await by_rule(tenant, as_of="2026-11-04T12:00:00Z"))["first-contact"]
     assert contact["status"] == "cancelled"
     assert contact["cancelled_at"] == "2026-11-03T09:00:00Z"
+
+
+async def looked_after_then_ceased(tenant: Tenant, ceased_at: str) -> None:
+    """A child looked after from Mon 2 November 2026, due a first review by the end of
+    Mon 30 November (20 working days), who ceased to be looked after at `ceased_at`."""
+    await post(
+        tenant,
+        event("C-1-lac", "became_looked_after", "C-1", "2026-11-02T10:00:00Z"),
+        event("C-1-ceased", "ceased_looked_after", "C-1", ceased_at),
+    )
+
+
+async def test_a_deadline_missed_and_then_cancelled_shows_missed_beside_cancelled(
+    tenant: Tenant, clock: FixedClock
+) -> None:
+    clock.now = datetime(2026, 12, 10, 12, tzinfo=UTC)
+    await looked_after_then_ceased(tenant, "2026-12-02T09:00:00Z")
+    review = (await by_rule(tenant))["cla-review"]
+    assert review["due_at"] == "2026-11-30T23:59:59.999999Z"
+    assert (review["status"], review["missed"]) == ("cancelled", True)
+    assert review["cancelled_at"] == "2026-12-02T09:00:00Z"
+
+
+async def test_a_missed_deadline_is_overdue_and_not_yet_missed_before_it_is_cancelled(
+    tenant: Tenant, clock: FixedClock
+) -> None:
+    clock.now = datetime(2026, 12, 10, 12, tzinfo=UTC)
+    await looked_after_then_ceased(tenant, "2026-12-02T09:00:00Z")
+    review = (await by_rule(tenant, as_of="2026-12-01T12:00:00Z"))["cla-review"]
+    assert (review["status"], review["missed"]) == ("overdue", False)
+
+
+async def test_a_deadline_cancelled_before_it_fell_due_is_not_missed(tenant: Tenant) -> None:
+    await looked_after_then_ceased(tenant, "2026-11-20T09:00:00Z")
+    review = (await by_rule(tenant))["cla-review"]
+    assert (review["status"], review["missed"]) == ("cancelled", False)
 
 
 async def test_obligations_opened_after_as_of_are_absent(tenant: Tenant) -> None:

@@ -19,6 +19,8 @@ from service.domain.status import (
     STATUSES,
     escalation_level,
     is_at_risk,
+    is_missed,
+    missed_then_cancelled,
     status_at,
     working_days_overdue,
 )
@@ -307,3 +309,65 @@ def test_rules_without_scheduled_by_are_never_at_risk(rule_id: str) -> None:
     obligation = of_rule(derive([PLAN]), rule_id)[0]
 
     assert not is_at_risk(obligation, obligation.due_at)
+
+
+# Missed, then cancelled. A child looked after from Monday 2 March 2026 is due a first review
+# within 20 working days: by the end of Monday 30 March 2026.
+
+LATER = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def first_review(*after: Event) -> Obligation:
+    log = [event("became_looked_after", "2026-03-02"), *after]
+    return of_rule(derive(log), "cla-review")[0]
+
+
+def test_a_review_that_never_happened_and_was_then_cancelled_was_missed() -> None:
+    review = first_review(event("ceased_looked_after", "2026-04-02"))
+
+    assert review.due_at == end_of("2026-03-30")
+    assert (status_at(review, LATER), is_missed(review, LATER)) == ("cancelled", True)
+
+
+def test_before_it_is_cancelled_a_missed_review_is_overdue_not_yet_missed() -> None:
+    review = first_review(event("ceased_looked_after", "2026-04-02"))
+    before = local("2026-04-01", "12:00")
+
+    assert (status_at(review, before), is_missed(review, before)) == ("overdue", False)
+
+
+def test_a_missed_review_shows_missed_from_the_instant_it_is_cancelled() -> None:
+    review = first_review(event("ceased_looked_after", "2026-04-02"))
+    cancelled_at = local("2026-04-02")
+
+    assert not is_missed(review, cancelled_at - MICROSECOND)
+    assert is_missed(review, cancelled_at)
+
+
+def test_a_review_cancelled_on_its_due_day_is_neutral() -> None:
+    review = first_review(event("ceased_looked_after", local("2026-03-30", "16:00")))
+
+    assert (status_at(review, LATER), is_missed(review, LATER)) == ("cancelled", False)
+
+
+def test_a_cancellation_at_the_last_microsecond_of_the_due_day_is_neutral() -> None:
+    review = first_review()
+    due_at = review.due_at
+
+    assert not missed_then_cancelled(due_at, due_at)
+    assert missed_then_cancelled(due_at, due_at + MICROSECOND)
+    assert not is_missed(replace(review, cancelled_at=due_at, cancelled_by_event="e"), LATER)
+
+
+def test_a_cancellation_the_day_after_the_due_day_misses_it() -> None:
+    review = first_review(event("ceased_looked_after", "2026-03-31"))
+
+    assert is_missed(review, LATER)
+
+
+def test_met_late_and_open_obligations_are_never_missed() -> None:
+    late = first_review(event("cla_review_held", "2026-04-02"))
+
+    assert status_at(late, LATER) == "met_late"
+    assert not is_missed(late, LATER)
+    assert not is_missed(first_review(), LATER)
