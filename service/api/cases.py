@@ -11,9 +11,9 @@ from service.api.events import EventOut
 from service.api.obligations import ObligationOut, present
 from service.api.problems import Problem
 from service.api.times import AsOfQuery, parse_query_instant
-from service.store.ingest import cases_t, events_t
-from service.store.obligations import from_row, select_obligations, t
+from service.store.obligations import from_row, select_obligations
 from service.store.orgs import ruleset_of
+from service.store.tables import cases, events, obligations
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -36,25 +36,23 @@ async def get_case(
     at = parse_query_instant(as_of, "as_of", calendar) or clock()
     case = (
         await session.execute(
-            select(cases_t).where(
-                cases_t.c.org_id == principal.org_id, cases_t.c.case_id == case_id
-            )
+            select(cases).where(cases.c.org_id == principal.org_id, cases.c.case_id == case_id)
         )
     ).one_or_none()
     if case is None:
         raise Problem(404, f"No case {case_id!r} in this organisation.", slug="not-found")
-    events = (
+    log = (
         await session.execute(
-            select(events_t)
-            .where(events_t.c.org_id == principal.org_id, events_t.c.case_id == case_id)
-            .order_by(events_t.c.occurred_at, events_t.c.id)
+            select(events)
+            .where(events.c.org_id == principal.org_id, events.c.case_id == case_id)
+            .order_by(events.c.occurred_at, events.c.id)
         )
     ).all()
-    obligations = (
+    derived = (
         await session.execute(
             select_obligations(principal.org_id)
-            .where(t.case_id == case_id, t.opened_at <= at)
-            .order_by(t.opened_at, t.rule_id, t.sequence)
+            .where(obligations.c.case_id == case_id, obligations.c.opened_at <= at)
+            .order_by(obligations.c.opened_at, obligations.c.rule_id, obligations.c.sequence)
         )
     ).all()
     return CaseOut(
@@ -62,6 +60,6 @@ async def get_case(
         worker_id=case.worker_id,
         team_id=case.team_id,
         status=case.status,
-        events=[EventOut.model_validate(e, from_attributes=True) for e in events],
-        obligations=[present(from_row(o), at, calendar) for o in obligations],
+        events=[EventOut.model_validate(e, from_attributes=True) for e in log],
+        obligations=[present(from_row(o), at, calendar) for o in derived],
     )

@@ -22,8 +22,9 @@ from service.domain.events import (
 )
 from service.domain.rules import Ruleset
 from service.store.group_commit import GroupCommitter
-from service.store.ingest import events_t, ingest_events, lock_cases, rederive_cases
+from service.store.ingest import ingest_events, lock_cases, rederive_cases
 from service.store.orgs import lock_ruleset, ruleset_of
+from service.store.tables import events
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -212,8 +213,8 @@ async def void_event(
     ruleset = await lock_ruleset(session, principal.org_id)
     found = (
         await session.execute(
-            select(events_t.c.case_id).where(
-                events_t.c.org_id == principal.org_id, events_t.c.id == event_id
+            select(events.c.case_id).where(
+                events.c.org_id == principal.org_id, events.c.id == event_id
             )
         )
     ).scalar_one_or_none()
@@ -221,11 +222,11 @@ async def void_event(
         raise Problem(404, f"No event {event_id!r} in this organisation.", slug="not-found")
     locked = await lock_cases(session, principal.org_id, [found], now)
     result = await session.execute(
-        events_t.update()
+        events.update()
         .where(
-            events_t.c.org_id == principal.org_id,
-            events_t.c.id == event_id,
-            events_t.c.voided_at.is_(None),
+            events.c.org_id == principal.org_id,
+            events.c.id == event_id,
+            events.c.voided_at.is_(None),
         )
         .values(voided_at=now, void_reason=body.reason)
     )
@@ -233,7 +234,7 @@ async def void_event(
         await rederive_cases(session, principal.org_id, ruleset, locked, now)
     row = (
         await session.execute(
-            select(events_t).where(events_t.c.org_id == principal.org_id, events_t.c.id == event_id)
+            select(events).where(events.c.org_id == principal.org_id, events.c.id == event_id)
         )
     ).one()
     return _event_out(row)
@@ -248,14 +249,17 @@ async def list_events(
     case_id: str | None = None,
 ) -> Page[EventOut]:
     """The event log, oldest first, voided events included and marked."""
-    t = events_t.c
-    query = select(events_t).where(t.org_id == principal.org_id)
+    query = select(events).where(events.c.org_id == principal.org_id)
     if case_id is not None:
-        query = query.where(t.case_id == case_id)
+        query = query.where(events.c.case_id == case_id)
     if cursor is not None:
         at, after_id = decode_instant_cursor(cursor)
-        query = query.where(or_(t.occurred_at > at, and_(t.occurred_at == at, t.id > after_id)))
-    rows = (await session.execute(query.order_by(t.occurred_at, t.id).limit(limit + 1))).all()
+        query = query.where(
+            or_(events.c.occurred_at > at, and_(events.c.occurred_at == at, events.c.id > after_id))
+        )
+    rows = (
+        await session.execute(query.order_by(events.c.occurred_at, events.c.id).limit(limit + 1))
+    ).all()
     items = [_event_out(r) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

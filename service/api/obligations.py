@@ -27,9 +27,9 @@ from service.store.obligations import (
     parse_statuses,
     select_obligations,
     statuses_clause,
-    t,
 )
 from service.store.orgs import ruleset_of
+from service.store.tables import obligations
 
 router = APIRouter(prefix="/v1/obligations", tags=["obligations"])
 
@@ -105,7 +105,7 @@ async def list_obligations(
     """
     calendar = ruleset_of(principal).calendar
     at = parse_query_instant(as_of, "as_of", calendar) or clock()
-    query = select_obligations(principal.org_id).where(t.opened_at <= at)
+    query = select_obligations(principal.org_id).where(obligations.c.opened_at <= at)
     if status is not None:
         statuses = parse_statuses(status)
         if statuses is None:
@@ -129,14 +129,23 @@ async def list_obligations(
         ("worker_id", worker_id),
     ):
         if value is not None:
-            query = query.where(t[column] == value)
+            query = query.where(obligations.c[column] == value)
     before = parse_query_instant(due_before, "due_before", calendar)
     if before is not None:
-        query = query.where(t.due_at < before)
+        query = query.where(obligations.c.due_at < before)
     if cursor is not None:
         due, after_id = decode_instant_cursor(cursor)
-        query = query.where(or_(t.due_at > due, and_(t.due_at == due, t.id > after_id)))
-    rows = (await session.execute(query.order_by(t.due_at, t.id).limit(limit + 1))).all()
+        query = query.where(
+            or_(
+                obligations.c.due_at > due,
+                and_(obligations.c.due_at == due, obligations.c.id > after_id),
+            )
+        )
+    rows = (
+        await session.execute(
+            query.order_by(obligations.c.due_at, obligations.c.id).limit(limit + 1)
+        )
+    ).all()
     items = [present(from_row(r), at, calendar) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

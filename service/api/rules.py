@@ -21,8 +21,9 @@ from service.domain.rules import (
     load_ruleset,
 )
 from service.store import completions
-from service.store.ingest import cases_t, lock_cases, rederive_cases
+from service.store.ingest import lock_cases, rederive_cases
 from service.store.orgs import ruleset_of, set_ruleset
+from service.store.tables import cases
 
 router = APIRouter(prefix="/v1", tags=["rules"])
 REDERIVE_CHUNK = 200
@@ -109,9 +110,9 @@ async def rederive_open_cases(
     case_ids = list(
         (
             await session.execute(
-                select(cases_t.c.case_id)
-                .where(cases_t.c.org_id == org_id, cases_t.c.status == "open")
-                .order_by(cases_t.c.case_id)
+                select(cases.c.case_id)
+                .where(cases.c.org_id == org_id, cases.c.status == "open")
+                .order_by(cases.c.case_id)
             )
         ).scalars()
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import alert_payload, owed_alerts
@@ -24,12 +24,8 @@ from service.domain.rules import Ruleset
 from service.metrics import count_alerts_enqueued
 from service.store.db import BulkInsert
 from service.store.orgs import ruleset_of
-from service.store.tables import Alert, Org
-from service.store.tables import Obligation as ObligationRow
+from service.store.tables import Org, alerts, obligations, orgs
 
-alerts_t: Table = Alert.__table__  # type: ignore[attr-defined]
-orgs_t: Table = Org.__table__  # type: ignore[attr-defined]
-obligations_t: Table = ObligationRow.__table__  # type: ignore[attr-defined]
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MAX_MOVE_GROUPS = 20
 
@@ -95,11 +91,11 @@ def owed_rows(
 
 
 _INSERT_ALERTS = BulkInsert(
-    alerts_t,
-    [c.name for c in alerts_t.columns],
+    alerts,
+    [c.name for c in alerts.columns],
     lambda insert, _dialect: insert.on_conflict_do_nothing(
         index_elements=["org_id", "obligation_id", "type", "level"]
-    ).returning(alerts_t.c.type),
+    ).returning(alerts.c.type),
 )
 
 
@@ -130,12 +126,11 @@ async def claim_due_checks(session: AsyncSession, now: datetime, limit: int) -> 
     holding; a writer re-deriving one of these cases waits for this transaction and then
     writes its own check time and alerts. (SQLite has one writer at a time and no row locks.)
     """
-    t = obligations_t.c
     return (
         await session.execute(
-            select(obligations_t)
-            .where(t.next_check_at <= now)
-            .order_by(t.next_check_at)
+            select(obligations)
+            .where(obligations.c.next_check_at <= now)
+            .order_by(obligations.c.next_check_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -152,21 +147,20 @@ async def move_checks(
     """
     if not moves:
         return
-    t = obligations_t.c
     groups: dict[tuple[str, datetime | None], list[str]] = {}
     for org_id, ob_id, at in moves:
         groups.setdefault((org_id, at), []).append(ob_id)
     if len(groups) <= MAX_MOVE_GROUPS:
         for (org_id, at), ids in groups.items():
             await session.execute(
-                update(obligations_t)
-                .where(t.org_id == org_id, t.id.in_(ids))
+                update(obligations)
+                .where(obligations.c.org_id == org_id, obligations.c.id.in_(ids))
                 .values(next_check_at=at)
             )
         return
     await session.execute(
-        update(obligations_t)
-        .where(t.org_id == bindparam("b_org"), t.id == bindparam("b_id"))
+        update(obligations)
+        .where(obligations.c.org_id == bindparam("b_org"), obligations.c.id == bindparam("b_id"))
         .values(next_check_at=bindparam("next")),
         [{"b_org": org_id, "b_id": ob_id, "next": at} for org_id, ob_id, at in moves],
     )
@@ -174,7 +168,7 @@ async def move_checks(
 
 async def rulesets_of(session: AsyncSession, org_ids: Iterable[str]) -> Mapping[str, Ruleset]:
     """The active ruleset of each organisation."""
-    orgs = (
-        await session.execute(select(Org).where(orgs_t.c.id.in_(sorted(set(org_ids)))))
+    found = (
+        await session.execute(select(Org).where(orgs.c.id.in_(sorted(set(org_ids)))))
     ).scalars()
-    return {org.id: ruleset_of(org) for org in orgs}
+    return {org.id: ruleset_of(org) for org in found}

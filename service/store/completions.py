@@ -12,17 +12,13 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, event, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from service.domain.calendar import Calendar
 from service.store.db import BulkInsert
-from service.store.tables import DailyCompletion
-from service.store.tables import Obligation as ObligationRow
-
-completions_t: Table = DailyCompletion.__table__  # type: ignore[attr-defined]
-_obligations_t: Table = ObligationRow.__table__  # type: ignore[attr-defined]
+from service.store.tables import daily_completions, obligations
 
 WHOLE_ORG = ""
 Key = tuple[str, str, date, str]  # org_id, team_id (WHOLE_ORG for every team), day, rule_id
@@ -88,15 +84,17 @@ def _add_to_stored(insert: Any, _dialect: str) -> Any:
     return insert.on_conflict_do_update(
         index_elements=["org_id", "team_id", "day", "rule_id"],
         set_={
-            "completed": completions_t.c.completed + insert.excluded.completed,
-            "on_time": completions_t.c.on_time + insert.excluded.on_time,
+            "completed": daily_completions.c.completed + insert.excluded.completed,
+            "on_time": daily_completions.c.on_time + insert.excluded.on_time,
         },
     )
 
 
 # Keys are unique within one write (a Tally is keyed by them), as ON CONFLICT requires.
 _ADD_COMPLETIONS = BulkInsert(
-    completions_t, ("org_id", "team_id", "day", "rule_id", "completed", "on_time"), _add_to_stored
+    daily_completions,
+    ("org_id", "team_id", "day", "rule_id", "completed", "on_time"),
+    _add_to_stored,
 )
 
 
@@ -117,18 +115,18 @@ def _drop_pending(session: Session, _previous: SessionTransaction) -> None:
 async def rebuild(session: AsyncSession, org_id: str, calendar: Calendar) -> None:
     """Recount an organisation's rows from its obligations (a new timezone moves every day)."""
     forget_pending(session)
-    await session.execute(delete(completions_t).where(completions_t.c.org_id == org_id))
+    await session.execute(delete(daily_completions).where(daily_completions.c.org_id == org_id))
     tally = Tally()
     met = await session.stream(
         select(
-            _obligations_t.c.team_id,
-            _obligations_t.c.rule_id,
-            _obligations_t.c.met_at,
-            _obligations_t.c.due_at,
-        ).where(_obligations_t.c.org_id == org_id, _obligations_t.c.met_at.is_not(None))
+            obligations.c.team_id,
+            obligations.c.rule_id,
+            obligations.c.met_at,
+            obligations.c.due_at,
+        ).where(obligations.c.org_id == org_id, obligations.c.met_at.is_not(None))
     )
     async for row in met:
         tally.count(org_id, calendar, row._mapping)
     rows = tally.rows()
     if rows:
-        await session.execute(completions_t.insert(), rows)
+        await session.execute(daily_completions.insert(), rows)

@@ -28,11 +28,9 @@ from sqlalchemy.sql.selectable import Subquery
 
 from service.domain.calendar import Calendar
 from service.domain.rules import Ruleset
-from service.store.completions import WHOLE_ORG, completions_t
+from service.store.completions import WHOLE_ORG
 from service.store.db import SessionFactory
-from service.store.ingest import cases_t, obligations_t, risk_periods_t
-from service.store.obligations import t
-from service.store.tables import ApiKey, Org
+from service.store.tables import ApiKey, Org, cases, daily_completions, obligations, risk_periods
 
 Interval = Literal["month", "week"]
 SortKey = Literal["due", "case", "rule", "worker", "team"]
@@ -119,11 +117,11 @@ class OverdueRow:
 
 
 def _in_scope(query: Select[Any], scope: Scope) -> Select[Any]:
-    query = query.where(t.org_id == scope.org_id)
+    query = query.where(obligations.c.org_id == scope.org_id)
     if scope.team_id is not None:
-        query = query.where(t.team_id == scope.team_id)
+        query = query.where(obligations.c.team_id == scope.team_id)
     if scope.worker_id is not None:
-        query = query.where(t.worker_id == scope.worker_id)
+        query = query.where(obligations.c.worker_id == scope.worker_id)
     return query
 
 
@@ -172,13 +170,17 @@ async def open_obligations(
     partial index on open obligations. Otherwise the two are a UNION ALL, which keeps that
     scan for the first half where an OR would rule it out.
     """
-    still_open: list[ColumnElement[bool]] = [t.closed_at.is_(None)]
-    closed_later = select(t.id).where(t.org_id == scope.org_id, t.closed_at > at).limit(1)
+    still_open: list[ColumnElement[bool]] = [obligations.c.closed_at.is_(None)]
+    closed_later = (
+        select(obligations.c.id)
+        .where(obligations.c.org_id == scope.org_id, obligations.c.closed_at > at)
+        .limit(1)
+    )
     if (await session.execute(closed_later)).first() is not None:
-        still_open.append(t.closed_at > at)
+        still_open.append(obligations.c.closed_at > at)
     halves = [
-        _in_scope(select(*(t[name] for name in columns)), scope).where(
-            t.opened_at <= at, half, *where
+        _in_scope(select(*(obligations.c[name] for name in columns)), scope).where(
+            obligations.c.opened_at <= at, half, *where
         )
         for half in still_open
     ]
@@ -232,13 +234,13 @@ async def rule_counts(
 
 async def summary(factory: SessionFactory, scope: Scope, at: datetime, ruleset: Ruleset) -> Summary:
     """The tiles: open cases, obligations by status, at risk, escalated, and per rule."""
-    by_rule, cases, at_risk = await gather_reads(
+    by_rule, case_count, at_risk = await gather_reads(
         factory,
         lambda session: rule_counts(session, scope, at, ruleset),
         lambda session: open_cases(session, scope, at),
         lambda session: at_risk_count(session, scope, at),
     )
-    return summarise(by_rule, cases, at_risk)
+    return summarise(by_rule, case_count, at_risk)
 
 
 def summarise(by_rule: Sequence[RuleCounts], open_cases: int, at_risk: int) -> Summary:
@@ -270,19 +272,24 @@ async def open_cases(session: AsyncSession, scope: Scope, at: datetime) -> int:
 
 async def at_risk_count(session: AsyncSession, scope: Scope, at: datetime) -> int:
     """Open, not yet overdue, inside a risk period: driven from the (few) risk periods."""
-    r = risk_periods_t.c
     query = (
-        select(func.count(func.distinct(t.id)))
+        select(func.count(func.distinct(obligations.c.id)))
         .select_from(
-            risk_periods_t.join(obligations_t, and_(t.org_id == r.org_id, t.id == r.obligation_id))
+            risk_periods.join(
+                obligations,
+                and_(
+                    obligations.c.org_id == risk_periods.c.org_id,
+                    obligations.c.id == risk_periods.c.obligation_id,
+                ),
+            )
         )
         .where(
-            r.org_id == scope.org_id,
-            r.starts_at <= at,
-            or_(r.ends_at.is_(None), r.ends_at > at),
-            t.opened_at <= at,
-            or_(t.closed_at.is_(None), t.closed_at > at),
-            t.due_at >= at,
+            risk_periods.c.org_id == scope.org_id,
+            risk_periods.c.starts_at <= at,
+            or_(risk_periods.c.ends_at.is_(None), risk_periods.c.ends_at > at),
+            obligations.c.opened_at <= at,
+            or_(obligations.c.closed_at.is_(None), obligations.c.closed_at > at),
+            obligations.c.due_at >= at,
         )
     )
     return int((await session.execute(_in_scope(query, scope))).scalar_one())
@@ -453,26 +460,26 @@ async def _rolled_up(
     session: AsyncSession, scope: Scope, spans: Sequence[Period], before: date, rule_id: str | None
 ) -> dict[tuple[int, str], tuple[int, int]]:
     """Completed and on-time counts per (period index, rule), days before `before`."""
-    c = completions_t.c
     index = case(
-        *((c.day < span.end_day, i) for i, span in enumerate(spans)), else_=len(spans)
+        *((daily_completions.c.day < span.end_day, i) for i, span in enumerate(spans)),
+        else_=len(spans),
     ).label("period")
     query = (
         select(
             index,
-            c.rule_id,
-            func.sum(c.completed).label("completed"),
-            func.sum(c.on_time).label("on_time"),
+            daily_completions.c.rule_id,
+            func.sum(daily_completions.c.completed).label("completed"),
+            func.sum(daily_completions.c.on_time).label("on_time"),
         )
         .where(
-            c.org_id == scope.org_id,
-            c.team_id == (scope.team_id or WHOLE_ORG),
-            c.day >= spans[0].first_day,
-            c.day < min(spans[-1].end_day, before),
+            daily_completions.c.org_id == scope.org_id,
+            daily_completions.c.team_id == (scope.team_id or WHOLE_ORG),
+            daily_completions.c.day >= spans[0].first_day,
+            daily_completions.c.day < min(spans[-1].end_day, before),
         )
-        .group_by(index, c.rule_id)
+        .group_by(index, daily_completions.c.rule_id)
     )
-    return await _per_period_and_rule(session, query, c.rule_id, rule_id)
+    return await _per_period_and_rule(session, query, daily_completions.c.rule_id, rule_id)
 
 
 async def _counted(
@@ -493,27 +500,28 @@ async def _counted(
     if since > at or since >= end:
         return {}
     index = case(
-        *((t.closed_at < span.ends_at, i) for i, span in enumerate(spans)), else_=len(spans)
+        *((obligations.c.closed_at < span.ends_at, i) for i, span in enumerate(spans)),
+        else_=len(spans),
     ).label("period")
     query = (
         _in_scope(
             select(
                 index,
-                t.rule_id,
+                obligations.c.rule_id,
                 func.count().label("completed"),
-                func.count().filter(t.met_at <= t.due_at).label("on_time"),
+                func.count().filter(obligations.c.met_at <= obligations.c.due_at).label("on_time"),
             ),
             scope,
         )
         .where(
-            t.closed_at >= since,
-            t.closed_at < end,
-            t.closed_at <= at,
-            t.met_at.is_not(None),
+            obligations.c.closed_at >= since,
+            obligations.c.closed_at < end,
+            obligations.c.closed_at <= at,
+            obligations.c.met_at.is_not(None),
         )
-        .group_by(index, t.rule_id)
+        .group_by(index, obligations.c.rule_id)
     )
-    return await _per_period_and_rule(session, query, t.rule_id, rule_id)
+    return await _per_period_and_rule(session, query, obligations.c.rule_id, rule_id)
 
 
 async def _per_period_and_rule(
@@ -550,7 +558,7 @@ async def overdue(
 ) -> tuple[list[OverdueRow], int]:
     """One page of what is overdue at `at`, and how many there are in all."""
     columns = ("id", "case_id", "rule_id", "rule_name", "worker_id", "team_id", "due_at")
-    late = [t.due_at < at]
+    late = [obligations.c.due_at < at]
     counted = await open_obligations(session, scope, at, "due_at", where=late)
     total = (await session.execute(select(func.count()).select_from(counted))).scalar_one()
     # Each half could stop after a page in index order, but PostgreSQL then prefers walking
@@ -578,23 +586,23 @@ async def overdue(
 
 async def team_ids(session: AsyncSession, org_id: str) -> list[str]:
     """Teams with cases, for the dashboard's filter."""
-    c = cases_t.c
     rows = await session.execute(
-        select(c.team_id)
-        .where(c.org_id == org_id, c.team_id.is_not(None))
-        .group_by(c.team_id)
-        .order_by(c.team_id)
+        select(cases.c.team_id)
+        .where(cases.c.org_id == org_id, cases.c.team_id.is_not(None))
+        .group_by(cases.c.team_id)
+        .order_by(cases.c.team_id)
     )
     return [r for r in rows.scalars() if r is not None]
 
 
 async def worker_ids(session: AsyncSession, org_id: str, team_id: str | None) -> list[str]:
     """Workers with cases (in a team), for the dashboard's filter."""
-    c = cases_t.c
-    query = select(c.worker_id).where(c.org_id == org_id, c.worker_id.is_not(None))
+    query = select(cases.c.worker_id).where(
+        cases.c.org_id == org_id, cases.c.worker_id.is_not(None)
+    )
     if team_id is not None:
-        query = query.where(c.team_id == team_id)
-    rows = await session.execute(query.group_by(c.worker_id).order_by(c.worker_id))
+        query = query.where(cases.c.team_id == team_id)
+    rows = await session.execute(query.group_by(cases.c.worker_id).order_by(cases.c.worker_id))
     return [r for r in rows.scalars() if r is not None]
 
 

@@ -27,9 +27,10 @@ from service.imports.mapping import (
 )
 from service.imports.report import EventStatus, ImportReport, build_report
 from service.store.alerts import sortable_id
-from service.store.ingest import cases_t, ingest_events
+from service.store.ingest import ingest_events
 from service.store.orgs import lock_ruleset
 from service.store.tables import Import
+from service.store.tables import cases as cases_t
 
 imports_t: Table = Import.__table__  # type: ignore[attr-defined]
 log = logging.getLogger("caseclock.imports")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Table, bindparam, delete, literal, literal_column, select, update
+from sqlalchemy import bindparam, delete, literal, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import next_check_at
@@ -25,20 +25,12 @@ from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
 from service.store.completions import Tally, record
 from service.store.db import BulkInsert, Prebuilt, among
-from service.store.tables import Case as CaseRow
-from service.store.tables import Event as EventRow
-from service.store.tables import Obligation as ObligationRow
-from service.store.tables import RiskPeriod
-
-cases_t: Table = CaseRow.__table__  # type: ignore[attr-defined]
-events_t: Table = EventRow.__table__  # type: ignore[attr-defined]
-obligations_t: Table = ObligationRow.__table__  # type: ignore[attr-defined]
-risk_periods_t: Table = RiskPeriod.__table__  # type: ignore[attr-defined]
+from service.store.tables import cases, events, obligations, risk_periods
 
 IngestStatus = Literal["created", "duplicate", "conflict"]
 Allocation = tuple[str | None, str | None, str]  # worker_id, team_id, status
 _CHUNK = 500
-_OBLIGATION_FIELDS = tuple(c.name for c in obligations_t.columns if c.name not in ("org_id", "id"))
+_OBLIGATION_FIELDS = tuple(c.name for c in obligations.columns if c.name not in ("org_id", "id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +75,16 @@ def _returning_allocations(insert: Any, dialect: str) -> Any:
     return insert.on_conflict_do_update(
         index_elements=["org_id", "case_id"], set_={"updated_at": insert.excluded.updated_at}
     ).returning(
-        cases_t.c.case_id,
-        cases_t.c.worker_id,
-        cases_t.c.team_id,
-        cases_t.c.status,
+        cases.c.case_id,
+        cases.c.worker_id,
+        cases.c.team_id,
+        cases.c.status,
         created.label("created"),
     )
 
 
 _LOCK_CASES = BulkInsert(
-    cases_t, ("org_id", "case_id", "status", "updated_at"), _returning_allocations
+    cases, ("org_id", "case_id", "status", "updated_at"), _returning_allocations
 )
 
 
@@ -132,33 +124,33 @@ def _event_row(org_id: str, event: Event, digest: str, now: datetime) -> dict[st
 
 
 _INSERT_EVENTS = BulkInsert(
-    events_t,
-    [c.name for c in events_t.columns if c.name not in ("voided_at", "void_reason")],
+    events,
+    [c.name for c in events.columns if c.name not in ("voided_at", "void_reason")],
     lambda insert, _dialect: insert.on_conflict_do_nothing(
         index_elements=["org_id", "id"]
-    ).returning(events_t.c.id),
+    ).returning(events.c.id),
 )
 _STORED_HASHES = Prebuilt(
-    lambda dialect: select(events_t.c.id, events_t.c.content_hash).where(
-        events_t.c.org_id == bindparam("org_id"), among(dialect, events_t.c.id, "ids")
+    lambda dialect: select(events.c.id, events.c.content_hash).where(
+        events.c.org_id == bindparam("org_id"), among(dialect, events.c.id, "ids")
     )
 )
 
 
 async def store_events(
-    session: AsyncSession, org_id: str, events: Sequence[Event], now: datetime
+    session: AsyncSession, org_id: str, batch: Sequence[Event], now: datetime
 ) -> list[Outcome]:
     """Insert new events; classify the rest as duplicates or conflicts by content.
 
-    An id repeated within `events` is judged against what is stored once its first copy
+    An id repeated within `batch` is judged against what is stored once its first copy
     has been handled, so a batch cannot create one id twice.
     """
-    digests = [content_hash(e) for e in events]
+    digests = [content_hash(e) for e in batch]
     first: dict[str, int] = {}
-    for index, event in enumerate(events):
+    for index, event in enumerate(batch):
         first.setdefault(event.id, index)
     rows = await _INSERT_EVENTS.execute(
-        session, [_event_row(org_id, events[i], digests[i], now) for i in first.values()]
+        session, [_event_row(org_id, batch[i], digests[i], now) for i in first.values()]
     )
     inserted = set(rows.scalars())
     stored = {event_id: digests[first[event_id]] for event_id in inserted}
@@ -167,7 +159,7 @@ async def store_events(
         rows = await session.execute(_STORED_HASHES(session), {"org_id": org_id, "ids": chunk})
         stored.update({row.id: row.content_hash for row in rows})
     outcomes = []
-    for index, event in enumerate(events):
+    for index, event in enumerate(batch):
         if event.id in inserted and first[event.id] == index:
             outcomes.append(Outcome(event.id, "created"))
         elif stored.get(event.id) == digests[index]:
@@ -180,17 +172,17 @@ async def store_events(
 # The columns are in the order of Event's fields, so each row builds one directly.
 _CASE_LOGS = Prebuilt(
     lambda dialect: select(
-        events_t.c.id,
-        events_t.c.type,
-        events_t.c.case_id,
-        events_t.c.occurred_at,
-        events_t.c.worker_id,
-        events_t.c.team_id,
-        events_t.c.data,
+        events.c.id,
+        events.c.type,
+        events.c.case_id,
+        events.c.occurred_at,
+        events.c.worker_id,
+        events.c.team_id,
+        events.c.data,
     ).where(
-        events_t.c.org_id == bindparam("org_id"),
-        among(dialect, events_t.c.case_id, "case_ids"),
-        events_t.c.voided_at.is_(None),
+        events.c.org_id == bindparam("org_id"),
+        among(dialect, events.c.case_id, "case_ids"),
+        events.c.voided_at.is_(None),
     )
 )
 
@@ -254,41 +246,39 @@ def _obligation_columns(
 
 _STORED_OBLIGATIONS = Prebuilt(
     lambda dialect: select(
-        obligations_t.c.id,
-        obligations_t.c.digest,
-        obligations_t.c.rule_id,
-        obligations_t.c.team_id,
-        obligations_t.c.met_at,
-        obligations_t.c.due_at,
-        obligations_t.c.at_risk_periods,
+        obligations.c.id,
+        obligations.c.digest,
+        obligations.c.rule_id,
+        obligations.c.team_id,
+        obligations.c.met_at,
+        obligations.c.due_at,
+        obligations.c.at_risk_periods,
     ).where(
-        obligations_t.c.org_id == bindparam("org_id"),
-        among(dialect, obligations_t.c.case_id, "case_ids"),
+        obligations.c.org_id == bindparam("org_id"),
+        among(dialect, obligations.c.case_id, "case_ids"),
     )
 )
 _DELETE_OBLIGATIONS = Prebuilt(
-    lambda dialect: delete(obligations_t).where(
-        obligations_t.c.org_id == bindparam("org_id"), among(dialect, obligations_t.c.id, "ids")
+    lambda dialect: delete(obligations).where(
+        obligations.c.org_id == bindparam("org_id"), among(dialect, obligations.c.id, "ids")
     )
 )
 # New and changed obligations in one statement: a changed one conflicts on its id.
 _WRITE_OBLIGATIONS = BulkInsert(
-    obligations_t,
-    [c.name for c in obligations_t.columns],
+    obligations,
+    [c.name for c in obligations.columns],
     lambda insert, _dialect: insert.on_conflict_do_update(
         index_elements=["org_id", "id"],
         set_={name: insert.excluded[name] for name in _OBLIGATION_FIELDS},
     ),
 )
 _DELETE_RISK_PERIODS = Prebuilt(
-    lambda dialect: delete(risk_periods_t).where(
-        risk_periods_t.c.org_id == bindparam("org_id"),
-        among(dialect, risk_periods_t.c.obligation_id, "ids"),
+    lambda dialect: delete(risk_periods).where(
+        risk_periods.c.org_id == bindparam("org_id"),
+        among(dialect, risk_periods.c.obligation_id, "ids"),
     )
 )
-_INSERT_RISK_PERIODS = BulkInsert(
-    risk_periods_t, ("org_id", "obligation_id", "starts_at", "ends_at")
-)
+_INSERT_RISK_PERIODS = BulkInsert(risk_periods, ("org_id", "obligation_id", "starts_at", "ends_at"))
 
 
 async def _replace_obligations(
@@ -352,8 +342,8 @@ async def _replace_risk_periods(
 
 
 _UPDATE_CASE = (
-    update(cases_t)
-    .where(cases_t.c.org_id == bindparam("b_org"), cases_t.c.case_id == bindparam("b_case"))
+    update(cases)
+    .where(cases.c.org_id == bindparam("b_org"), cases.c.case_id == bindparam("b_case"))
     .values(
         worker_id=bindparam("worker_id"), team_id=bindparam("team_id"), status=bindparam("status")
     )
@@ -422,14 +412,14 @@ async def rederive_cases(
 
 
 async def ingest_events(
-    session: AsyncSession, org_id: str, ruleset: Ruleset, events: Sequence[Event], now: datetime
+    session: AsyncSession, org_id: str, ruleset: Ruleset, batch: Sequence[Event], now: datetime
 ) -> list[Outcome]:
     """Store events idempotently and re-derive every case that gained one."""
-    if not events:
+    if not batch:
         return []
-    locked = await lock_cases(session, org_id, (e.case_id for e in events), now)
-    outcomes = await store_events(session, org_id, events, now)
-    stored = [e for e, o in zip(events, outcomes, strict=True) if o.status == "created"]
+    locked = await lock_cases(session, org_id, (e.case_id for e in batch), now)
+    outcomes = await store_events(session, org_id, batch, now)
+    stored = [e for e, o in zip(batch, outcomes, strict=True) if o.status == "created"]
     count_events_ingested(session, len(stored))
     touched = {e.case_id for e in stored}
     if touched:

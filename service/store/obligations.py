@@ -11,48 +11,58 @@ from sqlalchemy import ColumnElement, Select, and_, false, or_, select
 
 from service.domain.derive import Obligation
 from service.domain.status import STATUSES, Status
-from service.store.ingest import obligations_t, risk_periods_t
-
-t = obligations_t.c
+from service.store.tables import obligations, risk_periods
 
 
 def open_at(at: datetime) -> ColumnElement[bool]:
     """Opened by `at` and neither met nor cancelled by then."""
-    return and_(t.opened_at <= at, or_(t.closed_at.is_(None), t.closed_at > at))
+    return and_(
+        obligations.c.opened_at <= at,
+        or_(obligations.c.closed_at.is_(None), obligations.c.closed_at > at),
+    )
 
 
 def status_clause(status: Status, at: datetime) -> ColumnElement[bool]:
     """The SQL twin of domain.status.status_at; tests hold the two to the same answers."""
-    exists = t.opened_at <= at
+    exists = obligations.c.opened_at <= at
     if status == "cancelled":
-        return and_(exists, t.cancelled_at.is_not(None), t.cancelled_at <= at)
+        return and_(
+            exists, obligations.c.cancelled_at.is_not(None), obligations.c.cancelled_at <= at
+        )
     if status in ("met", "met_late"):
-        on_time = t.met_at <= t.due_at if status == "met" else t.met_at > t.due_at
-        return and_(exists, t.met_at.is_not(None), t.met_at <= at, on_time)
+        on_time = (
+            obligations.c.met_at <= obligations.c.due_at
+            if status == "met"
+            else obligations.c.met_at > obligations.c.due_at
+        )
+        return and_(exists, obligations.c.met_at.is_not(None), obligations.c.met_at <= at, on_time)
     if status == "overdue":
-        return and_(open_at(at), t.due_at < at)
-    warned = and_(t.warn_at.is_not(None), t.warn_at <= at)
+        return and_(open_at(at), obligations.c.due_at < at)
+    warned = and_(obligations.c.warn_at.is_not(None), obligations.c.warn_at <= at)
     if status == "due_soon":
-        return and_(open_at(at), t.due_at >= at, warned)
+        return and_(open_at(at), obligations.c.due_at >= at, warned)
     if status == "upcoming":
-        return and_(open_at(at), t.due_at >= at, or_(t.warn_at.is_(None), t.warn_at > at))
+        return and_(
+            open_at(at),
+            obligations.c.due_at >= at,
+            or_(obligations.c.warn_at.is_(None), obligations.c.warn_at > at),
+        )
     return false()
 
 
 def at_risk_clause(at: datetime) -> ColumnElement[bool]:
     """The SQL twin of domain.status.is_at_risk: open, not overdue, inside a risk period."""
-    r = risk_periods_t.c
     in_period = (
-        select(r.obligation_id)
+        select(risk_periods.c.obligation_id)
         .where(
-            r.org_id == t.org_id,
-            r.obligation_id == t.id,
-            r.starts_at <= at,
-            or_(r.ends_at.is_(None), r.ends_at > at),
+            risk_periods.c.org_id == obligations.c.org_id,
+            risk_periods.c.obligation_id == obligations.c.id,
+            risk_periods.c.starts_at <= at,
+            or_(risk_periods.c.ends_at.is_(None), risk_periods.c.ends_at > at),
         )
         .exists()
     )
-    return and_(open_at(at), t.due_at >= at, in_period)
+    return and_(open_at(at), obligations.c.due_at >= at, in_period)
 
 
 def statuses_clause(statuses: Sequence[Status], at: datetime) -> ColumnElement[bool]:
@@ -105,4 +115,4 @@ def from_row(row: Any) -> StoredObligation:
 
 
 def select_obligations(org_id: str) -> Select[Any]:
-    return select(obligations_t).where(t.org_id == org_id)
+    return select(obligations).where(obligations.c.org_id == org_id)

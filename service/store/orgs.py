@@ -10,12 +10,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service.domain.rules import BUILTIN_RULESETS, Ruleset, builtin_ruleset, load_ruleset
-from service.store.tables import ApiKey, Org
+from service.store.tables import ApiKey, Org, orgs
 
 SCOPES = ("events:write", "read", "webhooks:manage", "admin")
 KEY_PREFIX = "cc_"
@@ -57,10 +57,9 @@ def ruleset_of(org: Org | Principal) -> Ruleset:
     return _parse(org.ruleset_id, org.ruleset_text, org.ruleset_format)
 
 
-_orgs_t: Table = Org.__table__  # type: ignore[attr-defined]
 _LOCK_RULESET = (
-    select(_orgs_t.c.ruleset_id, _orgs_t.c.ruleset_text, _orgs_t.c.ruleset_format)
-    .where(_orgs_t.c.id == bindparam("org_id"))
+    select(orgs.c.ruleset_id, orgs.c.ruleset_text, orgs.c.ruleset_format)
+    .where(orgs.c.id == bindparam("org_id"))
     .with_for_update(read=True)
 )
 

@@ -384,3 +384,19 @@ class Import(SQLModel, table=True):
     extracted_on: date = Field(sa_column=Column(Date, nullable=False))
     created_at: datetime = _utc()
     report: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+# The tables as SQLAlchemy Core sees them, for queries that read and write columns rather
+# than objects: every query in the store names its table by one of these.
+orgs = metadata.tables[Org.__tablename__]
+api_keys = metadata.tables[ApiKey.__tablename__]
+cases = metadata.tables[Case.__tablename__]
+events = metadata.tables[Event.__tablename__]
+obligations = metadata.tables[Obligation.__tablename__]
+risk_periods = metadata.tables[RiskPeriod.__tablename__]
+daily_completions = metadata.tables[DailyCompletion.__tablename__]
+subscriptions = metadata.tables[Subscription.__tablename__]
+alerts = metadata.tables[Alert.__tablename__]
+deliveries = metadata.tables[Delivery.__tablename__]
+delivery_attempts = metadata.tables[DeliveryAttempt.__tablename__]
+imports = metadata.tables[Import.__tablename__]

@@ -15,24 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Table, Text, and_, bindparam, cast, delete, func, or_, select, update
+from sqlalchemy import Text, and_, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import TEST_ALERT, ping_payload
-from service.store.alerts import alerts_t, sortable_id
+from service.store.alerts import sortable_id
 from service.store.db import dialect_of, upsert
-from service.store.tables import Delivery, DeliveryAttempt, Subscription
+from service.store.tables import Subscription, alerts, deliveries, delivery_attempts, subscriptions
 from service.webhooks.signing import new_secret
-
-subscriptions_t: Table = Subscription.__table__  # type: ignore[attr-defined]
-deliveries_t: Table = Delivery.__table__  # type: ignore[attr-defined]
-attempts_t: Table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
 ROTATION_OVERLAP = timedelta(hours=24)
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 Outcome = Literal["succeeded", "retrying", "failed", "superseded"]
-s = subscriptions_t.c
-d = deliveries_t.c
 
 
 # Subscriptions
@@ -70,7 +64,9 @@ async def create_subscription(
 async def get_subscription(
     session: AsyncSession, org_id: str, subscription_id: str, *, lock: bool = False
 ) -> Subscription | None:
-    query = select(Subscription).where(s.org_id == org_id, s.id == subscription_id)
+    query = select(Subscription).where(
+        subscriptions.c.org_id == org_id, subscriptions.c.id == subscription_id
+    )
     if lock:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
@@ -80,11 +76,18 @@ async def list_subscriptions(
     session: AsyncSession, org_id: str, *, limit: int, after: tuple[datetime, str] | None
 ) -> list[Subscription]:
     """Oldest first, `limit` + 1 rows so the caller knows whether there is a next page."""
-    query = select(Subscription).where(s.org_id == org_id)
+    query = select(Subscription).where(subscriptions.c.org_id == org_id)
     if after is not None:
         at, after_id = after
-        query = query.where(or_(s.created_at > at, and_(s.created_at == at, s.id > after_id)))
-    rows = await session.execute(query.order_by(s.created_at, s.id).limit(limit + 1))
+        query = query.where(
+            or_(
+                subscriptions.c.created_at > at,
+                and_(subscriptions.c.created_at == at, subscriptions.c.id > after_id),
+            )
+        )
+    rows = await session.execute(
+        query.order_by(subscriptions.c.created_at, subscriptions.c.id).limit(limit + 1)
+    )
     return list(rows.scalars())
 
 
@@ -108,7 +111,7 @@ async def rotate_secret(session: AsyncSession, subscription: Subscription, now: 
 
 async def _lock_deliveries(session: AsyncSession, *criteria: Any) -> list[str]:
     """Lock matching deliveries in id order, the order every transaction locks them in."""
-    query = select(d.id).where(*criteria).order_by(d.id).with_for_update()
+    query = select(deliveries.c.id).where(*criteria).order_by(deliveries.c.id).with_for_update()
     return list((await session.execute(query)).scalars())
 
 
@@ -119,12 +122,14 @@ async def fail_pending(
     if not subscription_ids:
         return 0
     ids = await _lock_deliveries(
-        session, d.subscription_id.in_(list(subscription_ids)), d.status == "pending"
+        session,
+        deliveries.c.subscription_id.in_(list(subscription_ids)),
+        deliveries.c.status == "pending",
     )
     if ids:
         await session.execute(
-            update(deliveries_t)
-            .where(d.id.in_(ids), d.status == "pending")
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
             .values(status="failed", next_attempt_at=None, last_error=reason)
         )
     return len(ids)
@@ -142,8 +147,8 @@ async def disable_subscription(
 
 async def delete_subscription(session: AsyncSession, subscription: Subscription) -> None:
     """Delete it with its deliveries and their attempts (the foreign keys cascade)."""
-    await _lock_deliveries(session, d.subscription_id == subscription.id)
-    await session.execute(delete(subscriptions_t).where(s.id == subscription.id))
+    await _lock_deliveries(session, deliveries.c.subscription_id == subscription.id)
+    await session.execute(delete(subscriptions).where(subscriptions.c.id == subscription.id))
     session.expunge(subscription)
 
 
@@ -179,20 +184,22 @@ class DeliveryLog:
 
 
 def _delivery_query() -> Any:
-    a = alerts_t.c
-    return select(deliveries_t, a.type, a.obligation_id, a.level, a.payload.label("payload")).join(
-        alerts_t, a.id == d.alert_id
-    )
+    return select(
+        deliveries,
+        alerts.c.type,
+        alerts.c.obligation_id,
+        alerts.c.level,
+        alerts.c.payload.label("payload"),
+    ).join(alerts, alerts.c.id == deliveries.c.alert_id)
 
 
 async def _with_attempts(session: AsyncSession, rows: Sequence[Any]) -> list[DeliveryLog]:
-    t = attempts_t.c
     by_delivery: dict[str, list[AttemptLog]] = {row.id: [] for row in rows}
     if rows:
         found = await session.execute(
-            select(attempts_t)
-            .where(t.delivery_id.in_(list(by_delivery)))
-            .order_by(t.delivery_id, t.attempt)
+            select(delivery_attempts)
+            .where(delivery_attempts.c.delivery_id.in_(list(by_delivery)))
+            .order_by(delivery_attempts.c.delivery_id, delivery_attempts.c.attempt)
         )
         for r in found:
             by_delivery[r.delivery_id].append(
@@ -231,21 +238,32 @@ async def list_deliveries(
     before: tuple[datetime, str] | None,
 ) -> list[DeliveryLog]:
     """Newest first, `limit` + 1 rows, each with its attempts."""
-    query = _delivery_query().where(d.org_id == org_id, d.subscription_id == subscription_id)
+    query = _delivery_query().where(
+        deliveries.c.org_id == org_id, deliveries.c.subscription_id == subscription_id
+    )
     if status is not None:
-        query = query.where(d.status == status)
+        query = query.where(deliveries.c.status == status)
     if before is not None:
         at, before_id = before
-        query = query.where(or_(d.created_at < at, and_(d.created_at == at, d.id < before_id)))
+        query = query.where(
+            or_(
+                deliveries.c.created_at < at,
+                and_(deliveries.c.created_at == at, deliveries.c.id < before_id),
+            )
+        )
     rows = (
-        await session.execute(query.order_by(d.created_at.desc(), d.id.desc()).limit(limit + 1))
+        await session.execute(
+            query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc()).limit(limit + 1)
+        )
     ).all()
     return await _with_attempts(session, rows)
 
 
 async def get_delivery(session: AsyncSession, org_id: str, delivery_id: str) -> DeliveryLog | None:
     row = (
-        await session.execute(_delivery_query().where(d.org_id == org_id, d.id == delivery_id))
+        await session.execute(
+            _delivery_query().where(deliveries.c.org_id == org_id, deliveries.c.id == delivery_id)
+        )
     ).one_or_none()
     if row is None:
         return None
@@ -258,10 +276,14 @@ async def redeliver(session: AsyncSession, org_id: str, delivery_id: str, now: d
 
     False when it is still pending (it is being delivered already).
     """
-    await _lock_deliveries(session, d.org_id == org_id, d.id == delivery_id)
+    await _lock_deliveries(session, deliveries.c.org_id == org_id, deliveries.c.id == delivery_id)
     result = await session.execute(
-        update(deliveries_t)
-        .where(d.org_id == org_id, d.id == delivery_id, d.status != "pending")
+        update(deliveries)
+        .where(
+            deliveries.c.org_id == org_id,
+            deliveries.c.id == delivery_id,
+            deliveries.c.status != "pending",
+        )
         .values(status="pending", next_attempt_at=now, round_attempts=0, succeeded_at=None)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -271,7 +293,7 @@ async def enqueue_ping(session: AsyncSession, subscription: Subscription, now: d
     """A `webhook.test` alert for this subscription alone; its delivery id."""
     alert_id = sortable_id("al_")
     await session.execute(
-        alerts_t.insert().values(
+        alerts.insert().values(
             id=alert_id,
             org_id=subscription.org_id,
             obligation_id=None,
@@ -330,46 +352,54 @@ async def _insert_deliveries(
         for org_id, subscription_id, alert_id in pairs
     ]
     stmt = (
-        upsert(dialect_of(session), deliveries_t)
+        upsert(dialect_of(session), deliveries)
         .on_conflict_do_nothing(index_elements=["alert_id", "subscription_id"])
-        .returning(d.id)
+        .returning(deliveries.c.id)
     )
     return list((await session.execute(stmt, rows)).scalars())
 
 
 async def fan_out(session: AsyncSession, now: datetime, limit: int) -> FanOut:
     """Turn up to `limit` new alerts into one pending delivery per matching subscription."""
-    a = alerts_t.c
-    alerts = (
+    new_alerts = (
         await session.execute(
-            select(a.id, a.org_id, a.type, a.team_id, a.rule_id)
-            .where(a.fanned_out_at.is_(None))
-            .order_by(a.created_at)
+            select(alerts.c.id, alerts.c.org_id, alerts.c.type, alerts.c.team_id, alerts.c.rule_id)
+            .where(alerts.c.fanned_out_at.is_(None))
+            .order_by(alerts.c.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
     ).all()
-    if not alerts:
+    if not new_alerts:
         return FanOut(0, 0)
-    subscriptions: dict[str, list[Any]] = {}
+    wanting: dict[str, list[Any]] = {}
     found = await session.execute(
-        select(s.id, s.org_id, s.event_types, s.team_ids, s.rule_ids).where(
-            s.org_id.in_(sorted({alert.org_id for alert in alerts})), s.enabled.is_(True)
+        select(
+            subscriptions.c.id,
+            subscriptions.c.org_id,
+            subscriptions.c.event_types,
+            subscriptions.c.team_ids,
+            subscriptions.c.rule_ids,
+        ).where(
+            subscriptions.c.org_id.in_(sorted({alert.org_id for alert in new_alerts})),
+            subscriptions.c.enabled.is_(True),
         )
     )
     for sub in found:
-        subscriptions.setdefault(sub.org_id, []).append(sub)
+        wanting.setdefault(sub.org_id, []).append(sub)
     pairs = [
         (alert.org_id, sub.id, alert.id)
-        for alert in alerts
-        for sub in subscriptions.get(alert.org_id, ())
+        for alert in new_alerts
+        for sub in wanting.get(alert.org_id, ())
         if _wants(sub, alert)
     ]
     created = await _insert_deliveries(session, pairs, now)
     await session.execute(
-        update(alerts_t).where(a.id.in_([alert.id for alert in alerts])).values(fanned_out_at=now)
+        update(alerts)
+        .where(alerts.c.id.in_([alert.id for alert in new_alerts]))
+        .values(fanned_out_at=now)
     )
-    return FanOut(len(alerts), len(created))
+    return FanOut(len(new_alerts), len(created))
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,46 +426,45 @@ async def claim_due(
     if limit <= 0:
         return []
     due = (
-        select(d.id)
-        .where(d.status == "pending", d.next_attempt_at <= now)
-        .order_by(d.next_attempt_at)
+        select(deliveries.c.id)
+        .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+        .order_by(deliveries.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     claimed = (
         await session.execute(
-            update(deliveries_t)
-            .where(d.id.in_(due))
+            update(deliveries)
+            .where(deliveries.c.id.in_(due))
             .values(
                 next_attempt_at=lease_until,
-                attempts=d.attempts + 1,
-                round_attempts=d.round_attempts + 1,
+                attempts=deliveries.c.attempts + 1,
+                round_attempts=deliveries.c.round_attempts + 1,
             )
-            .returning(d.id, d.attempts, d.round_attempts)
+            .returning(deliveries.c.id, deliveries.c.attempts, deliveries.c.round_attempts)
         )
     ).all()
     if not claimed:
         return []
     tokens = {row.id: (row.attempts, row.round_attempts) for row in claimed}
-    a = alerts_t.c
     rows = await session.execute(
         select(
-            d.id,
-            d.org_id,
-            d.subscription_id,
+            deliveries.c.id,
+            deliveries.c.org_id,
+            deliveries.c.subscription_id,
             # The stored JSON text as it is: sent as the body, no decoding and re-encoding.
-            cast(a.payload, Text).label("body"),
-            a.created_at.label("alert_created_at"),
-            s.url,
-            s.secret,
-            s.previous_secret,
-            s.previous_secret_expires_at,
-            s.enabled,
-            s.failing_since,
+            cast(alerts.c.payload, Text).label("body"),
+            alerts.c.created_at.label("alert_created_at"),
+            subscriptions.c.url,
+            subscriptions.c.secret,
+            subscriptions.c.previous_secret,
+            subscriptions.c.previous_secret_expires_at,
+            subscriptions.c.enabled,
+            subscriptions.c.failing_since,
         )
-        .join(alerts_t, a.id == d.alert_id)
-        .join(subscriptions_t, s.id == d.subscription_id)
-        .where(d.id.in_(list(tokens)))
+        .join(alerts, alerts.c.id == deliveries.c.alert_id)
+        .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+        .where(deliveries.c.id.in_(list(tokens)))
     )
     claims = []
     for row in rows:
@@ -463,16 +492,16 @@ async def claim_due(
 async def release_claims(session: AsyncSession, claims: Sequence[Claim], now: datetime) -> None:
     """Undo claims that were never sent: due again now, the attempt not counted."""
     await session.execute(
-        update(deliveries_t)
+        update(deliveries)
         .where(
-            d.id == bindparam("b_id"),
-            d.attempts == bindparam("b_attempt"),
-            d.status == "pending",
+            deliveries.c.id == bindparam("b_id"),
+            deliveries.c.attempts == bindparam("b_attempt"),
+            deliveries.c.status == "pending",
         )
         .values(
             next_attempt_at=now,
-            attempts=d.attempts - 1,
-            round_attempts=d.round_attempts - 1,
+            attempts=deliveries.c.attempts - 1,
+            round_attempts=deliveries.c.round_attempts - 1,
         ),
         [{"b_id": c.delivery_id, "b_attempt": c.attempt} for c in claims],
     )
@@ -513,7 +542,10 @@ async def record_attempts(session: AsyncSession, decided: Sequence[Decided]) -> 
     current = {
         row.id: (row.status, row.attempts)
         for row in await session.execute(
-            select(d.id, d.status, d.attempts).where(d.id.in_(ids)).order_by(d.id).with_for_update()
+            select(deliveries.c.id, deliveries.c.status, deliveries.c.attempts)
+            .where(deliveries.c.id.in_(ids))
+            .order_by(deliveries.c.id)
+            .with_for_update()
         )
     }
     outcomes: list[tuple[Decided, Outcome]] = []
@@ -539,7 +571,7 @@ async def record_attempts(session: AsyncSession, decided: Sequence[Decided]) -> 
         for item, outcome in outcomes
     ]
     await session.execute(
-        upsert(dialect_of(session), attempts_t).on_conflict_do_nothing(
+        upsert(dialect_of(session), delivery_attempts).on_conflict_do_nothing(
             index_elements=["delivery_id", "attempt"]
         ),
         attempt_rows,
@@ -547,8 +579,8 @@ async def record_attempts(session: AsyncSession, decided: Sequence[Decided]) -> 
     applied = [(item, outcome) for item, outcome in outcomes if outcome != "superseded"]
     if applied:
         await session.execute(
-            update(deliveries_t)
-            .where(d.id == bindparam("b_id"))
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("b_id"))
             .values(
                 status=bindparam("b_status"),
                 next_attempt_at=bindparam("b_next"),
@@ -597,23 +629,26 @@ async def update_health(
     for `disable_after` or answered 410 Gone. The subscriptions disabled, with the reason."""
     if recorded.succeeded_subscriptions:
         await session.execute(
-            update(subscriptions_t)
-            .where(s.id.in_(sorted(recorded.succeeded_subscriptions)), s.failing_since.is_not(None))
+            update(subscriptions)
+            .where(
+                subscriptions.c.id.in_(sorted(recorded.succeeded_subscriptions)),
+                subscriptions.c.failing_since.is_not(None),
+            )
             .values(failing_since=None)
         )
     for sub_id, since in sorted(recorded.failing_subscriptions.items()):
         await session.execute(
-            update(subscriptions_t)
-            .where(s.id == sub_id, s.failing_since.is_(None))
+            update(subscriptions)
+            .where(subscriptions.c.id == sub_id, subscriptions.c.failing_since.is_(None))
             .values(failing_since=since)
         )
     disabled = dict(recorded.gone_subscriptions)
     if recorded.failing_subscriptions:
         stale = await session.execute(
-            select(s.id, s.failing_since).where(
-                s.id.in_(sorted(recorded.failing_subscriptions)),
-                s.enabled.is_(True),
-                s.failing_since <= now - disable_after,
+            select(subscriptions.c.id, subscriptions.c.failing_since).where(
+                subscriptions.c.id.in_(sorted(recorded.failing_subscriptions)),
+                subscriptions.c.enabled.is_(True),
+                subscriptions.c.failing_since <= now - disable_after,
             )
         )
         for row in stale:
@@ -624,8 +659,8 @@ async def update_health(
             )
     for sub_id, reason in sorted(disabled.items()):
         await session.execute(
-            update(subscriptions_t)
-            .where(s.id == sub_id, s.enabled.is_(True))
+            update(subscriptions)
+            .where(subscriptions.c.id == sub_id, subscriptions.c.enabled.is_(True))
             .values(enabled=False, disabled_reason=reason, updated_at=now)
         )
     return disabled
@@ -633,14 +668,13 @@ async def update_health(
 
 async def backlog(session: AsyncSession) -> dict[str, int]:
     """Alerts not fanned out yet, and pending deliveries, across every organisation."""
-    a = alerts_t.c
-    alerts = await session.execute(
-        select(func.count()).select_from(alerts_t).where(a.fanned_out_at.is_(None))
+    unfanned = await session.execute(
+        select(func.count()).select_from(alerts).where(alerts.c.fanned_out_at.is_(None))
     )
     pending = await session.execute(
-        select(func.count()).select_from(deliveries_t).where(d.status == "pending")
+        select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
     )
-    return {"alerts": int(alerts.scalar_one()), "deliveries": int(pending.scalar_one())}
+    return {"alerts": int(unfanned.scalar_one()), "deliveries": int(pending.scalar_one())}
 
 
 def filters_of(values: Iterable[str] | None) -> list[str] | None:

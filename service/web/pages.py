@@ -41,9 +41,9 @@ from service.domain.rules import Ruleset
 from service.settings import Settings, embed_origins
 from service.store import dashboard as figures
 from service.store.db import SessionFactory
-from service.store.ingest import cases_t, events_t
-from service.store.obligations import from_row, select_obligations, t
+from service.store.obligations import from_row, select_obligations
 from service.store.orgs import authenticate, ruleset_of
+from service.store.tables import cases, events, obligations
 from service.web import charts
 
 router = APIRouter(include_in_schema=False)
@@ -447,36 +447,34 @@ async def case_timeline(
         return _see_other("/dashboard/sign-in")
     calendar = viewer.calendar
     at = _instant(request.query_params.get("as_of"), calendar, now)
-    c = cases_t.c
     case = (
         await session.execute(
-            select(cases_t).where(c.org_id == viewer.org_id, c.case_id == case_id)
+            select(cases).where(cases.c.org_id == viewer.org_id, cases.c.case_id == case_id)
         )
     ).one_or_none()
     if case is None or (viewer.team_id is not None and case.team_id != viewer.team_id):
         missing = {"title": "Case not found", "message": f"There is no case {case_id}."}
         return render("error.html", missing, status=404)
-    e = events_t.c
-    events = (
+    log = (
         await session.execute(
-            select(events_t)
-            .where(e.org_id == viewer.org_id, e.case_id == case_id)
-            .order_by(e.occurred_at, e.id)
+            select(events)
+            .where(events.c.org_id == viewer.org_id, events.c.case_id == case_id)
+            .order_by(events.c.occurred_at, events.c.id)
         )
     ).all()
     rows = (
         await session.execute(
             select_obligations(viewer.org_id)
-            .where(t.case_id == case_id, t.opened_at <= at)
-            .order_by(t.opened_at, t.rule_id, t.sequence)
+            .where(obligations.c.case_id == case_id, obligations.c.opened_at <= at)
+            .order_by(obligations.c.opened_at, obligations.c.rule_id, obligations.c.sequence)
         )
     ).all()
-    obligations: list[ObligationOut] = [present(from_row(r), at, calendar) for r in rows]
+    derived: list[ObligationOut] = [present(from_row(r), at, calendar) for r in rows]
     context = {
         "viewer": viewer,
         "case": case,
-        "events": events,
-        "obligations": obligations,
+        "events": log,
+        "obligations": derived,
         "at": at,
         "fmt": Formats(calendar),
         "back": Links({"as_of": request.query_params.get("as_of")})(),

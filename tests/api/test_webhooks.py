@@ -21,7 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from service.store.db import transaction
 from service.store.orgs import create_api_key
-from service.store.webhooks import subscriptions_t
+from service.store.tables import subscriptions
 
 PUBLIC_URL = "https://93.184.215.14/caseclock-hooks"
 
@@ -30,7 +30,7 @@ PUBLIC_URL = "https://93.184.215.14/caseclock-hooks"
 async def _nothing_left_to_deliver(app: FastAPI) -> AsyncIterator[None]:
     yield
     async with transaction(app.state.session_factory) as session:
-        await session.execute(subscriptions_t.delete().where(subscriptions_t.c.url == PUBLIC_URL))
+        await session.execute(subscriptions.delete().where(subscriptions.c.url == PUBLIC_URL))
 
 
 async def create(tenant: Tenant, **body: Any) -> httpx.Response:

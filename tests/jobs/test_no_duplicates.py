@@ -25,10 +25,8 @@ from webhook_harness import (
 
 from service.jobs.deliver import DeliveryConfig, WebhookSender, deliver_due
 from service.jobs.sweep import sweep
-from service.store.alerts import alerts_t
 from service.store.db import transaction
-from service.store.ingest import obligations_t
-from service.store.webhooks import attempts_t, deliveries_t
+from service.store.tables import alerts, deliveries, delivery_attempts, obligations
 
 CASES = 12
 ROUNDS = 5
@@ -65,32 +63,34 @@ async def recorded(application: FastAPI, org_id: str) -> dict[str, Any]:
     the sweep's alerts neither counted nor sent. (SQLite's BEGIN IMMEDIATE already excludes
     any commit in between.)
     """
-    a, d, t, o = alerts_t.c, deliveries_t.c, attempts_t.c, obligations_t.c
     async with transaction(application.state.session_factory) as session:
         if not application.state.settings.is_sqlite:
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        alerts = (
-            await session.execute(select(func.count()).where(a.org_id == org_id))
+        raised = (
+            await session.execute(select(func.count()).where(alerts.c.org_id == org_id))
         ).scalar_one()
         successes = (
             await session.execute(
-                select(t.delivery_id, func.count())
-                .join(deliveries_t, d.id == t.delivery_id)
-                .where(d.org_id == org_id, t.outcome == "succeeded")
-                .group_by(t.delivery_id)
+                select(delivery_attempts.c.delivery_id, func.count())
+                .join(deliveries, deliveries.c.id == delivery_attempts.c.delivery_id)
+                .where(deliveries.c.org_id == org_id, delivery_attempts.c.outcome == "succeeded")
+                .group_by(delivery_attempts.c.delivery_id)
             )
         ).all()
-        statuses = (await session.execute(select(d.status).where(d.org_id == org_id))).scalars()
+        statuses = (
+            await session.execute(select(deliveries.c.status).where(deliveries.c.org_id == org_id))
+        ).scalars()
         checks_due = (
             await session.execute(
                 select(func.count()).where(
-                    o.org_id == org_id, o.next_check_at <= application.state.clock()
+                    obligations.c.org_id == org_id,
+                    obligations.c.next_check_at <= application.state.clock(),
                 )
             )
         ).scalar_one()
         return {
             "checks_due": checks_due,
-            "alerts": alerts,
+            "alerts": raised,
             "successes": [count for _, count in successes],
             "statuses": set(statuses),
         }

@@ -25,7 +25,7 @@ from webhook_harness import (
 from service.jobs.scheduler import DELIVER_JOB, SWEEP_JOB, Jobs
 from service.settings import Settings
 from service.store.db import transaction
-from service.store.webhooks import deliveries_t
+from service.store.tables import deliveries
 
 BACKDATED = "2026-11-02T09:00:00Z"
 
@@ -45,8 +45,8 @@ def scheduled(database_url: str) -> Settings:
 async def settle(application: FastAPI) -> None:
     async with transaction(application.state.session_factory) as session:
         await session.execute(
-            deliveries_t.update()
-            .where(deliveries_t.c.status == "pending")
+            deliveries.update()
+            .where(deliveries.c.status == "pending")
             .values(status="failed", next_attempt_at=None)
         )
 
@@ -157,10 +157,11 @@ async def test_shutdown_lets_a_delivery_under_way_finish_and_records_it(
             return len(endpoint.at("/slow")) == 1
 
         await eventually(under_way)
-    async with running_app(settings_for(database_url), FixedClock(START)) as application:
-        d = deliveries_t.c
-        async with transaction(application.state.session_factory) as session:
-            statuses = await session.execute(
-                select(d.status).where(d.subscription_id == subscription["id"])
-            )
-            assert list(statuses.scalars()) == ["succeeded"]
+    async with (
+        running_app(settings_for(database_url), FixedClock(START)) as application,
+        transaction(application.state.session_factory) as session,
+    ):
+        statuses = await session.execute(
+            select(deliveries.c.status).where(deliveries.c.subscription_id == subscription["id"])
+        )
+        assert list(statuses.scalars()) == ["succeeded"]

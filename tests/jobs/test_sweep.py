@@ -17,7 +17,7 @@ from sqlalchemy import select
 from webhook_harness import Alerting, AppAndClock, alerting_app, alerting_for, post, referral
 
 from service.store.db import transaction
-from service.store.ingest import obligations_t
+from service.store.tables import obligations
 
 
 @pytest.fixture(scope="module")
@@ -140,10 +140,11 @@ async def test_the_sweep_moves_each_checked_obligation_to_its_next_check(
     await post(tenant.writer, referral("C-1", "2026-11-20T09:00:00Z"))
     alerting.clock.now = at("2026-11-24T12:00:00Z")
     await alerting.sweep()
-    t = obligations_t.c
     async with transaction(alerting.app.state.session_factory) as session:
         rows = await session.execute(
-            select(t.rule_id, t.next_check_at).where(t.org_id == tenant.org_id)
+            select(obligations.c.rule_id, obligations.c.next_check_at).where(
+                obligations.c.org_id == tenant.org_id
+            )
         )
         checks = dict(rows.all())
     # referral-decision escalates after the end of Tuesday 24 (local = UTC in November).

@@ -27,9 +27,8 @@ from service.jobs.deliver import DeliveryConfig, DeliveryRun, WebhookSender, del
 from service.jobs.sweep import SweepResult, sweep
 from service.main import create_app
 from service.settings import Settings
-from service.store.alerts import alerts_t
 from service.store.db import transaction
-from service.store.webhooks import attempts_t, deliveries_t
+from service.store.tables import alerts, deliveries, delivery_attempts
 
 START = datetime(2026, 11, 20, 12, tzinfo=UTC)  # a Friday
 SCHEDULE = "5s,5m,30m"
@@ -172,8 +171,8 @@ class Alerting:
         """Give up every pending delivery, so no test sends to another test's receiver."""
         async with transaction(self.app.state.session_factory) as session:
             await session.execute(
-                update(deliveries_t)
-                .where(deliveries_t.c.status == "pending")
+                update(deliveries)
+                .where(deliveries.c.status == "pending")
                 .values(status="failed", next_attempt_at=None)
             )
 
@@ -181,26 +180,29 @@ class Alerting:
         return await make_tenant(self.app)
 
     async def alerts(self, org_id: str) -> list[Any]:
-        a = alerts_t.c
         async with transaction(self.app.state.session_factory) as session:
             rows = await session.execute(
-                select(alerts_t).where(a.org_id == org_id).order_by(a.created_at, a.id)
+                select(alerts)
+                .where(alerts.c.org_id == org_id)
+                .order_by(alerts.c.created_at, alerts.c.id)
             )
             return list(rows.all())
 
     async def deliveries(self, org_id: str) -> list[Any]:
-        d = deliveries_t.c
         async with transaction(self.app.state.session_factory) as session:
             rows = await session.execute(
-                select(deliveries_t).where(d.org_id == org_id).order_by(d.created_at, d.id)
+                select(deliveries)
+                .where(deliveries.c.org_id == org_id)
+                .order_by(deliveries.c.created_at, deliveries.c.id)
             )
             return list(rows.all())
 
     async def attempts(self, delivery_id: str) -> list[Any]:
-        t = attempts_t.c
         async with transaction(self.app.state.session_factory) as session:
             rows = await session.execute(
-                select(attempts_t).where(t.delivery_id == delivery_id).order_by(t.attempt)
+                select(delivery_attempts)
+                .where(delivery_attempts.c.delivery_id == delivery_id)
+                .order_by(delivery_attempts.c.attempt)
             )
             return list(rows.all())
 
