@@ -11,13 +11,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-_ROOT = Path(__file__).resolve().parents[2]
+# The migration scripts ship inside the package, beside this module, so an installed wheel
+# migrates with nothing else on the path. (pyproject.toml's [tool.alembic] points the
+# `alembic` command of a checkout at the same folder, for writing new revisions.)
+SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """Alembic's configuration; with a connection, migrations run on it (see env.py)."""
-    config = Config(str(_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.set_main_option("path_separator", "os")
     if connection is not None:
         config.attributes["connection"] = connection
     return config

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from fastapi import FastAPI
 from sqlalchemy import inspect, text
@@ -20,10 +19,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.db import make_engine
-from service.store.migrations import current_revision, head_revision
+from service.store.migrations import alembic_config, current_revision, head_revision
 from service.store.tables import Obligation, Org, metadata
 
-ROOT = Path(__file__).resolve().parents[2]
 TABLES = set(metadata.tables)
 
 
@@ -37,10 +35,7 @@ def table_names(connection: Connection) -> set[str]:
 
 
 def alembic(connection: Connection, verb: str, revision: str) -> None:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
-    config.attributes["connection"] = connection
-    getattr(command, verb)(config, revision)
+    getattr(command, verb)(alembic_config(connection), revision)
 
 
 @pytest.fixture
