@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -65,12 +67,16 @@ def _on_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]
             await engine.dispose()
 
     try:
+        if settings.is_sqlite:
+            _open_sqlite_file(settings.database_url)
         return asyncio.run(run())
     except SchemaNotCurrent as exc:
         raise DatabaseProblem(str(exc)) from exc
     except DBAPIError as exc:
         # The driver's own message; the statement and its parameters are left out.
         raise DatabaseProblem(f"database error: {_first_line(exc.orig or exc)}") from exc
+    except sqlite3.Error as exc:
+        raise DatabaseProblem(f"database error: {_first_line(exc)}") from exc
     except OSError as exc:
         raise DatabaseProblem(f"cannot reach the database: {_first_line(exc)}") from exc
 
@@ -87,6 +93,15 @@ def _with_database(settings: Settings, work: Callable[[SessionFactory], Awaitabl
         return await work(make_session_factory(engine))
 
     return _on_database(settings, run)
+
+
+def _open_sqlite_file(url: str) -> None:
+    """Open (or create) the SQLite file once before the engine does: aiosqlite reports a file
+    it cannot open from a thread that may outlive the event loop, which then prints a traceback
+    after the command's one line."""
+    path = make_url(url).database
+    if path and path != ":memory:":
+        sqlite3.connect(path).close()
 
 
 def _first_line(exc: BaseException) -> str:
