@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10, gt=0)
     webhook_disable_after: str = "5d"
     webhook_allow_private_networks: bool = False
+    # Finished deliveries, their attempts and alert payloads older than this are pruned
+    # (docs/operations.md, Retention); an open obligation's history is always kept.
+    retention_days: int = Field(default=400, ge=1)
     run_scheduler: bool = True
     log_format: Literal["json", "console"] = "json"
     host: str = "127.0.0.1"

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
@@ -30,6 +30,8 @@ from service.jobs.deliver import (
     WebhookSender,
     deliver_due,
 )
+from service.jobs.retention import RUN_BUDGET_SECONDS as PRUNE_BUDGET_SECONDS
+from service.jobs.retention import RetentionRun, prune_history
 from service.jobs.sweep import SweepResult, sweep
 from service.settings import Settings
 from service.store.db import SessionFactory
@@ -40,6 +42,8 @@ Clock = Callable[[], datetime]
 
 SWEEP_JOB = "caseclock-sweep"
 DELIVER_JOB = "caseclock-deliver"
+PRUNE_JOB = "caseclock-retention"
+PRUNE_INTERVAL_SECONDS = 3600.0
 SWEEP_MAX_RUN_SECONDS = 600.0
 STALL_GRACE_SECONDS = 30.0
 MAX_EXTRA_PASSES = 10
@@ -94,6 +98,7 @@ class Jobs:
                 RUN_BUDGET_SECONDS + (HELD_ROUNDS + 1) * self.config.timeout_seconds,
                 started,
             ),
+            PRUNE_JOB: _Beat(PRUNE_INTERVAL_SECONDS, PRUNE_BUDGET_SECONDS + 60, started),
         }
 
     async def start(self) -> None:
@@ -118,6 +123,15 @@ class Jobs:
             seconds=self.settings.delivery_interval_seconds,
             id=DELIVER_JOB,
             name="webhook delivery",
+            next_run_time=first,
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.run_retention,
+            "interval",
+            seconds=PRUNE_INTERVAL_SECONDS,
+            id=PRUNE_JOB,
+            name="delivery log retention",
             next_run_time=first,
             replace_existing=True,
         )
@@ -164,6 +178,16 @@ class Jobs:
             DELIVER_JOB,
             lambda: deliver_due(
                 self.factory, sender, config=self.config, clock=self.clock, stop=self.stopping
+            ),
+        )
+
+    async def run_retention(self) -> RetentionRun | None:
+        return await self._run(
+            PRUNE_JOB,
+            lambda: prune_history(
+                self.factory,
+                now=self.clock(),
+                keep=timedelta(days=self.settings.retention_days),
             ),
         )
 
@@ -228,4 +252,3 @@ async def start_jobs(app: FastAPI) -> Jobs:
     )
     await jobs.start()
     return jobs
-
