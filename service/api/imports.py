@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
@@ -44,12 +44,28 @@ class SkippedSheetOut(BaseModel):
     reason: str
 
 
+# `rules` as a tuple: `list` here is the list's number.
+class MissingListOut(BaseModel):
+    list: int
+    title: str
+    rules: tuple[str, ...]
+
+
+class MissingColumnOut(BaseModel):
+    list: int
+    sheet: str
+    column: str
+    rules: tuple[str, ...]
+
+
 class RejectedOut(BaseModel):
     sheet: str
     row: int
     column: str
     value: str
     detail: str
+    # Reports kept before cells were judged one by one have none.
+    rules: list[str] = Field(default_factory=list)
 
 
 class NotEvaluableOut(BaseModel):
@@ -62,6 +78,9 @@ class ImportOut(BaseModel):
     extracted_on: date
     lists: list[ListOut]
     skipped_sheets: list[SkippedSheetOut]
+    # Reports kept before missing lists and columns were recorded have none.
+    missing_lists: list[MissingListOut] = Field(default_factory=list)
+    missing_columns: list[MissingColumnOut] = Field(default_factory=list)
     rejected: list[RejectedOut]
     rules_not_evaluable: list[NotEvaluableOut]
 

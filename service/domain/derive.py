@@ -7,7 +7,10 @@ again after a void or a rules change keeps the ids of everything that still exis
 
 A meeting event may say which position of a repeating chain it meets (`data.sequence`, see
 `claimed_position`): snapshots such as Annex A hold only the latest review or visit, and the
-chain then resumes from it without claiming anything about the positions before.
+chain then resumes from it without claiming anything about the positions before. A snapshot
+also records what it could and could not see (a `SNAPSHOT_TYPE` event, see
+`_RuleDeriver.observe`), so a deadline it could not judge is not reported and a miss it proved
+is not forgotten when a later snapshot shows only a later date.
 """
 
 from __future__ import annotations
@@ -23,12 +26,18 @@ from service.domain.calendar import Calendar, Duration
 from service.domain.events import Event, parse_day_or_instant
 from service.domain.rules import Matcher, Rule, Ruleset
 
-# Events at the same instant apply in this order (SPEC section 4), then by event id.
-_STARTS, _MEETS, _CANCELS, _OTHER = range(4)
+# Events at the same instant apply in this order (SPEC section 4), then by event id; a
+# snapshot last, as it describes the day the other events left.
+_STARTS, _MEETS, _CANCELS, _OTHER, _SNAPSHOT = range(5)
 
 Period = tuple[datetime, datetime | None]
 # The data key of a meeting event that says which position of a repeating chain it meets.
 SEQUENCE_KEY = "sequence"
+# A snapshot's record of itself: in `data`, the latest day it shows of some event types (null:
+# none), and the event types it could not show for the case.
+SNAPSHOT_TYPE = "snapshot_taken"
+LATEST_KEY = "latest"
+UNSEEN_KEY = "unseen"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,10 @@ class _Chain:
     opened_by_event: str
     due_day: date
     correlation: object
+    # Set by snapshots (`observe`): the log may lack what met or cancelled this position, or a
+    # snapshot proved it still unmet after its due day.
+    unseen: bool = False
+    proven_missed: bool = False
 
 
 Instants = tuple[datetime, datetime | None, tuple[datetime, ...]]
@@ -263,14 +276,16 @@ class _RuleDeriver:
             self._start(event)
         elif phase == _MEETS:
             for chain in self._targets(event, meeting=True):
-                if position is None:
+                if position is None and not chain.unseen:
                     self._meet(chain, event)
                 else:
-                    self._meet_from_snapshot(chain, event, position)
+                    self._meet_from_snapshot(chain, event, position or chain.sequence)
         elif phase == _CANCELS:
             self.counting_since = event.occurred_at
             for chain in self._targets(event, meeting=False):
                 self._close(chain, cancelled_by=event)
+        elif phase == _SNAPSHOT:
+            self.observe(event)
 
     def _start(self, event: Event) -> None:
         if self.rule.restart == "supersede":
@@ -339,13 +354,14 @@ class _RuleDeriver:
 
         It meets the open obligation only when that is certain: the obligation is at or past
         that position and the event is on time (had an unseen earlier event met it, it was
-        met on time all the same). Otherwise the obligation may have been met by an event
-        the log does not hold, so it is dropped rather than reported overdue, late or
-        cancelled. The chain carries on from the event either way.
+        met on time all the same), or a snapshot proved it still unmet after its due day (it
+        was met late, by this event at the latest). Otherwise the obligation may have been met
+        by an event the log does not hold, so it is dropped rather than reported overdue, late
+        or cancelled. The chain carries on from the event either way.
         """
         self.open.remove(chain)
         on_time = self.calendar.local_date(event.occurred_at) <= chain.due_day
-        if chain.sequence >= position and on_time:
+        if chain.proven_missed or (chain.sequence >= position and on_time):
             self.done.append(self._obligation(chain, met_by=event))
         self._repeat(chain.root_event, chain.correlation, event, max(chain.sequence, position))
 
@@ -375,10 +391,46 @@ class _RuleDeriver:
 
     def _close(self, chain: _Chain, *, cancelled_by: Event) -> None:
         self.open.remove(chain)
-        self.done.append(self._obligation(chain, cancelled_by=cancelled_by))
+        if not chain.unseen:  # it may have been met before, by an event the log lacks
+            self.done.append(self._obligation(chain, cancelled_by=cancelled_by))
+
+    def observe(self, snapshot: Event) -> None:
+        """What a snapshot says of the open positions.
+
+        One that could not show an event type meeting or cancelling the rule (a missing
+        column, an unreadable cell) leaves them unjudged: they may have been met or cancelled
+        by what it could not show, so they are reported only once an event settles them for
+        certain (a meeting on time) and are otherwise dropped. One that shows the latest day
+        of every type meeting the rule, none after a position opened, proves the position
+        still unmet on its own day; after the due day, that position was missed, and the
+        event that next meets it met it late (by then at the latest), even one that says only
+        "the latest date".
+        """
+        rule = self.rule
+        unseen = snapshot.data.get(UNSEEN_KEY)
+        evidence = {m.type for m in (*rule.met_by, *rule.cancelled_by)}
+        if isinstance(unseen, list) and not evidence.isdisjoint(unseen):
+            for chain in self.open:
+                chain.unseen = True
+            return
+        latest = snapshot.data.get(LATEST_KEY)
+        met_types = {m.type for m in rule.met_by}
+        if not isinstance(latest, dict) or not met_types <= latest.keys():
+            return
+        last_days: list[date | None] = []
+        for value in (latest[t] for t in met_types):
+            day = None if value is None else parse_day_or_instant(value)
+            if value is not None and day is None:
+                return
+            last_days.append(self.calendar.local_date(day) if isinstance(day, datetime) else day)
+        today = self.calendar.local_date(snapshot.occurred_at)
+        for chain in self.open:
+            opened = self.calendar.local_date(chain.opened_at)
+            if chain.due_day < today and all(d is None or d <= opened for d in last_days):
+                chain.proven_missed, chain.unseen = True, False
 
     def finish(self) -> list[Obligation]:
-        return self.done + [self._obligation(c) for c in self.open]
+        return self.done + [self._obligation(c) for c in self.open if not c.unseen]
 
 
 def _booked_days(schedules: Sequence[Event], calendar: Calendar) -> list[tuple[datetime, date]]:
@@ -462,6 +514,7 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
     by_type: dict[str, list[Event]] = {}
     for event in log:
         by_type.setdefault(event.type, []).append(event)
+    snapshots = [(e, _SNAPSHOT) for e in by_type.get(SNAPSHOT_TYPE, ())]
     obligations: list[Obligation] = []
     for rule in ruleset.rules:
         named = {m.type for m in (*rule.starts_on, *rule.met_by, *rule.cancelled_by)}
@@ -469,6 +522,7 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
         relevant = [(e, p) for e in candidates if (p := _phase(rule, e)) != _OTHER]
         if not relevant:
             continue
+        relevant += snapshots
         relevant.sort(key=lambda ep: (ep[0].occurred_at, ep[1], ep[0].id))
         counting = sorted(
             (

@@ -6,9 +6,10 @@ whitespace collapsed, curly quotes straightened, trailing ``?`` and ``(Y/N)`` dr
 
 Only the columns caseclock uses are ever read into an object; date of birth, gender,
 ethnicity, postcodes and every other column stay in the workbook, so they cannot reach logs,
-reports or storage. A row with any unreadable used cell (a bad or future date, an unknown
-yes/no code) or without its Child Unique ID or its list's defining date is rejected as a whole
-and reported cell by cell; the other rows are read regardless.
+reports or storage. An unreadable used cell (a bad or future date, an unknown yes/no code) or a
+blank defining date is reported cell by cell and read as empty: the rest of its row still
+counts, and the mapping says which rules the cell leaves unjudged for that child. Only a row
+without a Child Unique ID, which names no case, is left out.
 
 Distinguishing headings (any one identifies the list; the 2019 template's first). Lists 1, 2,
 10 and 11 carry no deadline caseclock tracks: they are recognised only to be reported skipped,
@@ -32,7 +33,12 @@ by plausible 2019-template headings:
 List 2's bare "Assessment start date" is deliberately not among them: a List 4 that shortened
 its heading to that would otherwise be skipped. Where a header row names several lists, a
 tracked list (3-9) wins over a skipped one, and among tracked lists the one whose columns match
-best. The accepted variants of every used column are in ``_LISTS`` below.
+best; List 11, which also has List 10's "Date of Adoption Order", is the skipped list naming
+most of its own. A header row naming no distinguishing heading but the Child Unique ID and
+another column a tracked list uses (a renamed "Date Started to be Looked After" leaves the
+reviews, visits and end of care) is taken for the list it matches best, so the report names the
+heading it lacks rather than recognising nothing. The accepted variants of every used column
+are in ``_LISTS`` below.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ class AnnexARow:
 class ReferralRow(AnnexARow):
     """List 3."""
 
-    referral_date: date
+    referral_date: date | None
     referral_nfa: bool | None
 
 
@@ -75,7 +81,7 @@ class ReferralRow(AnnexARow):
 class AssessmentRow(AnnexARow):
     """List 4."""
 
-    assessment_start: date
+    assessment_start: date | None
     assessment_authorised: date | None
 
 
@@ -83,7 +89,7 @@ class AssessmentRow(AnnexARow):
 class Section47Row(AnnexARow):
     """List 5."""
 
-    strategy_discussion: date
+    strategy_discussion: date | None
     icpc_unnecessary: bool | None
     icpc_date: date | None
 
@@ -92,7 +98,7 @@ class Section47Row(AnnexARow):
 class ChildInNeedRow(AnnexARow):
     """List 6."""
 
-    cin_start: date
+    cin_start: date | None
     last_seen: date | None
     cin_closure: date | None
 
@@ -101,7 +107,7 @@ class ChildInNeedRow(AnnexARow):
 class ChildProtectionRow(AnnexARow):
     """List 7."""
 
-    cp_plan_start: date
+    cp_plan_start: date | None
     last_statutory_visit: date | None
     latest_review_conference: date | None
     cp_plan_end: date | None
@@ -111,7 +117,7 @@ class ChildProtectionRow(AnnexARow):
 class ChildInCareRow(AnnexARow):
     """List 8."""
 
-    looked_after_start: date
+    looked_after_start: date | None
     latest_statutory_review: date | None
     last_social_work_visit: date | None
     ceased_looked_after: date | None
@@ -133,13 +139,21 @@ RowT = TypeVar("RowT", bound=AnnexARow)
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """One unreadable cell; ``column`` is the heading as written in the file."""
+    """One cell caseclock could not use.
+
+    ``column`` is the heading as written in the file; ``field`` the row field the cell would
+    have filled (None for a problem with a whole event, such as a conflict); ``rules`` the
+    rules it leaves unjudged for the row's child, which the mapping works out from the
+    ruleset.
+    """
 
     sheet: str
     row: int
     column: str
     value: str
     detail: str
+    field: str | None = None
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +180,13 @@ class ListRead:
 
     @property
     def rows_rejected(self) -> int:
-        return len({rejection.row for rejection in self.rejected})
+        """Rows left out: those without a usable Child Unique ID."""
+        return len({r.row for r in self.rejected if r.field == CHILD_FIELD})
 
 
 @dataclass(frozen=True, slots=True)
 class AnnexAWorkbook:
+    extracted_on: date
     lists: tuple[ListRead, ...]
     skipped_sheets: tuple[SkippedSheet, ...]
 
@@ -334,8 +350,12 @@ def _date(field: str, *headings: str, required: bool = False) -> _Column:
     return _Column(field, _parse_date, headings, required)
 
 
+CHILD_FIELD = "child_id"
+# Fields every list has: they say nothing about which list a header row is.
+_SHARED_FIELDS = frozenset({CHILD_FIELD, "team_id", "worker_id"})
+
 _CHILD = _Column(
-    "child_id",
+    CHILD_FIELD,
     _parse_identifier,
     (
         "Child Unique ID",
@@ -551,6 +571,13 @@ _SKIPPED_LISTS: tuple[_ListSpec, ...] = (
 )
 
 
+# Each tracked list's title and the fields its rows hold.
+LIST_TITLES: Mapping[int, str] = {spec.number: spec.title for spec in _LISTS}
+LIST_FIELDS: Mapping[int, tuple[str, ...]] = {
+    spec.number: tuple(c.field for c in spec.columns) for spec in _LISTS
+}
+
+
 # Reading ---------------------------------------------------------------------------------
 
 
@@ -579,7 +606,9 @@ def read_annex_a(data: bytes, *, extracted_on: date) -> AnnexAWorkbook:
             skipped.append(outcome)
     if not lists:
         raise WorkbookError(_nothing_found(skipped))
-    return AnnexAWorkbook(lists=tuple(lists), skipped_sheets=tuple(skipped))
+    return AnnexAWorkbook(
+        extracted_on=extracted_on, lists=tuple(lists), skipped_sheets=tuple(skipped)
+    )
 
 
 def _read_sheet(sheet: Sheet, extracted_on: date) -> ListRead | SkippedSheet:
@@ -606,11 +635,10 @@ def _read_sheet(sheet: Sheet, extracted_on: date) -> ListRead | SkippedSheet:
         cells = sheet.rows[index]
         if all(_blank(cell) for cell in cells):
             continue
-        row = _read_row(sheet.name, index + 1, cells, spec.row_type, bound, extracted_on)
-        if isinstance(row, AnnexARow):
+        row, problems = _read_row(sheet.name, index + 1, cells, spec.row_type, bound, extracted_on)
+        if row is not None:
             rows.append(row)
-        else:
-            rejected.extend(row)
+        rejected.extend(problems)
     return ListRead(
         list_number=spec.number,
         sheet=sheet.name,
@@ -646,7 +674,19 @@ def _recognise(headings: Mapping[str, object]) -> _ListSpec | None:
         return max(tracked, key=lambda spec: sum(named(c.keys) for c in spec.columns))
     # List 11 also has List 10's "Date of Adoption Order": the list naming most of its own.
     skipped = [spec for spec in _SKIPPED_LISTS if named(spec.keys)]
-    return max(skipped, key=lambda spec: sum(key in headings for key in spec.keys), default=None)
+    if skipped:
+        return max(skipped, key=lambda spec: sum(key in headings for key in spec.keys))
+    if not named(_CHILD.keys):
+        return None
+    # No distinguishing heading: the tracked list most of whose own columns are there.
+    score, spec = max(
+        (
+            (sum(named(c.keys) for c in spec.columns if c.field not in _SHARED_FIELDS), spec)
+            for spec in _LISTS
+        ),
+        key=lambda scored: scored[0],
+    )
+    return spec if score else None
 
 
 def _read_row(
@@ -656,24 +696,28 @@ def _read_row(
     row_type: type[AnnexARow],
     bound: Sequence[_Bound],
     extracted_on: date,
-) -> AnnexARow | list[Rejection]:
+) -> tuple[AnnexARow | None, list[Rejection]]:
+    """The row, each unreadable or missing cell read as empty and reported; no row without a
+    Child Unique ID, which names no case to file the rest under."""
     # Any: the values' types follow each column's parser, which the row type's fields match.
     values: dict[str, Any] = dict.fromkeys(field.name for field in fields(row_type))
     problems: list[Rejection] = []
     for item in bound:
+        field = item.column.field
         raw: CellValue = cells[item.index] if item.index < len(cells) else ""
         try:
             value = item.column.parse(raw, extracted_on)
         except _CellError as exc:
-            problems.append(Rejection(sheet, row, item.heading, _shown(raw), exc.detail))
+            problems.append(Rejection(sheet, row, item.heading, _shown(raw), exc.detail, field))
             continue
         if value is None and item.column.required:
-            problems.append(Rejection(sheet, row, item.heading, "", f"missing {item.heading}"))
-        values[item.column.field] = value
-    if problems:
-        return problems
+            detail = f"missing {item.heading}"
+            problems.append(Rejection(sheet, row, item.heading, "", detail, field))
+        values[field] = value
+    if values[CHILD_FIELD] is None:
+        return None, problems
     values.update(sheet=sheet, row=row)
-    return row_type(**values)
+    return row_type(**values), problems
 
 
 def _nothing_found(skipped: Sequence[SkippedSheet]) -> str:

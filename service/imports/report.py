@@ -1,8 +1,10 @@
-"""What an import did, in the shape SPEC section 8 fixes; pure.
+"""What an import did, in the shape SPEC section 8 fixes, and what it could not judge; pure.
 
 The report is kept, so it holds nothing a row said beyond what the import stores anyway:
 headings, row numbers, counts, and for a rejected cell only that cell's own value (a used
-column: a date, a yes/no code, an identifier), never another column of the row.
+column: a date, a yes/no code, an identifier), never another column of the row. What the
+workbook cannot show (lists and columns it lacks, cells it could not read) is listed with
+the rules it leaves unjudged, because those rules report nothing from it.
 """
 
 from __future__ import annotations
@@ -12,15 +14,22 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from service.imports.annex_a import AnnexAWorkbook, Rejection, SkippedSheet
-from service.imports.mapping import ImportedEvent, NotEvaluable
+from service.imports.annex_a import CHILD_FIELD, AnnexAWorkbook, Rejection, SkippedSheet
+from service.imports.mapping import (
+    ImportedEvent,
+    MappedWorkbook,
+    MissingColumn,
+    MissingList,
+    NotEvaluable,
+)
 
 EventStatus = Literal["created", "duplicate", "conflict"]
 
 
 @dataclass(frozen=True, slots=True)
 class ListReport:
-    """One recognised sheet: its data rows, what they became, and how many were refused."""
+    """One recognised sheet: its data rows, what they became, and how many were left out (no
+    usable Child Unique ID)."""
 
     list_number: int
     sheet: str
@@ -46,6 +55,8 @@ class ImportReport:
     extracted_on: date
     lists: tuple[ListReport, ...]
     skipped_sheets: tuple[SkippedSheet, ...]
+    missing_lists: tuple[MissingList, ...]
+    missing_columns: tuple[MissingColumn, ...]
     rejected: tuple[Rejection, ...]
     rules_not_evaluable: tuple[NotEvaluable, ...]
 
@@ -59,6 +70,19 @@ class ImportReport:
             "extracted_on": self.extracted_on.isoformat(),
             "lists": [item.to_json() for item in self.lists],
             "skipped_sheets": [{"sheet": s.sheet, "reason": s.reason} for s in self.skipped_sheets],
+            "missing_lists": [
+                {"list": m.list_number, "title": m.title, "rules": list(m.rules)}
+                for m in self.missing_lists
+            ],
+            "missing_columns": [
+                {
+                    "list": m.list_number,
+                    "sheet": m.sheet,
+                    "column": m.column,
+                    "rules": list(m.rules),
+                }
+                for m in self.missing_columns
+            ],
             "rejected": [
                 {
                     "sheet": r.sheet,
@@ -66,6 +90,7 @@ class ImportReport:
                     "column": r.column,
                     "value": r.value,
                     "detail": r.detail,
+                    "rules": list(r.rules),
                 }
                 for r in self.rejected
             ],
@@ -80,7 +105,7 @@ def build_report(
     import_id: str,
     extracted_on: date,
     workbook: AnnexAWorkbook,
-    mapping_rejected: Sequence[Rejection],
+    mapped: MappedWorkbook,
     outcomes: Iterable[tuple[ImportedEvent, EventStatus]],
     not_evaluable: Sequence[NotEvaluable],
 ) -> ImportReport:
@@ -104,9 +129,10 @@ def build_report(
                     "the stored one is kept",
                 )
             )
-    refused_here: dict[str, set[int]] = {}
-    for rejection in mapping_rejected:
-        refused_here.setdefault(rejection.sheet, set()).add(rejection.row)
+    left_out: dict[str, set[int]] = {}
+    for rejection in mapped.rejected:
+        if rejection.field == CHILD_FIELD:
+            left_out.setdefault(rejection.sheet, set()).add(rejection.row)
     lists = tuple(
         ListReport(
             list_number=read.list_number,
@@ -114,19 +140,19 @@ def build_report(
             rows=len(read.rows) + read.rows_rejected,
             events_created=created.get(read.sheet, 0),
             events_duplicate=duplicate.get(read.sheet, 0),
-            rows_rejected=read.rows_rejected + len(refused_here.get(read.sheet, ())),
+            rows_rejected=len(left_out.get(read.sheet, ())),
         )
         for read in workbook.lists
     )
     order = {read.sheet: index for index, read in enumerate(workbook.lists)}
-    rejected = sorted(
-        [*workbook.rejected, *mapping_rejected, *conflicts], key=lambda r: (order[r.sheet], r.row)
-    )
+    rejected = sorted([*mapped.rejected, *conflicts], key=lambda r: (order[r.sheet], r.row))
     return ImportReport(
         id=import_id,
         extracted_on=extracted_on,
         lists=lists,
         skipped_sheets=workbook.skipped_sheets,
+        missing_lists=mapped.missing_lists,
+        missing_columns=mapped.missing_columns,
         rejected=tuple(rejected),
         rules_not_evaluable=tuple(not_evaluable),
     )
@@ -136,7 +162,7 @@ def report_lines(report: ImportReport) -> list[str]:
     """The report as plain-text tables, for the command line."""
     lines = [f"import {report.id}: workbook extracted on {report.extracted_on.isoformat()}", ""]
     lines += _table(
-        ("list", "sheet", "rows", "events created", "duplicates", "rows rejected"),
+        ("list", "sheet", "rows", "events created", "duplicates", "rows left out"),
         [
             (
                 str(item.list_number),
@@ -152,11 +178,29 @@ def report_lines(report: ImportReport) -> list[str]:
     if report.skipped_sheets:
         lines += ["", "skipped sheets:"]
         lines += _table(("sheet", "reason"), [(s.sheet, s.reason) for s in report.skipped_sheets])
-    if report.rejected:
-        lines += ["", "rejected:"]
+    if report.missing_lists:
+        lines += ["", "lists missing (the rules they would have fed):"]
         lines += _table(
-            ("sheet", "row", "column", "value", "reason"),
-            [(r.sheet, str(r.row), r.column, r.value, r.detail) for r in report.rejected],
+            ("list", "title", "rules"),
+            [(str(m.list_number), m.title, _names(m.rules)) for m in report.missing_lists],
+        )
+    if report.missing_columns:
+        lines += ["", "columns missing (rules not judged for the list's children):"]
+        lines += _table(
+            ("list", "sheet", "column", "rules"),
+            [
+                (str(m.list_number), m.sheet, m.column, _names(m.rules))
+                for m in report.missing_columns
+            ],
+        )
+    if report.rejected:
+        lines += ["", "rejected cells (the rest of the row still counts):"]
+        lines += _table(
+            ("sheet", "row", "column", "value", "reason", "rules not judged for the child"),
+            [
+                (r.sheet, str(r.row), r.column, r.value, r.detail, _names(r.rules))
+                for r in report.rejected
+            ],
         )
     if report.rules_not_evaluable:
         lines += ["", "rules not evaluable from Annex A:"]
@@ -164,6 +208,10 @@ def report_lines(report: ImportReport) -> list[str]:
             ("rule", "reason"), [(n.rule_id, n.reason) for n in report.rules_not_evaluable]
         )
     return lines
+
+
+def _names(rules: Sequence[str]) -> str:
+    return ", ".join(rules) or "-"
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:

@@ -54,7 +54,7 @@ async def import_annex_a(
     """
     ruleset = await lock_ruleset(session, org_id)
     calendar = ruleset.calendar
-    mapped = map_workbook(workbook, calendar=calendar)
+    mapped = map_workbook(workbook, ruleset=ruleset)
     moved = await _changed_allocations(session, org_id, mapped.allocations)
     imported = [
         *mapped.events,
@@ -77,7 +77,7 @@ async def import_annex_a(
         import_id=sortable_id("imp_"),
         extracted_on=extracted_on,
         workbook=workbook,
-        mapping_rejected=mapped.rejected,
+        mapped=mapped,
         outcomes=outcomes,
         not_evaluable=rules_not_evaluable(ruleset),
     )

@@ -117,6 +117,8 @@ async def test_the_report_has_exactly_the_contract_shape(tenant: Tenant) -> None
         "extracted_on",
         "lists",
         "skipped_sheets",
+        "missing_lists",
+        "missing_columns",
         "rejected",
         "rules_not_evaluable",
     }
@@ -128,11 +130,13 @@ async def test_the_report_has_exactly_the_contract_shape(tenant: Tenant) -> None
             "rows": 2,
             "events_created": 1,
             "events_duplicate": 0,
-            "rows_rejected": 1,
+            "rows_rejected": 0,
         }
     ]
     assert report["skipped_sheets"] == [{"sheet": "Notes", "reason": "no Annex A list recognised"}]
-    assert set(report["rejected"][0]) == {"sheet", "row", "column", "value", "detail"}
+    assert set(report["missing_lists"][0]) == {"list", "title", "rules"}
+    assert report["missing_columns"] == []
+    assert set(report["rejected"][0]) == {"sheet", "row", "column", "value", "detail", "rules"}
     assert set(report["rules_not_evaluable"][0]) == {"rule_id", "reason"}
 
 
@@ -296,7 +300,7 @@ async def test_bad_rows_are_reported_by_sheet_row_and_column_while_the_rest_impo
         ("List_3", 5, "Date of referral", "2026-11-21", "date after the extraction date"),
         ("List_3", 6, "Child Unique ID", "", "missing Child Unique ID"),
     ]
-    assert report["lists"][0]["rows_rejected"] == 3
+    assert report["lists"][0]["rows_rejected"] == 1  # the row with no Child Unique ID
     assert await stored_event_ids(tenant) == {
         "annex-a:C1:referral_received:2026-08-14",
         "annex-a:C5:referral_received:2026-08-14",

@@ -341,17 +341,29 @@ def test_a_date_on_the_extraction_day_is_accepted() -> None:
     assert referral_date_read_from(EXTRACTED_ON) == EXTRACTED_ON
 
 
-def test_impossible_date_is_rejected_while_other_rows_are_read() -> None:
+def test_an_impossible_date_is_rejected_and_read_as_empty_keeping_its_row() -> None:
     sheet = referrals(
         referral({"Child Unique ID": "C1"}),
-        referral({"Child Unique ID": "C2", "Date of referral": "31/02/2026"}),
+        referral({"Child Unique ID": "C2", "Date of referral": "31/02/2026", "Referral NFA?": "Y"}),
     )
 
     result = read(sheet)
 
-    assert [row.child_id for row in result.lists[0].rows] == ["C1"]
+    assert [
+        (row.child_id, row.referral_date, row.referral_nfa) for row in result.rows_of(ReferralRow)
+    ] == [
+        ("C1", date(2026, 8, 14), None),
+        ("C2", None, True),
+    ]
     assert result.rejected == (
-        Rejection("List_3", 4, "Date of referral", "31/02/2026", "not a valid calendar date"),
+        Rejection(
+            "List_3",
+            4,
+            "Date of referral",
+            "31/02/2026",
+            "not a valid calendar date",
+            "referral_date",
+        ),
     )
 
 
@@ -479,21 +491,23 @@ def test_a_child_unique_id_with_unicode_spaces_reads_as_with_one_plain_space() -
     assert only_row(read(referrals(referral({"Child Unique ID": written})))).child_id == "LA 0042"
 
 
-def test_row_without_child_unique_id_is_rejected_while_other_rows_are_read() -> None:
+def test_row_without_child_unique_id_is_left_out_while_other_rows_are_read() -> None:
     sheet = referrals(referral({"Child Unique ID": None}), referral({"Child Unique ID": "C2"}))
 
     result = read(sheet)
 
     assert [row.child_id for row in result.lists[0].rows] == ["C2"]
     assert result.rejected == (
-        Rejection("List_3", 3, "Child Unique ID", "", "missing Child Unique ID"),
+        Rejection("List_3", 3, "Child Unique ID", "", "missing Child Unique ID", "child_id"),
     )
 
 
-def test_row_without_its_defining_date_is_rejected() -> None:
-    [rejection] = rejections_for(None)
+def test_a_blank_defining_date_is_reported_and_its_row_kept() -> None:
+    result = read(referrals(referral({"Date of referral": None})))
 
+    [rejection] = result.rejected
     assert rejection.detail == "missing Date of referral"
+    assert only_referral(result).referral_date is None
 
 
 def test_blank_rows_are_ignored() -> None:
@@ -505,12 +519,13 @@ def test_blank_rows_are_ignored() -> None:
     assert ([row.row for row in read_list.rows], read_list.rejected) == ([3, 5], ())
 
 
-def test_rows_rejected_counts_rows_not_cells() -> None:
-    row = referral({"Date of referral": "soon", "Referral NFA?": "perhaps"})
+def test_rows_rejected_counts_the_rows_left_out_not_the_cells() -> None:
+    unreadable = referral({"Date of referral": "soon", "Referral NFA?": "perhaps"})
+    nameless = referral({"Child Unique ID": None, "Date of referral": "soon"})
 
-    [read_list] = read(referrals(row, referral())).lists
+    [read_list] = read(referrals(unreadable, nameless, referral())).lists
 
-    assert (len(read_list.rejected), read_list.rows_rejected) == (2, 1)
+    assert (len(read_list.rejected), read_list.rows_rejected, len(read_list.rows)) == (4, 1, 2)
 
 
 # Sheets ------------------------------------------------------------------------------------
@@ -549,6 +564,23 @@ def test_list_lacking_a_required_column_is_skipped_with_a_reason() -> None:
 
     assert result.skipped_sheets == (
         SkippedSheet("Refs", "List 3 (Referrals) recognised, but lacks Date of referral"),
+    )
+
+
+def test_a_defining_heading_renamed_beyond_recognition_is_named_not_the_list_unrecognised() -> None:
+    headings = [
+        "Care episode began" if h == "Date Started to be Looked After" else h
+        for h in TEMPLATE_HEADINGS[8]
+    ]
+    renamed = annex_a_sheet(8, [{"Child Unique ID": "C1"}], headings=headings)
+
+    result = read(referrals(referral()), renamed)
+
+    assert result.skipped_sheets == (
+        SkippedSheet(
+            "List_8",
+            "List 8 (Children in care) recognised, but lacks Date Started to be Looked After",
+        ),
     )
 
 

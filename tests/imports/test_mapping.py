@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -19,6 +20,8 @@ from workbooks import (
 from service.domain.rules import builtin_ruleset, load_ruleset
 from service.imports.annex_a import read_annex_a
 from service.imports.mapping import (
+    FIELD_EVENT_TYPES,
+    FIELD_HEADINGS,
     MappedWorkbook,
     extraction_day,
     map_workbook,
@@ -37,7 +40,7 @@ UNNECESSARY = "Was an Initial Child Protection Conference deemed unnecessary?"
 
 
 def mapped_bytes(data: bytes) -> MappedWorkbook:
-    return map_workbook(read_annex_a(data, extracted_on=EXTRACTED_ON), calendar=CALENDAR)
+    return map_workbook(read_annex_a(data, extracted_on=EXTRACTED_ON), ruleset=CHILDREN)
 
 
 def mapped(*sheets: SheetSpec) -> MappedWorkbook:
@@ -54,7 +57,8 @@ def events(result: MappedWorkbook) -> list[tuple[str, dict[str, Any]]]:
 
 
 def ids(result: MappedWorkbook) -> list[str]:
-    return [item.event.id for item in result.events]
+    """Ids of the events of what happened, leaving out the snapshot's record of itself."""
+    return [item.event.id for item in result.events if item.event.type != "snapshot_taken"]
 
 
 # Each list's meaning
@@ -352,7 +356,7 @@ def test_an_unrelated_extra_sheet_is_skipped_and_changes_nothing() -> None:
     with_notes = read_annex_a(build_workbook(notes, referrals), extracted_on=EXTRACTED_ON)
 
     assert [s.sheet for s in with_notes.skipped_sheets] == ["Notes"]
-    assert ids(map_workbook(with_notes, calendar=CALENDAR)) == ids(mapped(referrals))
+    assert ids(map_workbook(with_notes, ruleset=CHILDREN)) == ids(mapped(referrals))
 
 
 # Allocation
@@ -390,16 +394,8 @@ def test_a_child_without_an_allocated_worker_or_team_has_no_allocation() -> None
 # Rows caseclock cannot count from
 
 
-def test_a_date_before_1900_rejects_its_row_and_keeps_the_others() -> None:
-    result = mapped(
-        annex_a_sheet(
-            3,
-            [
-                {"Child Unique ID": "C1", "Date of referral": "14/08/1850"},
-                {"Child Unique ID": "C2", "Date of referral": date(2026, 8, 14)},
-            ],
-        )
-    )
+def test_a_date_before_1900_is_reported_and_read_as_empty_while_its_row_still_counts() -> None:
+    result = mapped(sheet(3, {"Date of referral": "14/08/1850", "Allocated Worker": "W1"}))
 
     [rejection] = result.rejected
     assert (rejection.sheet, rejection.row, rejection.column, rejection.detail) == (
@@ -408,7 +404,8 @@ def test_a_date_before_1900_rejects_its_row_and_keeps_the_others() -> None:
         "Date of referral",
         "date before 1900",
     )
-    assert ids(result) == ["annex-a:C2:referral_received:2026-08-14"]
+    assert ids(result) == []
+    assert [allocation.worker_id for allocation in result.allocations] == ["W1"]
 
 
 def test_a_child_id_too_long_for_an_event_id_rejects_its_row() -> None:
@@ -416,6 +413,93 @@ def test_a_child_id_too_long_for_an_event_id_rejects_its_row() -> None:
 
     assert [r.detail for r in result.rejected] == ["longer than 150 characters"]
     assert result.events == ()
+
+
+# What the workbook cannot show
+
+
+# Read from the built-in ruleset: the rules each list's events open, meet or cancel, among
+# those imported events open at all (not referral-decision, first-contact or core-group).
+RULES_FED_BY_LIST: dict[int, list[str]] = {
+    3: ["assessment-completion"],
+    4: ["assessment-completion"],
+    5: ["initial-cp-conference"],
+    # A CIN closure closes the case, which cancels every deadline.
+    6: [
+        "assessment-completion",
+        "initial-cp-conference",
+        "cp-review",
+        "cp-visit",
+        "cla-review",
+        "cla-visit",
+        "pathway-plan-review",
+    ],
+    7: ["cp-review", "cp-visit", "cla-visit"],
+    8: ["cp-visit", "cla-review", "cla-visit"],
+    9: ["pathway-plan-review"],
+}
+
+
+@pytest.mark.parametrize("absent", sorted(RULES_FED_BY_LIST))
+def test_a_workbook_without_one_of_lists_3_to_9_names_it_with_the_rules_it_would_have_fed(
+    absent: int,
+) -> None:
+    result = mapped(*(annex_a_sheet(n) for n in RULES_FED_BY_LIST if n != absent))
+
+    assert [(m.list_number, m.rules) for m in result.missing_lists] == [
+        (absent, tuple(RULES_FED_BY_LIST[absent]))
+    ]
+
+
+def test_each_fields_event_types_are_those_its_rows_make() -> None:
+    """FIELD_EVENT_TYPES, which says what an unreadable cell or a missing column leaves
+    unknown, agrees with the events rows with every column filled in make."""
+    full: dict[int, dict[str, object]] = {
+        number: cells for number, cells, _ in ROWS_AND_EVENTS if number not in (3, 5)
+    }
+    full[3] = {"Date of referral": date(2026, 8, 14), "Referral NFA?": "Yes"}
+    full[5] = {
+        STRATEGY: date(2026, 10, 26),
+        UNNECESSARY: "Yes",
+        "Date of Initial Child Protection Conference": date(2026, 11, 9),
+    }
+    workbook = read_annex_a(
+        build_workbook(*(sheet(n, cells) for n, cells in full.items())), extracted_on=EXTRACTED_ON
+    )
+    mapper_rows = [(read.list_number, row) for read in workbook.lists for row in read.rows]
+
+    made = {
+        (item.column, item.event.type)
+        for item in map_workbook(workbook, ruleset=CHILDREN).events
+        if item.event.type != "snapshot_taken"
+    }
+
+    declared = {
+        (FIELD_HEADINGS[name], event_type)
+        for _, row in mapper_rows
+        for name in (f.name for f in dataclasses.fields(row))
+        for event_type in FIELD_EVENT_TYPES.get(name, ())
+        if event_type != "case_allocated"
+    }
+    assert made <= declared
+
+
+def test_a_snapshot_records_a_latest_visit_that_proves_the_next_visit_missed() -> None:
+    # On a plan since 2 Feb, reviewed 15 Jul (next due 15 Jan 2027); the visit after 2 Nov
+    # was due by 16 Nov (10 working days).
+    plan = {
+        "Child Protection Plan Start Date": date(2026, 2, 2),
+        "Date of latest review conference": date(2026, 7, 15),
+        "Date of the Last Statutory Visit": date(2026, 11, 2),
+    }
+
+    result = mapped(annex_a_sheet(6), sheet(7, plan), annex_a_sheet(8))
+
+    [snapshot] = [i.event for i in result.events if i.event.type == "snapshot_taken"]
+    assert (snapshot.id, dict(snapshot.data)) == (
+        "annex-a:C1:snapshot_taken:2026-11-20",
+        {"source": "annex-a", "latest": {"child_visited": "2026-11-02"}, "unseen": []},
+    )
 
 
 # Rules the workbook cannot evidence
