@@ -20,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import Admin, ClockDep
+from service.api.text import Text
 from service.settings import Settings
 
 router = APIRouter(prefix="/v1/embed-tokens", tags=["dashboard"])
@@ -122,7 +123,9 @@ def read_embed_token(secret: bytes, token: str, now: datetime) -> EmbedGrant | N
 
 
 class EmbedTokenIn(BaseModel):
-    team_id: str | None = Field(
+    model_config = ConfigDict(extra="forbid")
+
+    team_id: Text | None = Field(
         default=None, min_length=1, max_length=200, description="Limit the widgets to one team."
     )
     ttl_seconds: int = Field(ge=60, le=MAX_TTL_SECONDS, description="How long the token works.")

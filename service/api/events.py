@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, or_, select
 
 from service.api.deps import ClockDep, Reader, SessionDep, Writer
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem, pointer, validation_errors
+from service.api.text import Text, sendable
 from service.api.times import OUT_OF_RANGE, DayOrInstant, in_range, to_instant
 from service.domain.events import (
+    DATA_MAX_BYTES,
+    DATA_MAX_DEPTH,
     Event,
     check_builtin_data,
     check_identifiers,
+    check_storable_data,
     parse_day_or_instant,
 )
 from service.domain.rules import Ruleset
@@ -28,16 +32,7 @@ from service.store.tables import events
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 FUTURE_TOLERANCE = timedelta(minutes=5)
-
-
-def _without_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-# PostgreSQL text columns cannot hold NUL, so it is refused here rather than failing the insert.
-Text = Annotated[str, AfterValidator(_without_nul)]
+Location = tuple[str | int, ...]
 
 
 class EventIn(BaseModel):
@@ -49,7 +44,13 @@ class EventIn(BaseModel):
     occurred_at: DayOrInstant
     worker_id: Text | None = Field(default=None, min_length=1, max_length=200)
     team_id: Text | None = Field(default=None, min_length=1, max_length=200)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Any JSON object, read back exactly as sent: nested at most "
+        f"{DATA_MAX_DEPTH} deep (counting `data`), at most {DATA_MAX_BYTES // 1024} KiB as "
+        "compact UTF-8 JSON, no NUL or unpaired surrogate in any key or text, no NaN or "
+        "Infinity.",
+    )
 
 
 class EventOut(BaseModel):
@@ -72,6 +73,8 @@ class IngestResult(BaseModel):
 
 
 class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     # Items stay unparsed here so one malformed item is reported as invalid, not the batch.
     events: list[Any] = Field(min_length=1, max_length=1000)
 
@@ -81,31 +84,39 @@ class BatchOut(BaseModel):
 
 
 class VoidIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Text = Field(min_length=1, max_length=1000)
 
 
-def _domain_errors(item: EventIn, ruleset: Ruleset, now: datetime) -> list[tuple[str, str]]:
+def _domain_errors(item: EventIn, ruleset: Ruleset, now: datetime) -> list[tuple[Location, str]]:
     """Checks beyond the fields' types (most need the org's ruleset or the clock), by field."""
-    errors = [(p.key, p.detail) for p in check_identifiers(dict(item))]
+    errors: list[tuple[Location, str]] = [
+        ((p.key,), p.detail) for p in check_identifiers(dict(item))
+    ]
+    errors += [(("data", *f.path), f.detail) for f in check_storable_data(item.data)]
     known = ruleset.known_event_types
     if item.type not in known:
         errors.append(
-            ("type", f"unknown event type {item.type!r}; known types: {', '.join(sorted(known))}")
+            (
+                ("type",),
+                f"unknown event type {item.type!r}; known types: {', '.join(sorted(known))}",
+            )
         )
     occurred_at = to_instant(item.occurred_at, ruleset.calendar)
     if occurred_at > now + FUTURE_TOLERANCE:
-        errors.append(("occurred_at", "is more than 5 minutes in the future"))
-    errors += [(f"data/{p.key}", p.detail) for p in check_builtin_data(item.type, item.data)]
+        errors.append((("occurred_at",), "is more than 5 minutes in the future"))
+    errors += [(("data", p.key), p.detail) for p in check_builtin_data(item.type, item.data)]
     for name, value in item.data.items():  # rules may read any of these as a due or review date
         day = parse_day_or_instant(value)
         if day is not None and not in_range(day):
-            errors.append((f"data/{name}", OUT_OF_RANGE))
+            errors.append((("data", name), OUT_OF_RANGE))
     for rule in ruleset.rules_dated_by(item.type):
         key = rule.due_from_data or ""
         if parse_day_or_instant(item.data.get(key)) is None:
             errors.append(
                 (
-                    f"data/{key}",
+                    ("data", key),
                     f"rule {rule.id!r} takes its due date from here: "
                     "give a date or a datetime with an offset",
                 )
@@ -139,7 +150,7 @@ def _validate(
         return located
     problems = _domain_errors(item, ruleset, now)
     if problems:
-        return [{"pointer": pointer([*base, *f.split("/")]), "detail": d} for f, d in problems]
+        return [{"pointer": pointer([*base, *at]), "detail": d} for at, d in problems]
     return _to_event(item, ruleset)
 
 
@@ -192,7 +203,9 @@ async def post_batch(
     for raw, item in zip(body.events, checked, strict=True):
         if isinstance(item, list):
             raw_id = raw.get("id") if isinstance(raw, dict) else None
-            results.append(IngestResult(id=str(raw_id or ""), status="invalid", errors=item))
+            results.append(
+                IngestResult(id=sendable(str(raw_id or "")), status="invalid", errors=item)
+            )
         else:
             outcome = next(outcomes)
             results.append(IngestResult(id=outcome.id, status=outcome.status))

@@ -14,6 +14,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.text import sendable, text_error_detail
 from service.store.faults import DATABASE_FAULTS, fault_name
 
 PROBLEM_JSON = "application/problem+json"
@@ -62,7 +63,7 @@ def problem_response(problem: Problem) -> JSONResponse:
 
 def pointer(location: Sequence[str | int]) -> str:
     """A JSON pointer (RFC 6901) from a pydantic error location; "" is the whole document."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in location)
+    return sendable("".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in location))
 
 
 def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -72,6 +73,7 @@ def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str
         loc = list(error.get("loc", ()))
         where = loc[0] if loc else "body"
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        message = text_error_detail(error) or message
         if error.get("type") == "json_invalid":  # located by character offset, not by pointer
             reason = error.get("ctx", {}).get("error", "")
             offset = f" at character {loc[1]}" if len(loc) > 1 else ""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from service.api.deps import ClockDep, SessionDep, SettingsDep, require
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem
+from service.api.text import Text
 from service.store.db import SessionFactory, transaction
 from service.store.orgs import Principal
 from service.store.tables import Subscription
@@ -40,9 +41,9 @@ AlertTypeName = Literal[
     "obligation.at_risk",
     "obligation.met_late",
 ]
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
-Description = Annotated[str, StringConstraints(max_length=1000)]
+Reference = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+Url = Annotated[Text, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+Description = Annotated[Text, StringConstraints(max_length=1000)]
 FILTER_DOC = "Only alerts matching one of these; omit (or null) for all."
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from service.domain.calendar import BANK_HOLIDAYS_KNOWN_UNTIL
+from service.domain.storable import MAX_DEPTH, Unstorable, json_faults
 
 BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(
     {
@@ -74,6 +76,25 @@ class DataProblem:
 
 
 IDENTIFIER_FIELDS = ("id", "case_id", "worker_id", "team_id")
+DATA_MAX_DEPTH = MAX_DEPTH
+DATA_MAX_BYTES = 64 * 1024
+
+
+def check_storable_data(data: Mapping[str, Any]) -> list[Unstorable]:
+    """Refuse `data` that would not read back exactly as sent (see storable.py), or that is
+    nested more than DATA_MAX_DEPTH deep or over DATA_MAX_BYTES as compact UTF-8 JSON.
+
+    `data` holds the facts rules read (outcomes, dates, task ids), not documents; the bound
+    keeps every read of a case, and the case page, quick.
+    """
+    faults = list(json_faults(data, DATA_MAX_DEPTH))
+    if faults:
+        return faults
+    size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > DATA_MAX_BYTES:
+        limit = f"at most {DATA_MAX_BYTES} ({DATA_MAX_BYTES // 1024} KiB)"
+        return [Unstorable((), f"is {size} bytes as JSON; {limit}")]
+    return []
 
 
 def check_identifiers(fields: Mapping[str, object]) -> list[DataProblem]:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from service.domain.calendar import REGIONS, Calendar, Duration
 from service.domain.events import BUILTIN_EVENT_TYPES, Event
+from service.domain.storable import json_faults
 
 Restart = Literal["parallel", "supersede"]
 BUILTIN_RULESETS = ("england-children", "england-adults")
@@ -655,12 +656,25 @@ def load_ruleset(
             ) from exc
         if not isinstance(doc, dict):
             raise RulesetInvalid([RuleProblem("", "a ruleset must be a JSON object")])
-        return _read_ruleset(doc, _JsonLines(text), default_id)
+        return _read_storable(doc, _JsonLines(text), default_id)
     try:
         parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RulesetInvalid([_toml_problem(exc)]) from exc
-    return _read_ruleset(parsed, _TomlLines(text), default_id)
+    return _read_storable(parsed, _TomlLines(text), default_id)
+
+
+def _read_storable(doc: Mapping[str, Any], locate: Locate, default_id: str) -> Ruleset:
+    """Refuse, before reading it, a document holding what no database gives back unchanged
+    (storable.py): rule names are stored with every obligation, and the whole ruleset is
+    read back by GET /v1/rules."""
+    problems = []
+    for fault in json_faults(doc):
+        pointer = "".join(f"/{part}" for part in fault.path)
+        problems.append(RuleProblem(pointer, fault.detail, locate(pointer)))
+    if problems:
+        raise RulesetInvalid(problems)
+    return _read_ruleset(doc, locate, default_id)
 
 
 def builtin_ruleset_text(name: str) -> str:

@@ -107,20 +107,24 @@ async def test_a_ruleset_over_5_mib_is_a_413_problem(tenant: Tenant) -> None:
 
 
 async def test_a_body_just_under_5_mib_is_read(tenant: Tenant) -> None:
-    padding = "x" * (5 * MIB - 1000)
-    body = {
-        "id": "big",
-        "type": "referral_received",
-        "case_id": "C-1",
-        "occurred_at": "2026-11-02T10:15:00Z",
-        "data": {"note": padding},
-    }
-    content = json.dumps(body).encode()
-    assert len(content) < 5 * MIB
+    # Each event's data within its own 64 KiB limit; together just under the body limit.
+    events = [
+        {
+            "id": f"big-{i}",
+            "type": "referral_received",
+            "case_id": f"C-{i}",
+            "occurred_at": "2026-11-02T10:15:00Z",
+            "data": {"note": "x" * 64_000},
+        }
+        for i in range(81)
+    ]
+    content = json.dumps({"events": events}).encode()
+    assert 5 * MIB - 100_000 < len(content) < 5 * MIB
     response = await tenant.writer.post(
-        "/v1/events", content=content, headers={"Content-Type": "application/json"}
+        "/v1/events/batch", content=content, headers={"Content-Type": "application/json"}
     )
-    assert response.status_code == 201, response.text[:200]
+    assert response.status_code == 200, response.text[:200]
+    assert {result["status"] for result in response.json()["results"]} == {"created"}
 
 
 async def test_a_validation_problem_has_a_type_uri_and_errors(tenant: Tenant) -> None:
