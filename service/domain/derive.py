@@ -204,8 +204,8 @@ class _RuleDeriver:
     ) -> None:
         self.rule = rule
         self.calendar = calendar
-        # The rule's `counts_from` events in log order, and when it last started or was
-        # cancelled: each counting event serves the next start only.
+        # The rule's `counts_from` events in log order, and when it last started, was met or
+        # was cancelled: each counting event serves the next start only.
         self.counting = counting
         self.counting_since: datetime | None = None
         deadlines = self.deadlines = _deadlines(calendar)
@@ -270,6 +270,8 @@ class _RuleDeriver:
 
     def apply(self, event: Event, phase: int) -> None:
         position = claimed_position(event) if phase in (_STARTS, _MEETS) else None
+        if phase in (_MEETS, _CANCELS):
+            self.counting_since = event.occurred_at
         if phase == _STARTS and position is not None:
             self._resume(event, position)
         elif phase == _STARTS:
@@ -281,7 +283,6 @@ class _RuleDeriver:
                 else:
                     self._meet_from_snapshot(chain, event, position or chain.sequence)
         elif phase == _CANCELS:
-            self.counting_since = event.occurred_at
             for chain in self._targets(event, meeting=False):
                 self._close(chain, cancelled_by=event)
         elif phase == _SNAPSHOT:
@@ -313,9 +314,9 @@ class _RuleDeriver:
 
     def _counted_from(self, start: Event) -> Event:
         """The event a start's duration counts from, which the obligation is opened by: the
-        latest `counts_from` event at or before the start and since the rule last started or
-        was cancelled (an initial conference counts from the strategy discussion that began
-        the enquiry, not one from an earlier episode), or else the start itself."""
+        latest `counts_from` event at or before the start and since the rule last started, was
+        met or was cancelled (an initial conference counts from the strategy discussion that
+        began the enquiry, not one from an earlier episode), or else the start itself."""
         since, self.counting_since = self.counting_since, start.occurred_at
         counted_from = start
         for event in self.counting:

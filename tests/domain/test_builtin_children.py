@@ -790,6 +790,20 @@ def test_a_strategy_discussion_before_the_case_was_closed_does_not_count_after()
     assert (conference.opened_by_event, conference.due_at) == ("s47", end_of("2026-04-17"))
 
 
+def test_a_conference_held_since_the_strategy_discussion_ends_what_it_counts_for() -> None:
+    obligations = derive(
+        [
+            event("strategy_discussion_held", "2026-03-02", id="sd"),
+            event("icpc_held", "2026-03-10", plan=False),
+            event("section47_started", "2026-03-25", id="s47"),
+        ]
+    )
+
+    conference = only(obligations, "initial-cp-conference")
+
+    assert (conference.opened_by_event, conference.due_at) == ("s47", end_of("2026-04-17"))
+
+
 def test_a_strategy_discussion_alone_opens_no_conference() -> None:
     obligations = derive([event("strategy_discussion_held", "2026-03-23")])
 

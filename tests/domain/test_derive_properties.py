@@ -313,15 +313,13 @@ def closes(rule: Rule, event: Event, opening: Event) -> bool:
     return cancels and (same or event.data.get(key or "") is None)
 
 
-def chain_root(obligation: Obligation, obligations: tuple[Obligation, ...]) -> str:
-    """The event that opened the first obligation of this one's chain."""
+def chain_root(obligation: Obligation, log: list[Event]) -> str:
+    """The event that started the obligation's chain: the one its id was made from (the first
+    position may be opened by another, the event its duration counts from)."""
     return next(
-        first.opened_by_event
-        for first in obligations
-        if first.rule_id == obligation.rule_id
-        and first.sequence == 1
-        and obligation.id
-        == obligation_id(CASE_ID, first.rule_id, first.opened_by_event, obligation.sequence)
+        e.id
+        for e in log
+        if obligation.id == obligation_id(CASE_ID, obligation.rule_id, e.id, obligation.sequence)
     )
 
 
@@ -337,7 +335,7 @@ def test_an_obligation_left_open_has_no_closing_event_applied_after_it_opened(
         rule = ruleset.rule(obligation.rule_id)
         assert rule is not None
         opener = by_id[obligation.opened_by_event]
-        root = by_id[chain_root(obligation, obligations)]
+        root = by_id[chain_root(obligation, log)]
         opened = (opener.occurred_at, spec_phase(rule, opener), opener.id)
         for event in log:
             if (event.occurred_at, spec_phase(rule, event), event.id) > opened:
@@ -355,7 +353,7 @@ def test_every_obligation_is_closed_by_an_event_that_can_close_it_at_its_instant
     for obligation in obligations:
         rule = ruleset.rule(obligation.rule_id)
         assert rule is not None
-        root = by_id[chain_root(obligation, obligations)]
+        root = by_id[chain_root(obligation, log)]
         if obligation.met_by_event is not None:
             meeting = by_id[obligation.met_by_event]
             assert any(m.matches(meeting) for m in rule.met_by)
