@@ -4,13 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+# Dependencies come from requirements-dev.lock (every version pinned and hashed; plain pip
+# installs it); the Dockerfile installs requirements.lock, the service's own part of it.
+# After changing dependencies in pyproject.toml, `make lock` writes both again.
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --custom-compile-command 'make lock'
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint lock bench clean
+
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check || { echo "requirements-dev.lock is behind pyproject.toml: run 'make lock'"; exit 1; }
 	touch $(STAMP)
+
+# Needs only uv (the version the lock pins), so it runs while .venv is behind pyproject.toml.
+lock:
+	test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && \
+	  $(BIN)/pip install --quiet "$$(grep -o '^uv==[^ ]*' requirements-dev.lock)"; }
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
+	$(BIN)/uv pip compile --quiet pyproject.toml $(LOCK_FLAGS) -c requirements-dev.lock -o requirements.lock
 
 run: $(STAMP)
 	$(BIN)/caseclock serve
