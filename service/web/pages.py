@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,6 +87,15 @@ def event_label(kind: str) -> str:
 
 
 env.filters["event_label"] = event_label
+
+
+def data_value(value: object) -> str:
+    """An event's data value as it was sent: text as it is, anything else as JSON (Python's
+    own `str` would show `True`, `None` and quotes JSON does not have)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+env.filters["data_value"] = data_value
 # Compile every template now, so the first manager after a restart does not wait for it.
 for _name in env.list_templates():
     env.get_template(_name)
