@@ -45,6 +45,7 @@ from service.domain.derive import (
 )
 from service.domain.events import Event
 from service.domain.rules import Rule, Ruleset
+from service.domain.storable import text_fault
 from service.imports.annex_a import (
     LIST_FIELDS,
     LIST_TITLES,
@@ -682,11 +683,14 @@ class _Mapper:
 
 def _plausible(row: AnnexARow) -> tuple[AnnexARow | None, list[Rejection]]:
     """The row without what the reader accepts but caseclock cannot store or count from: a
-    date before 1900 or an over-long team or worker is reported and read as empty; a Child
-    Unique ID too long for an event id leaves the row out."""
+    date before 1900, or a team or worker that is over-long or holds NUL (a cell's `_x0000_`
+    escape), is reported and read as empty; a Child Unique ID too long for an event id, or
+    holding NUL, leaves the row out."""
     if len(row.child_id) > MAX_CHILD_ID:
         detail = f"longer than {MAX_CHILD_ID} characters"
         return None, [_rejection(row, "child_id", row.child_id[:40], detail)]
+    if (fault := text_fault(row.child_id)) is not None:
+        return None, [_rejection(row, "child_id", _shown(row.child_id), fault)]
     problems: list[Rejection] = []
     emptied: dict[str, Any] = {}
     for name, value in ((f.name, getattr(row, f.name)) for f in fields(row)):
@@ -697,7 +701,15 @@ def _plausible(row: AnnexARow) -> tuple[AnnexARow | None, list[Rejection]]:
             detail = f"longer than {MAX_ALLOCATION_ID} characters"
             problems.append(_rejection(row, name, value[:40], detail))
             emptied[name] = None
+        elif name in ("team_id", "worker_id") and value and (fault := text_fault(value)):
+            problems.append(_rejection(row, name, _shown(value), fault))
+            emptied[name] = None
     return (replace(row, **emptied) if emptied else row), problems
+
+
+def _shown(value: str) -> str:
+    """A refused value as the report can quote it: NUL as the symbol for it."""
+    return value[:40].replace("\x00", "\N{SYMBOL FOR NULL}")
 
 
 def _rejection(row: AnnexARow, field_name: str, value: str, detail: str) -> Rejection:

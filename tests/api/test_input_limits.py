@@ -5,11 +5,13 @@ cannot carry, text holding NUL or unpaired surrogates, unknown top-level keys.""
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 import httpx
 import pytest
 from conftest import Tenant
+from imports.workbooks import annex_a_sheet, build_workbook
 
 from service.domain.rules import builtin_ruleset_text
 
@@ -260,6 +262,46 @@ async def test_a_void_reason_holding_nul_is_refused(tenant: Tenant) -> None:
 async def test_an_event_type_holding_nul_is_refused(tenant: Tenant) -> None:
     body = problem(await tenant.writer.post("/v1/events", json=referral(type="referral\x00")))
     assert body["errors"] == [{"pointer": "/type", "detail": NUL_REFUSED}]
+
+
+# Annex A workbooks: a cell's `_x0000_` escape reads as NUL
+
+
+async def import_rows(tenant: Tenant, *rows: dict[str, object]) -> httpx.Response:
+    return await tenant.writer.post(
+        "/v1/imports/annex-a",
+        params={"extracted_on": "2026-11-20"},
+        content=build_workbook(annex_a_sheet(3, list(rows))),
+        headers={
+            "content-type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        },
+    )
+
+
+async def test_an_annex_a_child_id_holding_nul_leaves_its_row_out_and_the_rest_import(
+    tenant: Tenant,
+) -> None:
+    referral = {"Date of referral": date(2026, 8, 14)}
+    response = await import_rows(
+        tenant, {"Child Unique ID": "C1_x0000_", **referral}, {"Child Unique ID": "C2", **referral}
+    )
+    assert response.status_code == 200, response.text
+    [refused] = response.json()["rejected"]
+    assert (refused["value"], refused["detail"]) == ("C1\N{SYMBOL FOR NULL}", NUL_REFUSED)
+    stored = (await tenant.reader.get("/v1/events")).json()["items"]
+    assert {event["case_id"] for event in stored} == {"C2"}
+
+
+async def test_an_annex_a_worker_holding_nul_is_reported_and_read_as_empty(
+    tenant: Tenant,
+) -> None:
+    row = {"Child Unique ID": "C1", "Date of referral": date(2026, 8, 14)}
+    response = await import_rows(tenant, {**row, "Allocated Worker": "W_x0000_1"})
+    assert response.status_code == 200, response.text
+    [refused] = response.json()["rejected"]
+    assert (refused["value"], refused["detail"]) == ("W\N{SYMBOL FOR NULL}1", NUL_REFUSED)
+    case = (await tenant.reader.get("/v1/cases/C1")).json()
+    assert case["worker_id"] is None
 
 
 # Rulesets: their names and values are stored with every obligation and read back
