@@ -1,6 +1,9 @@
 from datetime import UTC, datetime
 
+import pytest
 from builders import CASE_ID, CHILDREN, derive, end_of, event, local, of_rule, only
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.domain.derive import derive_case, obligation_id
 from service.domain.rules import load_ruleset
@@ -290,7 +293,54 @@ def test_an_obligation_id_depends_on_case_rule_opening_event_and_sequence() -> N
     }
 
     assert len(ids) == 5
-    assert obligation_id("C-1", "cp-visit", "e1", 1) == obligation_id("C-1", "cp-visit", "e1", 1)
+
+
+# Case and event ids as the API accepts them (any text but NUL), save the unit separator the
+# parts of an obligation id are joined with: see the last test of this section.
+IdParts = tuple[str, str, str, int]
+case_or_event_ids = st.text(st.characters(exclude_characters="\x00\x1f"), min_size=1, max_size=9)
+rule_ids = st.from_regex(r"[a-z0-9][a-z0-9-]{0,15}", fullmatch=True)
+positions = st.integers(1, 60)
+
+
+@st.composite
+def two_sets_of_id_parts(draw: st.DrawFn) -> tuple[IdParts, IdParts]:
+    """Case, rule, opening event and position, and the same with any of them drawn again."""
+    first = (draw(case_or_event_ids), draw(rule_ids), draw(case_or_event_ids), draw(positions))
+    again = draw(st.sets(st.sampled_from(("case", "rule", "event", "position"))))
+    second = (
+        draw(case_or_event_ids) if "case" in again else first[0],
+        draw(rule_ids) if "rule" in again else first[1],
+        draw(case_or_event_ids) if "event" in again else first[2],
+        draw(positions) if "position" in again else first[3],
+    )
+    return first, second
+
+
+@given(parts=two_sets_of_id_parts())
+def test_two_obligation_ids_are_equal_exactly_when_their_parts_are(
+    parts: tuple[IdParts, IdParts],
+) -> None:
+    first, second = parts
+
+    assert (obligation_id(*first) == obligation_id(*second)) == (first == second)
+
+
+def test_parts_that_read_the_same_run_together_give_different_ids() -> None:
+    assert obligation_id("C-1", "cp-visit", "e1", 12) != obligation_id("C-1", "cp-visit", "e11", 2)
+    assert obligation_id("C-1", "cp-visit", "e1", 1) != obligation_id("C-1", "cp-visi", "te1", 1)
+    assert obligation_id("C-1c", "p-visit", "e1", 1) != obligation_id("C-1", "cp-visit", "e1", 1)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the parts are joined with a unit separator that case and event ids may hold",
+)
+def test_a_case_id_holding_the_separator_never_shares_an_obligation_id_with_another_case() -> None:
+    # Case "C-1<US>cp-visit" opened by event "e1", and case "C-1" by event "cp-visit<US>e1".
+    assert obligation_id("C-1\x1fcp-visit", "cp-visit", "e1", 1) != obligation_id(
+        "C-1", "cp-visit", "cp-visit\x1fe1", 1
+    )
 
 
 def test_a_derived_obligation_carries_the_id_of_its_chain_position() -> None:
