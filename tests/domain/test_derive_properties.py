@@ -3,7 +3,9 @@
 Logs are either any built-in events with valid data at instants drawn from a small pool (so
 events often share an instant), or episodes of case work (a plan, then visits, reviews and
 bookings days or weeks apart, so chains repeat). Instants fall in 2025-2026, some at 00:00
-local as plain dates would be; ids are unique.
+local as plain dates would be; ids are unique. Some events come as Annex A rows do: imported,
+and claiming a chain position in `data.sequence` (docs/rules.md), now and then with a value
+that is not an integer from 2 and so claims nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 from builders import ADULTS, CASE_ID, CHILDREN, LONDON
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from service.domain.calendar import Duration
@@ -88,6 +90,12 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "task_completed": st.fixed_dictionaries({"task_id": st.sampled_from(TASK_IDS)}),
 }
+# What an Annex A row adds to an event: its source, and for a latest review or visit the
+# position it claims; a sequence of 1, 0, text, a bool or a float claims nothing.
+sequences = st.one_of(st.integers(2, 6), st.sampled_from((1, 0, "2", True, 2.0)))
+snapshot_marks = st.fixed_dictionaries(
+    {}, optional={"source": st.just("annex-a"), "sequence": sequences}
+)
 # Closing a case cancels everything, so it is drawn less often than the facts that build a log.
 COMMON_TYPES = sorted(BUILTIN_EVENT_TYPES - {"case_closed"})
 event_ids = st.text("abcdefghij0123456789-:", min_size=1, max_size=8)
@@ -95,6 +103,8 @@ event_ids = st.text("abcdefghij0123456789-:", min_size=1, max_size=8)
 
 def new_event(draw: st.DrawFn, event_id: str, event_type: str, at: datetime) -> Event:
     data = draw(DATA.get(event_type, st.just({})))
+    if draw(st.integers(0, 2)) == 0:
+        data = {**data, **draw(snapshot_marks)}
     assert check_builtin_data(event_type, data) == []
     return Event(
         id=event_id,
@@ -175,6 +185,9 @@ def episodic_logs(draw: st.DrawFn, max_events: int) -> list[Event]:
                 booked_for = (local_day(at) + timedelta(days=ahead)).isoformat()
                 review = REVIEW_OF[opening]
                 event = replace(event, data={"review": review, "scheduled_for": booked_for})
+            elif draw(st.booleans()):
+                # A latest visit or review as Annex A gives it: the chain position it claims.
+                event = replace(event, data={**event.data, "sequence": draw(st.integers(2, 4))})
             log.append(event)
     if draw(st.booleans()):
         log.append(new_event(draw, next(ids), "case_closed", draw(instants)))
@@ -190,8 +203,24 @@ def derive(log: list[Event], ruleset: Ruleset) -> tuple[Obligation, ...]:
 
 
 def involves(rule: Rule, event: Event) -> bool:
-    matchers = (*rule.starts_on, *rule.met_by, *rule.cancelled_by, *rule.scheduled_by)
+    matchers = (
+        *rule.starts_on,
+        *rule.counts_from,
+        *rule.met_by,
+        *rule.cancelled_by,
+        *rule.scheduled_by,
+    )
     return any(m.matches(event) for m in matchers)
+
+
+def claims(event: Event) -> int | None:
+    """docs/rules.md: the chain position an event claims, `data.sequence` as an integer from 2."""
+    value = event.data.get("sequence")
+    return value if type(value) is int and value >= 2 else None
+
+
+def starts(rule: Rule, event: Event) -> bool:
+    return any(m.matches(event) for m in rule.starts_on)
 
 
 # (1)-(3): order, repetition and voids
@@ -277,21 +306,27 @@ def test_every_obligation_closes_at_most_once_and_never_before_it_opens(
 @pytest.mark.parametrize("ruleset", RULESETS)
 @PROPERTY
 @given(log=case_logs())
-def test_each_repeat_opens_when_and_where_its_predecessor_was_met(
+def test_each_repeat_opens_at_the_event_that_reached_the_position_before_it(
     ruleset: Ruleset, log: list[Event]
 ) -> None:
+    """A repeat opens where its predecessor was met; after an event claiming position N, the
+    position it opens is past N, and a predecessor still listed was met by that event."""
+    by_event = {e.id: e for e in log}
     obligations = derive(log, ruleset)
     by_id = {o.id: o for o in obligations}
     assert len(by_id) == len(obligations)
     for later in (o for o in obligations if o.sequence > 1):
-        earlier = [
-            o
-            for o in obligations
-            if o.rule_id == later.rule_id
-            and o.sequence == later.sequence - 1
-            and o.met_by_event == later.opened_by_event
-        ]
-        assert any(o.met_at == later.opened_at for o in earlier)
+        opener = by_event[later.opened_by_event]
+        root = chain_root(later, log)
+        earlier = by_id.get(obligation_id(CASE_ID, later.rule_id, root.id, later.sequence - 1))
+        claimed = claims(opener)
+        if claimed is None:
+            assert earlier is not None
+        else:
+            assert later.sequence > claimed
+        if earlier is not None:
+            assert earlier.met_by_event == opener.id
+            assert earlier.met_at == later.opened_at
 
 
 def spec_phase(rule: Rule, event: Event) -> int:
@@ -302,22 +337,29 @@ def spec_phase(rule: Rule, event: Event) -> int:
 
 
 def closes(rule: Rule, event: Event, opening: Event) -> bool:
-    """Whether `event`, applied while the obligation opened by `opening` is open, closes it."""
+    """Whether `event`, applied while the obligation opened by `opening` is open, closes it:
+    meets it, drops it (a claimed position, docs/rules.md) or cancels it.
+
+    An event that starts the rule is a start first: it meets the open obligation only when it
+    claims a position, and otherwise supersedes it or leaves it open.
+    """
     key = rule.correlate_on
     same = key is None or event.data.get(key) == opening.data.get(key)
+    names_none = event.data.get(key or "") is None
+    if starts(rule, event):
+        if claims(event) is not None:
+            return same
+        return rule.restart == "supersede" and (same or names_none)
     if any(m.matches(event) for m in rule.met_by):
         return same
-    cancels = any(m.matches(event) for m in rule.cancelled_by) or (
-        rule.restart == "supersede" and any(m.matches(event) for m in rule.starts_on)
-    )
-    return cancels and (same or event.data.get(key or "") is None)
+    return any(m.matches(event) for m in rule.cancelled_by) and (same or names_none)
 
 
-def chain_root(obligation: Obligation, log: list[Event]) -> str:
-    """The event that started the obligation's chain: the one its id was made from (the first
-    position may be opened by another, the event its duration counts from)."""
+def chain_root(obligation: Obligation, log: list[Event]) -> Event:
+    """The event that opened the obligation's chain: the one its id was made from (SPEC: an id
+    is the case, the rule, the event that opened the chain and the position)."""
     return next(
-        e.id
+        e
         for e in log
         if obligation.id == obligation_id(CASE_ID, obligation.rule_id, e.id, obligation.sequence)
     )
@@ -335,8 +377,10 @@ def test_an_obligation_left_open_has_no_closing_event_applied_after_it_opened(
         rule = ruleset.rule(obligation.rule_id)
         assert rule is not None
         opener = by_id[obligation.opened_by_event]
-        root = by_id[chain_root(obligation, log)]
-        opened = (opener.occurred_at, spec_phase(rule, opener), opener.id)
+        root = chain_root(obligation, log)
+        # A first position is open from its start, even when it counts from an earlier event
+        # (`counts_from`); a repeat from the event that met its predecessor.
+        opened = max((e.occurred_at, spec_phase(rule, e), e.id) for e in (opener, root))
         for event in log:
             if (event.occurred_at, spec_phase(rule, event), event.id) > opened:
                 assert not closes(rule, event, root), event
@@ -353,10 +397,13 @@ def test_every_obligation_is_closed_by_an_event_that_can_close_it_at_its_instant
     for obligation in obligations:
         rule = ruleset.rule(obligation.rule_id)
         assert rule is not None
-        root = by_id[chain_root(obligation, log)]
+        root = chain_root(obligation, log)
         if obligation.met_by_event is not None:
             meeting = by_id[obligation.met_by_event]
-            assert any(m.matches(meeting) for m in rule.met_by)
+            # docs/rules.md: a start claiming a position meets the open obligation too.
+            assert any(m.matches(meeting) for m in rule.met_by) or (
+                starts(rule, meeting) and claims(meeting) is not None
+            )
             assert closes(rule, meeting, root)
             assert obligation.met_at == meeting.occurred_at
         if obligation.cancelled_by_event is not None:
@@ -364,6 +411,69 @@ def test_every_obligation_is_closed_by_an_event_that_can_close_it_at_its_instant
             assert not any(m.matches(cancelling) for m in rule.met_by)
             assert closes(rule, cancelling, root)
             assert obligation.cancelled_at == cancelling.occurred_at
+
+
+# Claimed positions (docs/rules.md, `data.sequence`)
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(log=case_logs())
+def test_an_event_claiming_a_position_meets_only_on_time_and_at_or_past_that_position(
+    ruleset: Ruleset, log: list[Event]
+) -> None:
+    by_id = {e.id: e for e in log}
+    for obligation in derive(log, ruleset):
+        meeting = by_id.get(obligation.met_by_event or "")
+        claimed = claims(meeting) if meeting is not None else None
+        if claimed is not None:
+            assert obligation.sequence >= claimed
+            assert obligation.met_at is not None
+            assert obligation.met_at <= obligation.due_at
+
+
+CP_VISIT = CHILDREN.rule("cp-visit")
+
+
+@PROPERTY
+@given(
+    opened=st.dates(FIRST_DAY, LAST_DAY),
+    visits=st.integers(0, 3),
+    claim=st.integers(2, 6),
+    days_from_due=st.integers(-3, 2),
+)
+@example(opened=date(2026, 2, 2), visits=2, claim=2, days_from_due=0)
+@example(opened=date(2026, 2, 2), visits=1, claim=2, days_from_due=-1)
+def test_a_claimed_visit_meets_the_open_position_only_at_or_past_the_claim_and_on_time(
+    opened: date, visits: int, claim: int, days_from_due: int
+) -> None:
+    """docs/rules.md: an event claiming position N meets the open obligation, at position P,
+    when P >= N and the event is on its due day or before; otherwise it drops it. Either way
+    position max(P, N) + 1 opens at the event."""
+    assert CP_VISIT is not None
+    is_working_day = CHILDREN.calendar.is_working_day
+    plan = Event("plan", "child_protection_plan_started", CASE_ID, _local_midnight(opened))
+    log = [plan]
+    due_day = add_period(opened, CP_VISIT.due, is_working_day)
+    for n in range(visits):
+        log.append(Event(f"visit-{n}", "child_visited", CASE_ID, _local_midnight(due_day)))
+        due_day = add_period(due_day, CP_VISIT.repeat[0], is_working_day)
+    position = visits + 1
+    day = due_day + timedelta(days=days_from_due)
+    claimed_at = datetime.combine(day, time(21, 30), tzinfo=LONDON).astimezone(UTC)
+    log.append(Event("snapshot", "child_visited", CASE_ID, claimed_at, data={"sequence": claim}))
+
+    by_position = {o.sequence: o for o in derive(log, CHILDREN) if o.rule_id == "cp-visit"}
+
+    met = position >= claim and day <= due_day
+    after = max(position, claim) + 1
+    assert set(by_position) == {*range(1, position), *([position] if met else []), after}
+    if met:
+        assert by_position[position].met_by_event == "snapshot"
+    resumed = by_position[after]
+    assert resumed.id == obligation_id(CASE_ID, "cp-visit", "plan", after)
+    assert (resumed.opened_by_event, resumed.opened_at) == ("snapshot", claimed_at)
+    assert resumed.due_at == end_of(add_period(day, CP_VISIT.repeat[0], is_working_day))
 
 
 # (4): status at an instant, against SPEC section 4 written out independently
