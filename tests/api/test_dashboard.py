@@ -637,6 +637,18 @@ async def test_a_completion_made_later_on_the_day_of_as_of_is_not_counted(
         assert (before, after) == ({}, {("2026-11", "referral-decision"): (1, 1)}), scope
 
 
+async def test_a_deadline_met_at_its_due_instant_counts_as_on_time(tenant: Tenant) -> None:
+    # A referral on Monday 2 November 2026 is due a decision by the end of Tuesday 3 November.
+    await post(
+        tenant,
+        referral("C-1", "2026-11-02T10:00:00Z"),
+        later("C-1", "referral_decision_made", "2026-11-03T23:59:59.999999Z", outcome="assessment"),
+    )
+    on_time = {("2026-11", "referral-decision"): (1, 1)}
+    assert await completions(tenant, rule_id="referral-decision") == on_time
+    assert await completions(tenant, rule_id="referral-decision", team_id="T-1") == on_time
+
+
 async def test_a_new_timezone_counts_completions_on_their_new_local_days(tenant: Tenant) -> None:
     # 01:30 UTC on 1 November 2026 is November in London and still 31 October in New York.
     await post(
