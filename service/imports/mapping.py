@@ -440,7 +440,7 @@ def _shown_in_full(workbook: AnnexAWorkbook) -> frozenset[str]:
     )
 
 
-def _could_fall_due(
+def _earliest_due_after_latest(
     rule: Rule, log: Iterable[Event], latest: Mapping[str, date | None], calendar: Calendar
 ) -> date | None:
     """The earliest day a deadline of the rule could fall due after the latest day of every
@@ -485,31 +485,36 @@ def _snapshots(
         for rule in ruleset.rules
         if rule.met_by and (met_types := frozenset(m.type for m in rule.met_by)) <= shown
     ]
+    # Each child's events of the types that start those rules or meet them.
+    wanted = shown.union(*(starts for _, _, starts in provable))
     by_child: dict[str, list[Event]] = {}
     for item in events:
-        by_child.setdefault(item.event.case_id, []).append(item.event)
+        if item.event.type in wanted:
+            by_child.setdefault(item.event.case_id, []).append(item.event)
     first_rows: dict[str, tuple[int, AnnexARow]] = {}
     for list_number, row in rows:
         first_rows.setdefault(row.child_id, (list_number, row))
     made: list[ImportedEvent] = []
     for child, (list_number, row) in first_rows.items():
-        log = by_child.get(child, [])
+        log = by_child.get(child)
+        if log is None and child not in unseen:
+            continue
+        log = log or []
         types = {event.type for event in log}
         seen = shown - unseen.get(child, frozenset())
+        started = [r for r, met, starts in provable if met <= seen and not starts.isdisjoint(types)]
         latest: dict[str, date | None] = dict.fromkeys(seen)
-        for event in log:
+        for event in log if started else ():
             if event.type in latest:
                 day = calendar.local_date(event.occurred_at)
                 held = latest[event.type]
                 latest[event.type] = day if held is None else max(held, day)
         proven = {
-            event_type: latest[event_type]
-            for rule, met_types, start_types in provable
-            if met_types <= seen
-            and not start_types.isdisjoint(types)
-            and (due := _could_fall_due(rule, log, latest, calendar)) is not None
+            m.type: latest[m.type]
+            for rule in started
+            if (due := _earliest_due_after_latest(rule, log, latest, calendar)) is not None
             and due < workbook.extracted_on
-            for event_type in met_types
+            for m in rule.met_by
         }
         if not proven and child not in unseen:
             continue
