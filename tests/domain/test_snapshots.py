@@ -361,3 +361,57 @@ def test_a_pathway_plan_review_from_a_case_management_system_starts_nothing() ->
     log = [event("pathway_plan_reviewed", "2026-09-01")]
 
     assert derive(log) == ()
+
+
+# Claimed positions in chains kept apart by `correlate_on`
+
+PLAN_REVIEWS = load_ruleset(
+    """
+[[rules]]
+id = "plan-review"
+name = "Each plan reviewed every 4 weeks"
+source = "Local"
+starts_on = ["care_plan_agreed"]
+due = "4 weeks"
+met_by = ["care_plan_reviewed"]
+repeat = ["4 weeks"]
+correlate_on = "plan_id"
+"""
+)
+
+
+def chains(events: list[Event]) -> list[tuple[int, str, str | None, datetime]]:
+    """Each plan review as (position, opening event, meeting event, due_at)."""
+    return [
+        (o.sequence, o.opened_by_event, o.met_by_event, o.due_at)
+        for o in of_rule(derive(events, PLAN_REVIEWS), "plan-review")
+    ]
+
+
+def test_a_claimed_review_keeps_the_chain_it_continues_to_its_own_plan() -> None:
+    log = [
+        event("care_plan_agreed", "2026-09-01", id="p1", plan_id="P-1"),
+        event("care_plan_agreed", "2026-09-01", id="p2", plan_id="P-2"),
+        event("care_plan_reviewed", "2026-09-20", id="claimed", plan_id="P-1", sequence=2),
+        event("care_plan_reviewed", "2026-10-10", id="review", plan_id="P-1"),
+    ]
+
+    assert chains(log) == [
+        (1, "p2", None, end_of("2026-09-29")),
+        (3, "claimed", "review", end_of("2026-10-18")),
+        (4, "review", None, end_of("2026-11-07")),
+    ]
+
+
+def test_a_start_claiming_a_position_picks_up_a_chain_of_its_own_plan_only() -> None:
+    log = [
+        event("care_plan_agreed", "2026-09-01", id="p2", plan_id="P-2"),
+        event("care_plan_agreed", "2026-09-20", id="claimed", plan_id="P-1", sequence=2),
+        event("care_plan_reviewed", "2026-10-10", id="review", plan_id="P-1"),
+    ]
+
+    assert chains(log) == [
+        (1, "p2", None, end_of("2026-09-29")),
+        (3, "claimed", "review", end_of("2026-10-18")),
+        (4, "review", None, end_of("2026-11-07")),
+    ]
