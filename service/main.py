@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from service.api import (
     cases,
@@ -19,11 +20,13 @@ from service.api import (
     imports,
     metrics,
     obligations,
+    openapi,
     problems,
     rules,
     webhooks,
 )
 from service.api.deps import Clock, KeyCache, system_clock
+from service.api.methods import HttpMethods
 from service.domain.rules import builtin_ruleset
 from service.jobs.scheduler import start_jobs
 from service.logs import configure_logging
@@ -96,7 +99,12 @@ async def _bootstrap(app: FastAPI, key: str) -> None:
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_format)
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the service itself, not from a CDN
+    # that many council networks cannot reach.
+    app = FastAPIOffline(
+        static_url="/docs/assets",
+        # Swagger UI would otherwise send the document to an online validator for a badge.
+        swagger_ui_parameters={"validatorUrl": None},
         title="caseclock",
         version="0.1.0",
         summary="Statutory deadline tracking for social-care case work.",
@@ -111,6 +119,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.state.key_cache = KeyCache()
     app.state.readiness = Readiness()
     problems.install(app, larger_bodies=imports.LARGE_BODIES)
+    app.add_middleware(HttpMethods, routes=app.router.routes)
+    openapi.install(app)
     for module in (health, events, obligations, cases, rules):
         app.include_router(module.router)
     app.include_router(dashboard.router)

@@ -134,6 +134,9 @@ async def _principal(request: Request) -> Principal:
     return principal
 
 
+_SCOPE_CHECKS: dict[Callable[..., object], str] = {}
+
+
 def require(scope: str) -> Callable[..., object]:
     """A dependency that admits keys holding `scope` (admin holds every scope)."""
 
@@ -145,7 +148,13 @@ def require(scope: str) -> Callable[..., object]:
             raise Problem(403, f"This API key lacks the '{scope}' scope.", slug="forbidden")
         return principal
 
+    _SCOPE_CHECKS[check] = scope
     return check
+
+
+def scope_required_by(dependency: Callable[..., object]) -> str | None:
+    """The scope a dependency made by `require` admits, so the OpenAPI document can say it."""
+    return _SCOPE_CHECKS.get(dependency)
 
 
 Reader = Annotated[Principal, Depends(require("read"))]

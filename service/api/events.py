@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, or_, select
 
 from service.api.deps import ClockDep, Reader, SessionDep, Writer
+from service.api.openapi import json_body
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem, pointer, validation_errors
 from service.api.text import Text, sendable
@@ -159,7 +160,11 @@ def _validate(
     status_code=201,
     response_model=IngestResult,
     response_model_exclude_none=True,
-    responses={200: {"description": "Duplicate of an event already stored"}},
+    responses={
+        200: {"model": IngestResult, "description": "Duplicate of an event already stored"},
+        409: {"description": "An event with this id exists with different content"},
+    },
+    openapi_extra=json_body(EventIn),
 )
 async def post_event(
     body: dict[str, Any],

@@ -21,7 +21,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "Not ready: `checks` says what failed"}})
 async def readyz(request: Request) -> JSONResponse:
     """Ready to serve: database reachable, schema at the code's head, and every part the
     process runs beside the API (the scheduler, where this replica runs it) alive."""

@@ -87,7 +87,15 @@ class ImportOut(BaseModel):
 
 ExtractedOn = Annotated[
     str | None,
-    Query(description="The day the workbook was produced (YYYY-MM-DD); default today."),
+    Query(
+        description="The day the workbook was produced (YYYY-MM-DD), not after today; "
+        "empty or left out: today.",
+        # What extraction_day takes; the years past today's it refuses too.
+        json_schema_extra={
+            "type": "string",
+            "anyOf": [{"format": "date", "pattern": "^(19|20)[0-9]{2}-"}, {"maxLength": 0}],
+        },
+    ),
 ]
 
 
@@ -187,6 +195,7 @@ _UPLOAD_BODY = {
 @router.post(
     "/annex-a",
     response_model=ImportOut,
+    responses={415: {"description": "The body is neither multipart/form-data nor a workbook"}},
     openapi_extra=_UPLOAD_BODY,
     max_body_size=MAX_UPLOAD_BYTES,
 )

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import and_, or_
 
 from service.api.deps import ClockDep, Reader, SessionDep
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem
-from service.api.times import AsOfQuery, parse_query_instant
+from service.api.times import AsOfQuery, day_or_instant_query, parse_query_instant
 from service.domain.calendar import Calendar
 from service.domain.status import (
+    STATUSES,
     Status,
     escalation_level,
     is_at_risk,
@@ -32,6 +34,19 @@ from service.store.orgs import ruleset_of
 from service.store.tables import obligations
 
 router = APIRouter(prefix="/v1/obligations", tags=["obligations"])
+_ONE_STATUS = f"({'|'.join(STATUSES)})"
+# What parse_statuses takes: spaces around a status and empty items are ignored.
+_STATUS_LIST = rf"^[\s,]*{_ONE_STATUS}(\s*,[\s,]*{_ONE_STATUS})*[\s,]*$"
+StatusQuery = Annotated[
+    str | None,
+    Query(
+        description=f"One or more of {', '.join(STATUSES)}, comma-separated.",
+        json_schema_extra={"pattern": _STATUS_LIST},
+    ),
+]
+DueBeforeQuery = Annotated[
+    str | None, day_or_instant_query("Only obligations due before this instant.")
+]
 
 
 class ObligationOut(BaseModel):
@@ -88,12 +103,12 @@ async def list_obligations(
     principal: Reader,
     session: SessionDep,
     clock: ClockDep,
-    status: str | None = None,
+    status: StatusQuery = None,
     rule_id: str | None = None,
     case_id: str | None = None,
     team_id: str | None = None,
     worker_id: str | None = None,
-    due_before: str | None = None,
+    due_before: DueBeforeQuery = None,
     as_of: AsOfQuery = None,
     limit: Limit = 100,
     cursor: Cursor = None,

@@ -18,7 +18,14 @@ from service.domain.events import parse_day_or_instant
 T = TypeVar("T")
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page (default 100).")]
-Cursor = Annotated[str | None, Query(description="`next_cursor` from the previous page.")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        description="`next_cursor` from the previous page.",
+        # What encode_cursor writes: unpadded base64url.
+        json_schema_extra={"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+    ),
+]
 
 
 class Page(BaseModel, Generic[T]):

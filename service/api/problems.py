@@ -14,6 +14,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.methods import allowed_methods
 from service.api.text import sendable, text_error_detail
 from service.store.faults import DATABASE_FAULTS, fault_name
 
@@ -161,8 +162,13 @@ def install(app: FastAPI, *, larger_bodies: Mapping[str, int] | None = None) -> 
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
+        # Starlette's `Allow` names the methods of one route; the resource may have several.
+        if exc.status_code == 405 and (
+            allowed := allowed_methods(app.router.routes, request.scope)
+        ):
+            headers["Allow"] = ", ".join(allowed)
         return problem_response(Problem(exc.status_code, str(exc.detail), headers=headers))
 
     async def _fault(request: Request, exc: Exception) -> JSONResponse:

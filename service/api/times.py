@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 from service.api.problems import Problem
 from service.domain.calendar import Calendar
@@ -17,13 +17,21 @@ EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 OUT_OF_RANGE = f"must fall in the years {EARLIEST_YEAR} to {LATEST_YEAR}"
 
 
+# What DayOrInstant and the instant query parameters accept, for the OpenAPI document. The
+# year is judged as written, so the pattern says exactly which years are taken.
+DAY_OR_INSTANT_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "anyOf": [{"format": "date-time"}, {"format": "date"}],
+    "pattern": "^(19|2[0-9])[0-9]{2}-",
+}
+
+
 def in_range(value: date | datetime) -> bool:
-    """Far-off days overflow time-zone and working-day arithmetic, so they are refused."""
-    if isinstance(value, datetime):
-        try:
-            value = value.astimezone(UTC)
-        except OverflowError:
-            return False
+    """Far-off days overflow time-zone and working-day arithmetic, so they are refused.
+
+    The year is the one written: a few hours of offset cannot overflow anything, and the
+    rule is then one the OpenAPI document can state (DAY_OR_INSTANT_SCHEMA).
+    """
     return EARLIEST_YEAR <= value.year <= LATEST_YEAR
 
 
@@ -42,7 +50,17 @@ def _day_or_instant(value: object) -> date | datetime:
     raise ValueError(NAIVE)
 
 
-DayOrInstant = Annotated[date | datetime, BeforeValidator(_day_or_instant)]
+DayOrInstant = Annotated[
+    date | datetime,
+    BeforeValidator(_day_or_instant),
+    WithJsonSchema(
+        {
+            **DAY_OR_INSTANT_SCHEMA,
+            "description": "RFC 3339 with an offset (2026-11-02T10:15:00Z), or a plain date "
+            f"(2026-11-02) meaning 00:00 local that day; years {EARLIEST_YEAR} to {LATEST_YEAR}.",
+        }
+    ),
+]
 
 
 def to_instant(value: date | datetime, calendar: Calendar) -> datetime:
@@ -52,9 +70,16 @@ def to_instant(value: date | datetime, calendar: Calendar) -> datetime:
     return calendar.start_of_day(value)
 
 
+def day_or_instant_query(description: str) -> Any:
+    """A query parameter read by `parse_query_instant`, documented as what it accepts."""
+    return Query(description=description, json_schema_extra=DAY_OR_INSTANT_SCHEMA)
+
+
 AsOfQuery = Annotated[
     str | None,
-    Query(description="Evaluate at this instant (RFC 3339 with offset, or a date); default now."),
+    day_or_instant_query(
+        "Evaluate at this instant (RFC 3339 with offset, or a date); default now."
+    ),
 ]
 
 

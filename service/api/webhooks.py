@@ -277,7 +277,12 @@ async def delete_webhook(subscription_id: str, principal: Manager, session: Sess
     return Response(status_code=204)
 
 
-@router.post("/webhooks/{subscription_id}/test", status_code=202, response_model=DeliveryOut)
+@router.post(
+    "/webhooks/{subscription_id}/test",
+    status_code=202,
+    response_model=DeliveryOut,
+    responses={409: {"description": "The webhook is disabled"}},
+)
 async def test_webhook(
     subscription_id: str, principal: Manager, clock: ClockDep, request: Request
 ) -> DeliveryOut:
@@ -340,7 +345,12 @@ async def get_webhook_delivery(
     return _delivery_out(log)
 
 
-@router.post("/deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut)
+@router.post(
+    "/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=DeliveryOut,
+    responses={409: {"description": "The webhook is disabled, or the delivery is pending"}},
+)
 async def redeliver_webhook(
     delivery_id: str, principal: Manager, clock: ClockDep, request: Request
 ) -> DeliveryOut:
