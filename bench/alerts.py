@@ -43,7 +43,7 @@ from service.jobs.sweep import sweep
 from service.store.db import make_engine, make_session_factory, transaction
 from service.store.ingest import ingest_events
 from service.store.orgs import org_by_name, set_ruleset
-from service.store.webhooks import create_subscription
+from service.store.subscriptions import create_subscription
 from service.webhooks.signing import headers, new_secret
 
 DELIVERY_TIMEOUT_SECONDS = 300

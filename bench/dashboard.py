@@ -37,8 +37,7 @@ from bench.harness import (
     server,
 )
 from service.domain.rules import builtin_ruleset
-from service.store import completions
-from service.store import dashboard as figures
+from service.store import completions, dashboard_reads
 from service.store.db import make_engine, make_session_factory, transaction
 
 OBLIGATIONS_PER_CASE = 10
@@ -248,27 +247,29 @@ async def explain(
 
     calendar = builtin_ruleset("england-children").calendar
     factory = make_session_factory(engine)
-    spans = figures.periods(
+    spans = dashboard_reads.periods(
         calendar, calendar.local_date(now - timedelta(days=330)), calendar.local_date(now), "month"
     )
     report: dict[str, Any] = {}
     scopes = {
-        "org": figures.Scope(org_id),
-        "team": figures.Scope(org_id, team_id),
-        "worker": figures.Scope(org_id, worker_id=worker_id),
+        "org": dashboard_reads.Scope(org_id),
+        "team": dashboard_reads.Scope(org_id, team_id),
+        "worker": dashboard_reads.Scope(org_id, worker_id=worker_id),
     }
     async with factory() as session:
         for scope_name, scope in scopes.items():
             calls = {
-                "summary: by rule": figures.rule_counts(
+                "summary: by rule": dashboard_reads.rule_counts(
                     session, scope, now, builtin_ruleset("england-children")
                 ),
-                "summary: open cases": figures.open_cases(session, scope, now),
-                "summary: at risk": figures.at_risk_count(session, scope, now),
-                "workers": figures.loads(session, scope, now, calendar, by="worker", limit=101),
-                "teams": figures.loads(session, scope, now, calendar, by="team", limit=101),
-                "timeliness": figures.timeliness(session, scope, now, spans, calendar),
-                "overdue_page": figures.overdue(session, scope, now, calendar, limit=25),
+                "summary: open cases": dashboard_reads.open_cases(session, scope, now),
+                "summary: at risk": dashboard_reads.at_risk_count(session, scope, now),
+                "workers": dashboard_reads.loads(
+                    session, scope, now, calendar, by="worker", limit=101
+                ),
+                "teams": dashboard_reads.loads(session, scope, now, calendar, by="team", limit=101),
+                "timeliness": dashboard_reads.timeliness(session, scope, now, spans, calendar),
+                "overdue_page": dashboard_reads.overdue(session, scope, now, calendar, limit=25),
             }
             for name, call in calls.items():
                 captured.clear()

@@ -14,7 +14,7 @@ from service.api.problems import Problem
 from service.api.times import AsOfQuery, parse_query_instant
 from service.domain.calendar import Calendar
 from service.domain.events import parse_day_or_instant
-from service.store import dashboard as figures
+from service.store import dashboard_reads
 from service.store.orgs import ruleset_of
 
 router = APIRouter(prefix="/v1/dashboard", tags=["dashboard"])
@@ -114,8 +114,8 @@ async def summary(
     """Open cases and open obligations by status at `as_of` (default now), and per rule."""
     ruleset = ruleset_of(principal)
     at = parse_query_instant(as_of, "as_of", ruleset.calendar) or clock()
-    scope = figures.Scope(principal.org_id, team_id, worker_id)
-    found = await figures.summary(request.app.state.session_factory, scope, at, ruleset)
+    scope = dashboard_reads.Scope(principal.org_id, team_id, worker_id)
+    found = await dashboard_reads.summary(request.app.state.session_factory, scope, at, ruleset)
     return SummaryOut(
         as_of=at,
         open_cases=found.open_cases,
@@ -149,8 +149,8 @@ async def workers(
     """Open work per worker, most overdue first: who is drowning."""
     calendar = ruleset_of(principal).calendar
     at, offset = _instant_and_offset(as_of, cursor, calendar, clock())
-    scope = figures.Scope(principal.org_id, team_id, worker_id)
-    found = await figures.loads(
+    scope = dashboard_reads.Scope(principal.org_id, team_id, worker_id)
+    found = await dashboard_reads.loads(
         session, scope, at, calendar, by="worker", limit=limit + 1, offset=offset
     )
     items = [WorkerOut.model_validate(load, from_attributes=True) for load in found[:limit]]
@@ -170,8 +170,8 @@ async def teams(
     """Open work per team, most overdue first."""
     calendar = ruleset_of(principal).calendar
     at, offset = _instant_and_offset(as_of, cursor, calendar, clock())
-    scope = figures.Scope(principal.org_id, team_id)
-    found = await figures.loads(
+    scope = dashboard_reads.Scope(principal.org_id, team_id)
+    found = await dashboard_reads.loads(
         session, scope, at, calendar, by="team", limit=limit + 1, offset=offset
     )
     items = [TeamOut.model_validate(load, from_attributes=True) for load in found[:limit]]
@@ -192,15 +192,17 @@ def timeliness_periods(
     at: datetime,
     first: date | None,
     last: date | None,
-    interval: figures.Interval,
-) -> list[figures.Period]:
+    interval: dashboard_reads.Interval,
+) -> list[dashboard_reads.Period]:
     last = last or calendar.local_date(at)
-    first = first or figures.default_first_day(last, interval)
+    first = first or dashboard_reads.default_first_day(calendar, last, interval)
     if first > last:
         raise _invalid("from", "must not be after 'to'")
-    spans = figures.periods(calendar, first, last, interval)
-    if len(spans) > figures.MAX_PERIODS:
-        raise _invalid("from", f"gives more than {figures.MAX_PERIODS} periods; narrow the range")
+    spans = dashboard_reads.periods(calendar, first, last, interval)
+    if len(spans) > dashboard_reads.MAX_PERIODS:
+        raise _invalid(
+            "from", f"gives more than {dashboard_reads.MAX_PERIODS} periods; narrow the range"
+        )
     return spans
 
 
@@ -229,8 +231,8 @@ async def timeliness(
     spans = timeliness_periods(
         calendar, at, _day(from_, "from", calendar), _day(to, "to", calendar), interval
     )
-    scope = figures.Scope(principal.org_id, team_id, worker_id)
-    found = await figures.timeliness(session, scope, at, spans, calendar, rule_id)
+    scope = dashboard_reads.Scope(principal.org_id, team_id, worker_id)
+    found = await dashboard_reads.timeliness(session, scope, at, spans, calendar, rule_id)
     items = [
         TimelinessOut(
             period=row.period,

@@ -10,7 +10,7 @@ from prometheus_client.exposition import choose_encoder
 
 from service.metrics import OUTBOX_BACKLOG, REGISTRY
 from service.store.db import SessionFactory
-from service.store.webhooks import backlog
+from service.store.outbox import backlog
 
 router = APIRouter(tags=["health"])
 

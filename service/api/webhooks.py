@@ -13,22 +13,24 @@ from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, e
 from service.api.problems import Problem
 from service.api.text import Text
 from service.store.db import SessionFactory, transaction
-from service.store.orgs import Principal
-from service.store.tables import Subscription
-from service.store.webhooks import (
+from service.store.deliveries import (
     DeliveryLog,
+    enqueue_ping,
+    get_delivery,
+    list_deliveries,
+    redeliver,
+)
+from service.store.orgs import Principal
+from service.store.subscriptions import (
     create_subscription,
     delete_subscription,
     disable_subscription,
-    enqueue_ping,
     filters_of,
-    get_delivery,
     get_subscription,
-    list_deliveries,
     list_subscriptions,
-    redeliver,
     rotate_secret,
 )
+from service.store.tables import Subscription
 from service.webhooks.targets import UnsafeTarget, check_target
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])

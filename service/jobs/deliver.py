@@ -33,17 +33,17 @@ from httpx_aiohttp import AiohttpTransport
 from service.metrics import ALERT_TO_DELIVERY, DELIVERIES, DELIVERY_LATENCY
 from service.settings import Settings, parse_interval
 from service.store.db import SessionFactory, transaction
-from service.store.webhooks import (
+from service.store.deliveries import fail_pending
+from service.store.outbox import (
     Claim,
     Decided,
     Recorded,
     claim_due,
-    fail_pending,
     fan_out,
     record_attempts,
     release_claims,
-    update_health,
 )
+from service.store.subscriptions import update_health
 from service.webhooks.signing import headers
 from service.webhooks.targets import is_public_address
 

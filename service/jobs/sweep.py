@@ -18,15 +18,10 @@ from datetime import datetime
 
 from service.domain.alerts import next_check_at
 from service.metrics import SWEEP_DURATION
-from service.store.alerts import (
-    Subject,
-    claim_due_checks,
-    enqueue_owed,
-    move_checks,
-    rulesets_of,
-)
+from service.store.alerts import Subject, claim_due_checks, enqueue_owed, move_checks
 from service.store.db import SessionFactory, transaction
 from service.store.obligations import from_row
+from service.store.orgs import rulesets_of
 
 log = logging.getLogger("caseclock.jobs.sweep")
 BATCH_SIZE = 1000

@@ -8,9 +8,7 @@ re-posted event cannot raise its alerts again either.
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,21 +21,10 @@ from service.domain.derive import Obligation
 from service.domain.rules import Ruleset
 from service.metrics import count_alerts_enqueued
 from service.store.db import BulkInsert
-from service.store.orgs import ruleset_of
-from service.store.tables import Org, alerts, obligations, orgs
+from service.store.ids import sortable_id
+from service.store.tables import alerts, obligations
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MAX_MOVE_GROUPS = 20
-
-
-def sortable_id(prefix: str) -> str:
-    """`prefix` + a ULID: 48 bits of milliseconds then 80 random bits, so ids sort by age."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_CROCKFORD[digit])
-    return prefix + "".join(reversed(chars))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +151,3 @@ async def move_checks(
         .values(next_check_at=bindparam("next")),
         [{"b_org": org_id, "b_id": ob_id, "next": at} for org_id, ob_id, at in moves],
     )
-
-
-async def rulesets_of(session: AsyncSession, org_ids: Iterable[str]) -> Mapping[str, Ruleset]:
-    """The active ruleset of each organisation."""
-    found = (
-        await session.execute(select(Org).where(orgs.c.id.in_(sorted(set(org_ids)))))
-    ).scalars()
-    return {org.id: ruleset_of(org) for org in found}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -174,3 +175,27 @@ class BulkInsert:
         statement, parameters = self.bind(session, rows)
         result: Result[Any] = await session.execute(statement, parameters)
         return result
+
+
+Read = Callable[[AsyncSession], Awaitable[Any]]
+MAX_CONNECTIONS_PER_READ = 4
+
+
+async def gather_reads(factory: SessionFactory, *reads: Read) -> list[Any]:
+    """Independent reads at once, each on a connection of its own, in the order given.
+
+    A dashboard is several full counts of the open work; on PostgreSQL they run side by side
+    (a few at a time, to leave the pool for others). SQLite starts every transaction with
+    the write lock, so there they run one after another in one session.
+    """
+    bind = factory.kw.get("bind")
+    if bind is None or bind.dialect.name != "postgresql":
+        async with factory() as session:
+            return [await read(session) for read in reads]
+    slots = asyncio.Semaphore(MAX_CONNECTIONS_PER_READ)
+
+    async def run(read: Read) -> Any:
+        async with slots, factory() as session:
+            return await read(session)
+
+    return list(await asyncio.gather(*(run(read) for read in reads)))

@@ -26,7 +26,7 @@ from service.imports.mapping import (
     rules_not_evaluable,
 )
 from service.imports.report import EventStatus, ImportReport, build_report
-from service.store.alerts import sortable_id
+from service.store.ids import sortable_id
 from service.store.ingest import ingest_events
 from service.store.orgs import lock_ruleset
 from service.store.tables import Import

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -75,8 +76,20 @@ async def lock_ruleset(session: AsyncSession, org_id: str) -> Ruleset:
     return _parse(row.ruleset_id, row.ruleset_text, row.ruleset_format)
 
 
+async def rulesets_of(session: AsyncSession, org_ids: Iterable[str]) -> Mapping[str, Ruleset]:
+    """The active ruleset of each organisation."""
+    found = (
+        await session.execute(select(Org).where(orgs.c.id.in_(sorted(set(org_ids)))))
+    ).scalars()
+    return {org.id: ruleset_of(org) for org in found}
+
+
 async def count_orgs(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(Org))).scalar_one())
+
+
+async def org_by_id(session: AsyncSession, org_id: str) -> Org | None:
+    return await session.get(Org, org_id)
 
 
 async def org_by_name(session: AsyncSession, name: str) -> Org | None:
@@ -158,6 +171,12 @@ async def revoke_api_key(
         matched[0].revoked_at = now
         await session.flush()
     return matched
+
+
+async def key_is_live(session: AsyncSession, org_id: str, key_id: str) -> bool:
+    """A dashboard session signed in with a key ends when the key is revoked."""
+    key = await session.get(ApiKey, key_id)
+    return key is not None and key.org_id == org_id and key.revoked_at is None
 
 
 async def authenticate(session: AsyncSession, plaintext: str) -> Principal | None:

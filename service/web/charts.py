@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from service.store.dashboard import Load, Timeliness
+from service.store.dashboard_reads import Load, Timeliness
 
 BAR_WIDTH = 160
 TREND_WIDTH = 280

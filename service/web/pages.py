@@ -40,10 +40,10 @@ from service.domain.calendar import Calendar
 from service.domain.events import parse_day_or_instant
 from service.domain.rules import Ruleset
 from service.settings import Settings, embed_origins
-from service.store import dashboard as figures
-from service.store.db import SessionFactory
+from service.store import dashboard_reads
+from service.store.db import SessionFactory, gather_reads
 from service.store.obligations import from_row, select_obligations
-from service.store.orgs import authenticate, ruleset_of
+from service.store.orgs import authenticate, key_is_live, org_by_id, ruleset_of
 from service.store.tables import cases, events, obligations
 from service.web import charts
 
@@ -57,7 +57,7 @@ SESSION_LIFETIME = timedelta(hours=8)
 OVERDUE_PAGE = 25
 LOAD_BARS = 20
 MAX_FORM_BYTES = 8192
-SORTS: tuple[figures.SortKey, ...] = ("due", "case", "rule", "worker", "team")
+SORTS: tuple[dashboard_reads.SortKey, ...] = ("due", "case", "rule", "worker", "team")
 
 env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -208,11 +208,11 @@ async def _viewer(request: Request, session: AsyncSession, now: datetime) -> Vie
     payload = unsign(secret, SESSION_PREFIX, cookie, now)
     if payload is None or not isinstance(payload.get("org"), str):
         return None
-    org = await figures.org_by_id(session, payload["org"])
+    org = await org_by_id(session, payload["org"])
     if org is None:
         return None
     key_id = payload.get("key")
-    if isinstance(key_id, str) and not await figures.key_is_live(session, org.id, key_id):
+    if isinstance(key_id, str) and not await key_is_live(session, org.id, key_id):
         return None
     team = payload.get("team")
     return Viewer(
@@ -259,7 +259,7 @@ async def sign_in(request: Request, session: SessionDep, clock: ClockDep) -> Res
     if not credential:
         return _sign_in_page("Enter an API key with the read scope.", status=401)
     grant = read_embed_token(signing_secret(request.app), credential, now)
-    if grant is not None and await figures.org_by_id(session, grant.org_id) is not None:
+    if grant is not None and await org_by_id(session, grant.org_id) is not None:
         until = min(expires, int(grant.expires_at.timestamp()))
         return _start_session(
             request, {"org": grant.org_id, "key": None, "team": grant.team_id, "exp": until}
@@ -324,12 +324,14 @@ def _names(ruleset: Ruleset) -> dict[str, str]:
 
 
 async def _timeliness(
-    session: AsyncSession, scope: figures.Scope, at: datetime, ruleset: Ruleset
+    session: AsyncSession, scope: dashboard_reads.Scope, at: datetime, ruleset: Ruleset
 ) -> dict[str, Any]:
     calendar = ruleset.calendar
     last = calendar.local_date(at)
-    spans = figures.periods(calendar, figures.default_first_day(last, "month"), last, "month")
-    items = await figures.timeliness(session, scope, at, spans, calendar)
+    spans = dashboard_reads.periods(
+        calendar, dashboard_reads.default_first_day(calendar, last, "month"), last, "month"
+    )
+    items = await dashboard_reads.timeliness(session, scope, at, spans, calendar)
     labels = [span.label for span in spans]
     return {
         "trends": charts.trends(items, labels, _names(ruleset)),
@@ -341,16 +343,16 @@ async def _timeliness(
 
 async def _overdue(
     session: AsyncSession,
-    scope: figures.Scope,
+    scope: dashboard_reads.Scope,
     at: datetime,
     calendar: Calendar,
     *,
-    sort: figures.SortKey = "due",
+    sort: dashboard_reads.SortKey = "due",
     descending: bool = False,
     page: int = 1,
     size: int = OVERDUE_PAGE,
 ) -> dict[str, Any]:
-    rows, total = await figures.overdue(
+    rows, total = await dashboard_reads.overdue(
         session,
         scope,
         at,
@@ -394,19 +396,19 @@ async def dashboard(request: Request, clock: ClockDep) -> Response:
     at = _instant(query.get("as_of"), calendar, now)
     team_id = viewer.team_id or _text(query.get("team_id"))
     worker_id = _text(query.get("worker_id"))
-    sort: figures.SortKey = next((s for s in SORTS if s == query.get("sort")), "due")
+    sort: dashboard_reads.SortKey = next((s for s in SORTS if s == query.get("sort")), "due")
     descending = query.get("dir") == "desc"
     page = int(query["page"]) if query.get("page", "").isdigit() else 1
-    scope = figures.Scope(viewer.org_id, team_id, worker_id)
+    scope = dashboard_reads.Scope(viewer.org_id, team_id, worker_id)
     # Every section is an independent read: the slowest first, side by side where possible.
-    trend, loads, by_rule, cases, overdue, at_risk, teams = await figures.gather_reads(
+    trend, loads, by_rule, cases, overdue, at_risk, teams = await gather_reads(
         factory,
         lambda s: _timeliness(s, scope, at, viewer.ruleset),
-        lambda s: figures.loads(s, scope, at, calendar, by="worker"),
-        lambda s: figures.rule_counts(s, scope, at, viewer.ruleset),
-        lambda s: figures.open_cases(s, scope, at),
+        lambda s: dashboard_reads.loads(s, scope, at, calendar, by="worker"),
+        lambda s: dashboard_reads.rule_counts(s, scope, at, viewer.ruleset),
+        lambda s: dashboard_reads.open_cases(s, scope, at),
         lambda s: _overdue(s, scope, at, calendar, sort=sort, descending=descending, page=page),
-        lambda s: figures.at_risk_count(s, scope, at),
+        lambda s: dashboard_reads.at_risk_count(s, scope, at),
         lambda s: _teams(s, viewer),
     )
     links = Links(
@@ -427,7 +429,7 @@ async def dashboard(request: Request, clock: ClockDep) -> Response:
         "worker_id": worker_id,
         "teams": teams,
         "workers": sorted({x.worker_id for x in loads if x.worker_id}),
-        "summary": figures.summarise(by_rule, cases, at_risk),
+        "summary": dashboard_reads.summarise(by_rule, cases, at_risk),
         "bars": charts.load_bars(loads[:LOAD_BARS]),
         "workers_total": len(loads),
         "sort": sort,
@@ -443,7 +445,7 @@ async def dashboard(request: Request, clock: ClockDep) -> Response:
 async def _teams(session: AsyncSession, viewer: Viewer) -> list[str]:
     if viewer.team_id:
         return [viewer.team_id]
-    return await figures.team_ids(session, viewer.org_id)
+    return await dashboard_reads.team_ids(session, viewer.org_id)
 
 
 @router.get("/dashboard/cases/{case_id:path}")
@@ -531,7 +533,7 @@ async def widget(name: str, request: Request, clock: ClockDep) -> Response:
     org = None
     if grant is not None:
         async with factory() as session:
-            org = await figures.org_by_id(session, grant.org_id)
+            org = await org_by_id(session, grant.org_id)
     if grant is None or org is None:
         refused = {
             "title": "This widget link does not work",
@@ -541,7 +543,7 @@ async def widget(name: str, request: Request, clock: ClockDep) -> Response:
     ruleset = ruleset_of(org)
     calendar = ruleset.calendar
     team_id = grant.team_id or _text(request.query_params.get("team_id"))
-    scope = figures.Scope(org.id, team_id)
+    scope = dashboard_reads.Scope(org.id, team_id)
     context: dict[str, Any] = {
         "name": name,
         "team_id": team_id,
@@ -550,13 +552,15 @@ async def widget(name: str, request: Request, clock: ClockDep) -> Response:
         **_chart_context(),
     }
     if name == "summary":
-        context["summary"] = await figures.summary(factory, scope, now, ruleset)
+        context["summary"] = await dashboard_reads.summary(factory, scope, now, ruleset)
         return render("widget.html", context, frameable_by=frame)
     async with factory() as session:
         if name == "overdue":
             context |= await _overdue(session, scope, now, calendar, size=15)
         elif name == "workers":
-            loads = await figures.loads(session, scope, now, calendar, by="worker", limit=LOAD_BARS)
+            loads = await dashboard_reads.loads(
+                session, scope, now, calendar, by="worker", limit=LOAD_BARS
+            )
             context["bars"] = charts.load_bars(loads)
         else:
             context |= await _timeliness(session, scope, now, ruleset)

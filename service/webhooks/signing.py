@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets as _random
 from collections.abc import Sequence
+from datetime import datetime
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a credential
 SECRET_BYTES = 32
@@ -21,6 +22,15 @@ SECRET_BYTES = 32
 def new_secret() -> str:
     """A fresh subscription secret: ``whsec_`` + base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(_random.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def signing_secrets(
+    secret: str, previous: str | None, previous_expires_at: datetime | None, now: datetime
+) -> tuple[str, ...]:
+    """The secrets that sign now: the current one, and the previous one during a rotation."""
+    if previous and previous_expires_at is not None and previous_expires_at > now:
+        return (secret, previous)
+    return (secret,)
 
 
 def _key(secret: str) -> bytes:

@@ -31,7 +31,7 @@ from webhook_harness import (
 )
 
 from service.store.db import transaction
-from service.store.webhooks import Decided, claim_due, fan_out, record_attempts, release_claims
+from service.store.outbox import Decided, claim_due, fan_out, record_attempts, release_claims
 
 BACKDATED = "2026-11-02T09:00:00Z"
 

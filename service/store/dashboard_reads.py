@@ -1,0 +1,584 @@
+"""Managers' dashboard figures, as SQL aggregates over the obligations open at an instant.
+
+Every figure is counted by the database: Python only touches one row per group (a worker,
+a team, a rule, a period). Status at T follows `store.obligations.status_clause`, the SQL
+twin of `domain.status`, so these counts agree with what `/v1/obligations` lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import Subquery
+
+from service.domain.calendar import Calendar, Duration
+from service.domain.rules import Ruleset
+from service.store.completions import WHOLE_ORG
+from service.store.db import SessionFactory, gather_reads
+from service.store.tables import cases, daily_completions, obligations, risk_periods
+
+Interval = Literal["month", "week"]
+
+SortKey = Literal["due", "case", "rule", "worker", "team"]
+
+MAX_PERIODS = 104
+DEFAULT_PERIODS = 12
+_ONE_PERIOD: dict[Interval, Duration] = {
+    "month": Duration(1, "months"),
+    "week": Duration(1, "weeks"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose obligations a figure covers: an org, optionally one team and one worker."""
+
+    org_id: str
+    team_id: str | None = None
+    worker_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCounts:
+    rule_id: str
+    rule_name: str
+    upcoming: int
+    due_soon: int
+    overdue: int
+    escalated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    open_cases: int
+    upcoming: int
+    due_soon: int
+    overdue: int
+    at_risk: int
+    escalated: int
+    by_rule: tuple[RuleCounts, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """One worker's (or team's) open work at an instant."""
+
+    worker_id: str | None
+    team_id: str | None
+    open_cases: int
+    open_obligations: int
+    due_soon: int
+    overdue: int
+    oldest_overdue_working_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Local days `first_day` up to (not including) `end_day`, and the instants they span."""
+
+    label: str
+    first_day: date
+    end_day: date
+    starts_at: datetime
+    ends_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Timeliness:
+    period: str
+    rule_id: str
+    completed: int
+    on_time: int
+    late: int
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return round(self.on_time / self.completed, 4) if self.completed else None
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueRow:
+    obligation_id: str
+    case_id: str
+    rule_id: str
+    rule_name: str
+    worker_id: str | None
+    team_id: str | None
+    due_at: datetime
+    working_days_overdue: int
+
+
+def _in_scope(query: Select[Any], scope: Scope) -> Select[Any]:
+    query = query.where(obligations.c.org_id == scope.org_id)
+    if scope.team_id is not None:
+        query = query.where(obligations.c.team_id == scope.team_id)
+    if scope.worker_id is not None:
+        query = query.where(obligations.c.worker_id == scope.worker_id)
+    return query
+
+
+def _ordering(sort: SortKey, descending: bool, c: Any) -> list[ColumnElement[Any]]:
+    key: ColumnElement[Any] = c[_SORTS[sort]]
+    if sort in ("worker", "team"):
+        key = func.coalesce(key, "")
+    return [key.desc() if descending else key.asc(), c.due_at, c.id]
+
+
+async def open_obligations(
+    session: AsyncSession,
+    scope: Scope,
+    at: datetime,
+    *columns: str,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> Subquery:
+    """The named columns of the obligations open at `at` (and matching `where`).
+
+    "Open at T" is `closed_at IS NULL OR closed_at > T`. The second half is empty when T is
+    the present, and then only the first is read: one index-only scan of the covering
+    partial index on open obligations. Otherwise the two are a UNION ALL, which keeps that
+    scan for the first half where an OR would rule it out.
+    """
+    still_open: list[ColumnElement[bool]] = [obligations.c.closed_at.is_(None)]
+    closed_later = (
+        select(obligations.c.id)
+        .where(obligations.c.org_id == scope.org_id, obligations.c.closed_at > at)
+        .limit(1)
+    )
+    if (await session.execute(closed_later)).first() is not None:
+        still_open.append(obligations.c.closed_at > at)
+    halves = [
+        _in_scope(select(*(obligations.c[name] for name in columns)), scope).where(
+            obligations.c.opened_at <= at, half, *where
+        )
+        for half in still_open
+    ]
+    return (union_all(*halves) if len(halves) > 1 else halves[0]).subquery("open_obligations")
+
+
+def _is_overdue(rows: Subquery, at: datetime) -> ColumnElement[bool]:
+    return rows.c.due_at < at
+
+
+def _is_due_soon(rows: Subquery, at: datetime) -> ColumnElement[bool]:
+    return and_(rows.c.due_at >= at, rows.c.warn_at <= at)
+
+
+async def rule_counts(
+    session: AsyncSession, scope: Scope, at: datetime, ruleset: Ruleset
+) -> list[RuleCounts]:
+    """Open obligations by status and rule, the most overdue rules first.
+
+    An open obligation is exactly one of upcoming, due soon and overdue, so upcoming is what
+    the other two leave: one aggregate fewer over every open row. Names come from the
+    ruleset, which every open obligation was derived with (a rules change re-derives them).
+    """
+    rows = await open_obligations(
+        session, scope, at, "rule_id", "due_at", "warn_at", "first_escalation_at"
+    )
+    overdue = _is_overdue(rows, at)
+    per_rule = await session.execute(
+        select(
+            rows.c.rule_id,
+            func.count().label("open"),
+            func.count().filter(_is_due_soon(rows, at)).label("due_soon"),
+            func.count().filter(overdue).label("overdue"),
+            # Escalation level 1 or more: overdue and past the earliest threshold.
+            func.count().filter(and_(overdue, rows.c.first_escalation_at < at)).label("escalated"),
+        ).group_by(rows.c.rule_id)
+    )
+    counts = [
+        RuleCounts(
+            r.rule_id,
+            ruleset.name_of(r.rule_id),
+            int(r.open) - int(r.due_soon) - int(r.overdue),
+            int(r.due_soon),
+            int(r.overdue),
+            int(r.escalated),
+        )
+        for r in per_rule
+    ]
+    return sorted(counts, key=lambda r: (-r.overdue, -r.due_soon, r.rule_id))
+
+
+async def summary(factory: SessionFactory, scope: Scope, at: datetime, ruleset: Ruleset) -> Summary:
+    """The tiles: open cases, obligations by status, at risk, escalated, and per rule."""
+    by_rule, case_count, at_risk = await gather_reads(
+        factory,
+        lambda session: rule_counts(session, scope, at, ruleset),
+        lambda session: open_cases(session, scope, at),
+        lambda session: at_risk_count(session, scope, at),
+    )
+    return summarise(by_rule, case_count, at_risk)
+
+
+def summarise(by_rule: Sequence[RuleCounts], open_cases: int, at_risk: int) -> Summary:
+    return Summary(
+        open_cases=open_cases,
+        upcoming=sum(r.upcoming for r in by_rule),
+        due_soon=sum(r.due_soon for r in by_rule),
+        overdue=sum(r.overdue for r in by_rule),
+        at_risk=at_risk,
+        escalated=sum(r.escalated for r in by_rule),
+        by_rule=tuple(by_rule),
+    )
+
+
+async def open_cases(session: AsyncSession, scope: Scope, at: datetime) -> int:
+    """Cases with at least one obligation open at `at`.
+
+    Grouped with the allocation (which every obligation of a case shares) so the groups
+    follow the index order.
+    """
+    rows = await open_obligations(session, scope, at, "worker_id", "team_id", "case_id")
+    distinct = (
+        select(rows.c.case_id)
+        .group_by(rows.c.worker_id, rows.c.team_id, rows.c.case_id)
+        .subquery("open_cases")
+    )
+    return int((await session.execute(select(func.count()).select_from(distinct))).scalar_one())
+
+
+async def at_risk_count(session: AsyncSession, scope: Scope, at: datetime) -> int:
+    """Open, not yet overdue, inside a risk period: driven from the (few) risk periods."""
+    query = (
+        select(func.count(func.distinct(obligations.c.id)))
+        .select_from(
+            risk_periods.join(
+                obligations,
+                and_(
+                    obligations.c.org_id == risk_periods.c.org_id,
+                    obligations.c.id == risk_periods.c.obligation_id,
+                ),
+            )
+        )
+        .where(
+            risk_periods.c.org_id == scope.org_id,
+            risk_periods.c.starts_at <= at,
+            or_(risk_periods.c.ends_at.is_(None), risk_periods.c.ends_at > at),
+            obligations.c.opened_at <= at,
+            or_(obligations.c.closed_at.is_(None), obligations.c.closed_at > at),
+            obligations.c.due_at >= at,
+        )
+    )
+    return int((await session.execute(_in_scope(query, scope))).scalar_one())
+
+
+def _load_query(rows: Subquery, at: datetime, by: Sequence[str]) -> Select[Any]:
+    """Per case first, then per worker or team: counting cases needs no DISTINCT then.
+
+    A case's obligations all carry the case's allocation, so each case falls in one group,
+    and grouping by (worker, team, case) follows the dashboard index. A case's earliest due
+    date is its oldest overdue one whenever it has any overdue, which spares a filtered
+    aggregate over every open row.
+    """
+    overdue = _is_overdue(rows, at)
+    per_case = (
+        select(
+            rows.c.worker_id,
+            rows.c.team_id,
+            func.count().label("open_obligations"),
+            func.count().filter(_is_due_soon(rows, at)).label("due_soon"),
+            func.count().filter(overdue).label("overdue"),
+            func.min(rows.c.due_at).label("earliest_due_at"),
+        )
+        .group_by(rows.c.worker_id, rows.c.team_id, rows.c.case_id)
+        .subquery("per_case")
+    )
+    keys = [per_case.c[name] for name in by]
+    overdue_total = func.sum(per_case.c.overdue).label("overdue")
+    due_soon = func.sum(per_case.c.due_soon).label("due_soon")
+    obligations_total = func.sum(per_case.c.open_obligations).label("open_obligations")
+    oldest = func.min(case((per_case.c.overdue > 0, per_case.c.earliest_due_at), else_=None)).label(
+        "oldest_due_at"
+    )
+    return (
+        select(
+            *keys,
+            func.count().label("open_cases"),
+            obligations_total,
+            due_soon,
+            overdue_total,
+            oldest,
+        )
+        .group_by(*keys)
+        .order_by(
+            overdue_total.desc(),
+            # The oldest overdue first among equals; groups with nothing overdue have no date.
+            case((oldest.is_(None), 1), else_=0),
+            oldest,
+            due_soon.desc(),
+            obligations_total.desc(),
+            *(func.coalesce(k, "") for k in keys),
+        )
+    )
+
+
+def _overdue_days(calendar: Calendar, due_at: datetime | None, at: datetime) -> int:
+    if due_at is None:
+        return 0
+    return calendar.working_days_between(calendar.local_date(due_at), calendar.local_date(at))
+
+
+async def loads(
+    session: AsyncSession,
+    scope: Scope,
+    at: datetime,
+    calendar: Calendar,
+    *,
+    by: Literal["worker", "team"],
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Load]:
+    """Open work per worker (within a team) or per team, the most overdue first."""
+    keys = ["worker_id", "team_id"] if by == "worker" else ["team_id"]
+    open_rows = await open_obligations(
+        session, scope, at, "case_id", "worker_id", "team_id", "due_at", "warn_at"
+    )
+    query = _load_query(open_rows, at, keys).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = (await session.execute(query)).all()
+    return [
+        Load(
+            worker_id=row.worker_id if by == "worker" else None,
+            team_id=row.team_id,
+            open_cases=int(row.open_cases),
+            open_obligations=int(row.open_obligations),
+            due_soon=int(row.due_soon),
+            overdue=int(row.overdue),
+            oldest_overdue_working_days=_overdue_days(calendar, row.oldest_due_at, at),
+        )
+        for row in rows
+    ]
+
+
+def default_first_day(calendar: Calendar, last: date, interval: Interval) -> date:
+    """A day in the first of the twelve periods up to and including the one holding `last`."""
+    return calendar.subtract(last, Duration(DEFAULT_PERIODS - 1, _ONE_PERIOD[interval].unit))
+
+
+def periods(calendar: Calendar, first: date, last: date, interval: Interval) -> list[Period]:
+    """Calendar months or ISO weeks in the org's timezone, from the one holding `first`."""
+    start = first.replace(day=1) if interval == "month" else first - timedelta(first.weekday())
+    result: list[Period] = []
+    while start <= last:
+        following = calendar.add(start, _ONE_PERIOD[interval])
+        if interval == "month":
+            label = f"{start:%Y-%m}"
+        else:
+            year, week, _ = start.isocalendar()
+            label = f"{year}-W{week:02d}"
+        result.append(
+            Period(
+                label,
+                start,
+                following,
+                calendar.start_of_day(start),
+                calendar.start_of_day(following),
+            )
+        )
+        start = following
+    return result
+
+
+async def timeliness(
+    session: AsyncSession,
+    scope: Scope,
+    at: datetime,
+    spans: Sequence[Period],
+    calendar: Calendar,
+    rule_id: str | None = None,
+) -> list[Timeliness]:
+    """Completions per period and rule: met (on time) or met late, as they stood at `at`.
+
+    For an organisation or a team, whole days before the day of `at` are read from the
+    daily completions rollup and only that day is counted from obligations; a worker's
+    completions are few enough to count from obligations alone.
+    """
+    if not spans:
+        return []
+    today = calendar.local_date(at)
+    counted: dict[tuple[int, str], tuple[int, int]] = {}
+    if scope.worker_id is None:
+        counted = await _rolled_up(session, scope, spans, today, rule_id)
+        since = max(spans[0].starts_at, calendar.start_of_day(today))
+    else:
+        since = spans[0].starts_at
+    for key, (completed, punctual) in (
+        await _counted(session, scope, spans, since, at, rule_id)
+    ).items():
+        before = counted.get(key, (0, 0))
+        counted[key] = (before[0] + completed, before[1] + punctual)
+    rules = sorted(
+        {r for (_, r), (n, _) in counted.items() if n} | ({rule_id} if rule_id else set())
+    )
+    items = []
+    for i, span in enumerate(spans):
+        for rule in rules:
+            completed, punctual = counted.get((i, rule), (0, 0))
+            items.append(Timeliness(span.label, rule, completed, punctual, completed - punctual))
+    return items
+
+
+async def _rolled_up(
+    session: AsyncSession, scope: Scope, spans: Sequence[Period], before: date, rule_id: str | None
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """Completed and on-time counts per (period index, rule), days before `before`."""
+    index = case(
+        *((daily_completions.c.day < span.end_day, i) for i, span in enumerate(spans)),
+        else_=len(spans),
+    ).label("period")
+    query = (
+        select(
+            index,
+            daily_completions.c.rule_id,
+            func.sum(daily_completions.c.completed).label("completed"),
+            func.sum(daily_completions.c.on_time).label("on_time"),
+        )
+        .where(
+            daily_completions.c.org_id == scope.org_id,
+            daily_completions.c.team_id == (scope.team_id or WHOLE_ORG),
+            daily_completions.c.day >= spans[0].first_day,
+            daily_completions.c.day < min(spans[-1].end_day, before),
+        )
+        .group_by(index, daily_completions.c.rule_id)
+    )
+    return await _per_period_and_rule(session, query, daily_completions.c.rule_id, rule_id)
+
+
+async def _counted(
+    session: AsyncSession,
+    scope: Scope,
+    spans: Sequence[Period],
+    since: datetime,
+    at: datetime,
+    rule_id: str | None,
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """The same counts from obligations met from `since` up to `at`.
+
+    Met rows have `closed_at == met_at`, so the range is put on the indexed `closed_at`; the
+    period of each row is a CASE over the period boundaries, which SQLite and PostgreSQL
+    evaluate alike whatever the timezone.
+    """
+    end = spans[-1].ends_at
+    if since > at or since >= end:
+        return {}
+    index = case(
+        *((obligations.c.closed_at < span.ends_at, i) for i, span in enumerate(spans)),
+        else_=len(spans),
+    ).label("period")
+    query = (
+        _in_scope(
+            select(
+                index,
+                obligations.c.rule_id,
+                func.count().label("completed"),
+                func.count().filter(obligations.c.met_at <= obligations.c.due_at).label("on_time"),
+            ),
+            scope,
+        )
+        .where(
+            obligations.c.closed_at >= since,
+            obligations.c.closed_at < end,
+            obligations.c.closed_at <= at,
+            obligations.c.met_at.is_not(None),
+        )
+        .group_by(index, obligations.c.rule_id)
+    )
+    return await _per_period_and_rule(session, query, obligations.c.rule_id, rule_id)
+
+
+async def _per_period_and_rule(
+    session: AsyncSession, query: Select[Any], rule: ColumnElement[str], rule_id: str | None
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """(period index, rule) -> (completed, on time), for one rule if `rule_id` is given."""
+    if rule_id is not None:
+        query = query.where(rule == rule_id)
+    return {
+        (int(row.period), row.rule_id): (int(row.completed), int(row.on_time))
+        for row in await session.execute(query)
+    }
+
+
+_SORTS: dict[SortKey, str] = {
+    "due": "due_at",
+    "case": "case_id",
+    "rule": "rule_name",
+    "worker": "worker_id",
+    "team": "team_id",
+}
+
+
+async def overdue(
+    session: AsyncSession,
+    scope: Scope,
+    at: datetime,
+    calendar: Calendar,
+    *,
+    sort: SortKey = "due",
+    descending: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[OverdueRow], int]:
+    """One page of what is overdue at `at`, and how many there are in all."""
+    columns = ("id", "case_id", "rule_id", "rule_name", "worker_id", "team_id", "due_at")
+    late = [obligations.c.due_at < at]
+    counted = await open_obligations(session, scope, at, "due_at", where=late)
+    total = (await session.execute(select(func.count()).select_from(counted))).scalar_one()
+    # Each half could stop after a page in index order, but PostgreSQL then prefers walking
+    # every obligation ever due (the full due_at index) over sorting the overdue ones.
+    rows = await open_obligations(session, scope, at, *columns, where=late)
+    query = select(rows).order_by(*_ordering(sort, descending, rows.c))
+    page = (await session.execute(query.limit(limit).offset(offset))).all()
+    return (
+        [
+            OverdueRow(
+                obligation_id=r.id,
+                case_id=r.case_id,
+                rule_id=r.rule_id,
+                rule_name=r.rule_name,
+                worker_id=r.worker_id,
+                team_id=r.team_id,
+                due_at=r.due_at,
+                working_days_overdue=_overdue_days(calendar, r.due_at, at),
+            )
+            for r in page
+        ],
+        int(total),
+    )
+
+
+async def team_ids(session: AsyncSession, org_id: str) -> list[str]:
+    """Teams with cases, for the dashboard's filter."""
+    rows = await session.execute(
+        select(cases.c.team_id)
+        .where(cases.c.org_id == org_id, cases.c.team_id.is_not(None))
+        .group_by(cases.c.team_id)
+        .order_by(cases.c.team_id)
+    )
+    return [r for r in rows.scalars() if r is not None]
+
+
+async def worker_ids(session: AsyncSession, org_id: str, team_id: str | None) -> list[str]:
+    """Workers with cases (in a team), for the dashboard's filter."""
+    query = select(cases.c.worker_id).where(
+        cases.c.org_id == org_id, cases.c.worker_id.is_not(None)
+    )
+    if team_id is not None:
+        query = query.where(cases.c.team_id == team_id)
+    rows = await session.execute(query.group_by(cases.c.worker_id).order_by(cases.c.worker_id))
+    return [r for r in rows.scalars() if r is not None]

@@ -1,0 +1,317 @@
+"""The outbox relayed: new alerts fanned out to deliveries, due deliveries claimed under a
+lease and sent, and every attempt recorded.
+
+Deliveries coordinate through rows, never through process memory: fan-out and claims take
+rows with `FOR UPDATE SKIP LOCKED`, a claim is a lease (it moves `next_attempt_at` past the
+lease's end and counts the attempt), and a result is recorded as the delivery's outcome only
+when the claim that produced it is still the current one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Text, bindparam, cast, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.store.db import dialect_of, upsert
+from service.store.deliveries import DeliveryStatus, insert_deliveries
+from service.store.tables import alerts, deliveries, delivery_attempts, subscriptions
+from service.webhooks.signing import signing_secrets
+
+Outcome = Literal["succeeded", "retrying", "failed", "superseded"]
+
+
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    alerts: int
+    deliveries: int
+
+
+def _wants(subscription: Any, alert: Any) -> bool:
+    """A subscription's filters: each one left unset means everything."""
+    return all(
+        wanted is None or value in wanted
+        for wanted, value in (
+            (subscription.event_types, alert.type),
+            (subscription.team_ids, alert.team_id),
+            (subscription.rule_ids, alert.rule_id),
+        )
+    )
+
+
+async def fan_out(session: AsyncSession, now: datetime, limit: int) -> FanOut:
+    """Turn up to `limit` new alerts into one pending delivery per matching subscription."""
+    new_alerts = (
+        await session.execute(
+            select(alerts.c.id, alerts.c.org_id, alerts.c.type, alerts.c.team_id, alerts.c.rule_id)
+            .where(alerts.c.fanned_out_at.is_(None))
+            .order_by(alerts.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not new_alerts:
+        return FanOut(0, 0)
+    wanting: dict[str, list[Any]] = {}
+    found = await session.execute(
+        select(
+            subscriptions.c.id,
+            subscriptions.c.org_id,
+            subscriptions.c.event_types,
+            subscriptions.c.team_ids,
+            subscriptions.c.rule_ids,
+        ).where(
+            subscriptions.c.org_id.in_(sorted({alert.org_id for alert in new_alerts})),
+            subscriptions.c.enabled.is_(True),
+        )
+    )
+    for sub in found:
+        wanting.setdefault(sub.org_id, []).append(sub)
+    pairs = [
+        (alert.org_id, sub.id, alert.id)
+        for alert in new_alerts
+        for sub in wanting.get(alert.org_id, ())
+        if _wants(sub, alert)
+    ]
+    created = await insert_deliveries(session, pairs, now)
+    await session.execute(
+        update(alerts)
+        .where(alerts.c.id.in_([alert.id for alert in new_alerts]))
+        .values(fanned_out_at=now)
+    )
+    return FanOut(len(new_alerts), len(created))
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery this process holds until `lease_until`: what to send, and where."""
+
+    delivery_id: str
+    org_id: str
+    subscription_id: str
+    attempt: int  # the claim's token: the delivery's attempt count after claiming
+    round_attempt: int  # position in the retry schedule, from 1
+    url: str
+    secrets: tuple[str, ...]
+    enabled: bool
+    failing: bool  # the subscription had failed without a success since, when claimed
+    body: bytes
+    alert_created_at: datetime
+
+
+async def claim_due(
+    session: AsyncSession, now: datetime, limit: int, lease_until: datetime
+) -> list[Claim]:
+    """Lease up to `limit` due deliveries, oldest due first."""
+    if limit <= 0:
+        return []
+    due = (
+        select(deliveries.c.id)
+        .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = (
+        await session.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(due))
+            .values(
+                next_attempt_at=lease_until,
+                attempts=deliveries.c.attempts + 1,
+                round_attempts=deliveries.c.round_attempts + 1,
+            )
+            .returning(deliveries.c.id, deliveries.c.attempts, deliveries.c.round_attempts)
+        )
+    ).all()
+    if not claimed:
+        return []
+    tokens = {row.id: (row.attempts, row.round_attempts) for row in claimed}
+    rows = await session.execute(
+        select(
+            deliveries.c.id,
+            deliveries.c.org_id,
+            deliveries.c.subscription_id,
+            # The stored JSON text as it is: sent as the body, no decoding and re-encoding.
+            cast(alerts.c.payload, Text).label("body"),
+            alerts.c.created_at.label("alert_created_at"),
+            subscriptions.c.url,
+            subscriptions.c.secret,
+            subscriptions.c.previous_secret,
+            subscriptions.c.previous_secret_expires_at,
+            subscriptions.c.enabled,
+            subscriptions.c.failing_since,
+        )
+        .join(alerts, alerts.c.id == deliveries.c.alert_id)
+        .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+        .where(deliveries.c.id.in_(list(tokens)))
+    )
+    claims = []
+    for row in rows:
+        attempt, round_attempt = tokens[row.id]
+        claims.append(
+            Claim(
+                delivery_id=row.id,
+                org_id=row.org_id,
+                subscription_id=row.subscription_id,
+                attempt=attempt,
+                round_attempt=round_attempt,
+                url=row.url,
+                secrets=signing_secrets(
+                    row.secret, row.previous_secret, row.previous_secret_expires_at, now
+                ),
+                enabled=row.enabled,
+                failing=row.failing_since is not None,
+                body=row.body.encode(),
+                alert_created_at=row.alert_created_at,
+            )
+        )
+    return claims
+
+
+async def release_claims(session: AsyncSession, claims: Sequence[Claim], now: datetime) -> None:
+    """Undo claims that were never sent: due again now, the attempt not counted."""
+    await session.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id == bindparam("b_id"),
+            deliveries.c.attempts == bindparam("b_attempt"),
+            deliveries.c.status == "pending",
+        )
+        .values(
+            next_attempt_at=now,
+            attempts=deliveries.c.attempts - 1,
+            round_attempts=deliveries.c.round_attempts - 1,
+        ),
+        [{"b_id": c.delivery_id, "b_attempt": c.attempt} for c in claims],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """An attempt with what the retry policy made of it."""
+
+    claim: Claim
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    outcome: Literal["succeeded", "retrying", "failed"]
+    next_attempt_at: datetime | None
+    disable_reason: str | None  # set when the receiver said 410 Gone
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What a flush recorded: each attempt's final outcome, and the subscriptions it touched."""
+
+    outcomes: list[tuple[Decided, Outcome]]
+    succeeded_subscriptions: set[str]  # those that were failing: their mark is cleared
+    failing_subscriptions: dict[str, datetime]
+    gone_subscriptions: dict[str, str]
+
+
+async def record_attempts(session: AsyncSession, decided: Sequence[Decided]) -> Recorded:
+    """Log every attempt and apply the outcome of those whose claim is still current.
+
+    A claim stops being current when its lease ran out and another claim took the delivery
+    (its attempt is logged as `superseded`), or the delivery was redelivered or given up
+    meanwhile: so a success is recorded once, however many replicas sent the message.
+    """
+    ids = sorted({item.claim.delivery_id for item in decided})
+    current = {
+        row.id: (row.status, row.attempts)
+        for row in await session.execute(
+            select(deliveries.c.id, deliveries.c.status, deliveries.c.attempts)
+            .where(deliveries.c.id.in_(ids))
+            .order_by(deliveries.c.id)
+            .with_for_update()
+        )
+    }
+    outcomes: list[tuple[Decided, Outcome]] = []
+    for item in decided:
+        state = current.get(item.claim.delivery_id)
+        if state is None:
+            continue  # deleted with its subscription meanwhile
+        live = state == ("pending", item.claim.attempt)
+        outcomes.append((item, item.outcome if live else "superseded"))
+    if not outcomes:
+        return Recorded([], set(), {}, {})
+    attempt_rows = [
+        {
+            "delivery_id": item.claim.delivery_id,
+            "attempt": item.claim.attempt,
+            "org_id": item.claim.org_id,
+            "attempted_at": item.attempted_at,
+            "status_code": item.status_code,
+            "latency_ms": item.latency_ms,
+            "error": item.error,
+            "outcome": outcome,
+        }
+        for item, outcome in outcomes
+    ]
+    await session.execute(
+        upsert(dialect_of(session), delivery_attempts).on_conflict_do_nothing(
+            index_elements=["delivery_id", "attempt"]
+        ),
+        attempt_rows,
+    )
+    applied = [(item, outcome) for item, outcome in outcomes if outcome != "superseded"]
+    if applied:
+        await session.execute(
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                next_attempt_at=bindparam("b_next"),
+                last_attempt_at=bindparam("b_at"),
+                last_status_code=bindparam("b_code"),
+                last_error=bindparam("b_error"),
+                succeeded_at=bindparam("b_succeeded"),
+            ),
+            [
+                {
+                    "b_id": item.claim.delivery_id,
+                    "b_status": _status(outcome),
+                    "b_next": item.next_attempt_at if outcome == "retrying" else None,
+                    "b_at": item.attempted_at,
+                    "b_code": item.status_code,
+                    "b_error": item.error,
+                    "b_succeeded": item.attempted_at if outcome == "succeeded" else None,
+                }
+                for item, outcome in applied
+            ],
+        )
+    succeeded = {item.claim.subscription_id for item, o in applied if o == "succeeded"}
+    # Only a subscription that was failing when claimed has a mark to clear.
+    cleared = {item.claim.subscription_id for item, _ in applied if item.claim.failing} & succeeded
+    failing: dict[str, datetime] = {}
+    gone: dict[str, str] = {}
+    for item, outcome in applied:
+        sub = item.claim.subscription_id
+        if item.disable_reason is not None:
+            gone[sub] = item.disable_reason
+        if outcome != "succeeded" and sub not in succeeded:
+            failing[sub] = min(failing.get(sub, item.attempted_at), item.attempted_at)
+    return Recorded(outcomes, cleared, failing, gone)
+
+
+def _status(outcome: Outcome) -> DeliveryStatus:
+    if outcome == "succeeded":
+        return "succeeded"
+    return "failed" if outcome == "failed" else "pending"
+
+
+async def backlog(session: AsyncSession) -> dict[str, int]:
+    """Alerts not fanned out yet, and pending deliveries, across every organisation."""
+    unfanned = await session.execute(
+        select(func.count()).select_from(alerts).where(alerts.c.fanned_out_at.is_(None))
+    )
+    pending = await session.execute(
+        select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+    )
+    return {"alerts": int(unfanned.scalar_one()), "deliveries": int(pending.scalar_one())}
