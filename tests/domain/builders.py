@@ -8,12 +8,26 @@ from zoneinfo import ZoneInfo
 
 from service.domain.derive import Obligation, derive_case
 from service.domain.events import Event
-from service.domain.rules import Ruleset, builtin_ruleset
+from service.domain.rules import Ruleset, builtin_ruleset, load_ruleset
 
 LONDON = ZoneInfo("Europe/London")
 CHILDREN = builtin_ruleset("england-children")
 ADULTS = builtin_ruleset("england-adults")
 CASE_ID = "C-1"
+# A ruleset of one repeating rule whose chains are kept apart by plan (`correlate_on`).
+PLAN_REVIEWS = load_ruleset(
+    """\
+[[rules]]
+id = "plan-review"
+name = "Each plan reviewed every 4 weeks"
+source = "Local"
+starts_on = ["care_plan_agreed"]
+due = "4 weeks"
+met_by = ["care_plan_reviewed"]
+repeat = ["4 weeks"]
+correlate_on = "plan_id"
+"""
+)
 
 
 def day(text: str) -> date:

@@ -1,13 +1,23 @@
 from datetime import UTC, datetime
 
 import pytest
-from builders import CASE_ID, CHILDREN, derive, end_of, event, local, of_rule, only
+from builders import (
+    CASE_ID,
+    CHILDREN,
+    PLAN_REVIEWS,
+    derive,
+    end_of,
+    event,
+    local,
+    of_rule,
+    only,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
 from service.domain.derive import derive_case, obligation_id
 from service.domain.rules import load_ruleset
-from service.domain.status import status_at
+from service.domain.status import is_at_risk, status_at
 
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -257,6 +267,20 @@ def test_a_rule_without_warn_before_has_no_warning_instant() -> None:
     assert obligation.obligations[0].escalate_at == ()
 
 
+def test_an_obligation_due_within_its_booking_window_is_at_risk_as_soon_as_it_opens() -> None:
+    ruleset = load_ruleset(
+        '[[rules]]\nid = "r"\nname = "n"\nsource = "s"\nstarts_on = ["referral_received"]\n'
+        'due = "5 working days"\nmet_by = ["contact_made"]\n'
+        'scheduled_by = ["review_scheduled"]\nschedule_before = "10 working days"\n'
+    )
+    referral = event("referral_received", local("2026-03-02", "10:00"))
+
+    [obligation] = derive_case(CASE_ID, [referral], ruleset).obligations
+
+    assert is_at_risk(obligation, referral.occurred_at)
+    assert is_at_risk(obligation, end_of("2026-03-09"))
+
+
 def test_calendar_closures_push_working_day_deadlines() -> None:
     ruleset = load_ruleset(
         '[calendar]\nclosures = ["2026-03-03"]\n\n'
@@ -462,3 +486,23 @@ def test_a_superseding_start_replaces_only_the_obligation_it_correlates_with() -
     assert by_opening["b-1"].closed_at is None
     assert by_opening["a-2"].due_at == end_of("2026-03-27")
     assert status_at(by_opening["a-2"], LATER) == "overdue"
+
+
+def test_each_repeat_stays_with_the_plan_its_chain_began_with() -> None:
+    obligations = derive_case(
+        CASE_ID,
+        [
+            event("care_plan_agreed", "2026-09-01", id="p1", plan_id="P-1"),
+            event("care_plan_agreed", "2026-09-01", id="p2", plan_id="P-2"),
+            event("care_plan_reviewed", "2026-09-20", id="r1", plan_id="P-1"),
+            event("care_plan_reviewed", "2026-10-10", id="r2", plan_id="P-1"),
+        ],
+        PLAN_REVIEWS,
+    ).obligations
+
+    assert [(o.opened_by_event, o.sequence, o.met_by_event) for o in obligations] == [
+        ("p1", 1, "r1"),
+        ("p2", 1, None),
+        ("r1", 2, "r2"),
+        ("r2", 3, None),
+    ]

@@ -5,7 +5,7 @@ from datetime import datetime
 from itertools import permutations
 
 import pytest
-from builders import CASE_ID, derive, end_of, event, local, of_rule, only
+from builders import CASE_ID, PLAN_REVIEWS, derive, end_of, event, local, of_rule, only
 
 from service.domain.derive import obligation_id
 from service.domain.events import Event
@@ -364,20 +364,6 @@ def test_a_pathway_plan_review_from_a_case_management_system_starts_nothing() ->
 
 
 # Claimed positions in chains kept apart by `correlate_on`
-
-PLAN_REVIEWS = load_ruleset(
-    """
-[[rules]]
-id = "plan-review"
-name = "Each plan reviewed every 4 weeks"
-source = "Local"
-starts_on = ["care_plan_agreed"]
-due = "4 weeks"
-met_by = ["care_plan_reviewed"]
-repeat = ["4 weeks"]
-correlate_on = "plan_id"
-"""
-)
 
 
 def chains(events: list[Event]) -> list[tuple[int, str, str | None, datetime]]:
