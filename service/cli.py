@@ -18,10 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.api.deps import KEY_CACHE_SECONDS
 from service.demo import DemoReport, seed_demo
+from service.domain.calendar import CALENDAR_DATA_VERSION
 from service.domain.events import parse_day_or_instant
 from service.domain.rules import BUILTIN_RULESETS, Ruleset, RulesetInvalid, load_ruleset
 from service.domain.status import working_days_overdue
 from service.settings import Settings, get_settings
+from service.store.calendar_data import rederive_for_calendar_data
 from service.store.db import SessionFactory, make_engine, make_session_factory, transaction
 from service.store.migrations import SchemaNotCurrent, require_current_schema, upgrade_to_head
 from service.store.obligations import from_row, select_obligations, status_clause
@@ -155,8 +157,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    _on_database(settings, upgrade_to_head)
+    async def migrate(engine: AsyncEngine) -> dict[str, int]:
+        await upgrade_to_head(engine)
+        return await rederive_for_calendar_data(make_session_factory(engine), datetime.now(UTC))
+
+    rederived = _on_database(settings, migrate)
     print("database schema is at head")
+    for name, count in rederived.items():
+        if count:
+            print(f"{name}: {count} open cases re-derived with {CALENDAR_DATA_VERSION}")
     return 0
 
 

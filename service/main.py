@@ -32,6 +32,7 @@ from service.jobs.scheduler import start_jobs
 from service.logs import configure_logging
 from service.readiness import Readiness
 from service.settings import Settings, get_settings
+from service.store.calendar_data import rederive_for_calendar_data
 from service.store.db import make_engine, make_session_factory, transaction
 from service.store.group_commit import GroupCommitter
 from service.store.migrations import require_current_schema, upgrade_to_head
@@ -52,7 +53,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.jobs = None
     try:
         if settings.is_sqlite:
+            # The embedded default migrates at start, as `caseclock migrate` would.
             await upgrade_to_head(engine)
+            await rederive_for_calendar_data(app.state.session_factory, app.state.clock())
         else:
             await require_current_schema(engine)
         if settings.bootstrap_admin_key is not None:

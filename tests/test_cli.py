@@ -20,6 +20,7 @@ from alembic import command
 from scratch_database import empty_database, on_postgresql
 from sqlalchemy.engine import Connection
 
+from service.domain.calendar import CALENDAR_DATA_VERSION
 from service.domain.rules import builtin_ruleset_text
 from service.store.db import make_engine, make_session_factory, transaction
 from service.store.migrations import alembic_config, head_revision
@@ -259,6 +260,18 @@ def test_migrate_brings_an_empty_database_to_head(database: Path) -> None:
     assert run.code == 0, run.err
     assert "head" in run.out
     assert database.exists()
+
+
+def test_migrate_records_the_calendar_data_each_organisation_is_derived_with(
+    database: Path,
+) -> None:
+    assert caseclock(database, "org", "create", "kent").code == 0
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE orgs SET calendar_data = 'holidays 0.1'")
+    assert caseclock(database, "migrate").code == 0
+    with sqlite3.connect(database) as connection:
+        (recorded,) = connection.execute("SELECT calendar_data FROM orgs").fetchone()
+    assert recorded == CALENDAR_DATA_VERSION
 
 
 def test_org_create_prints_an_admin_key_once(database: Path) -> None:

@@ -61,6 +61,8 @@ class Org(SQLModel, table=True):
     ruleset_text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     ruleset_format: str = Field(default="toml", sa_column=Column(String(10), nullable=False))
     created_at: datetime = _utc()
+    # The bank-holiday data the open cases were last derived with (calendar.CALENDAR_DATA_VERSION).
+    calendar_data: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 class ApiKey(SQLModel, table=True):
