@@ -1,6 +1,7 @@
 """The obligations listing's status filter, worked out in SQL, against the status each listed
 obligation shows, worked out in Python: the two must agree at every instant, and above all at
-the instants where a status changes (opening, warning, the due instant, meeting, cancelling)."""
+the instants where a status changes (opening, warning, the due instant, meeting, cancelling).
+And the risk periods stored with an obligation, read back as its at-risk flag."""
 
 from __future__ import annotations
 
@@ -120,3 +121,31 @@ async def test_each_status_filter_lists_exactly_what_shows_that_status_at_every_
         for status in STATUSES:
             expected = {key for key, shown_status in shown.items() if shown_status == status}
             assert await listed_under(tenant, status, at) == expected, (status, at)
+
+
+async def at_risk(tenant: Tenant, at: str) -> bool:
+    [review] = [o for o in await listing(tenant, as_of=at) if o["rule_id"] == "cp-review"]
+    flag: bool = review["at_risk"]
+    return flag
+
+
+async def test_an_obligation_is_at_risk_only_inside_its_stored_risk_period(tenant: Tenant) -> None:
+    # A plan started on Monday 3 August 2026 is due its first review by the end of Tuesday 3
+    # November. Unbooked, the review is at risk from the start of Tuesday 20 October (10
+    # working days before), until it is booked on 22 October for a day before it is due.
+    await post(
+        tenant,
+        event("A-plan", "child_protection_plan_started", "A", "2026-08-03T09:00:00Z"),
+        event(
+            "A-booked",
+            "review_scheduled",
+            "A",
+            "2026-10-22T10:00:00Z",
+            review="cp-review",
+            scheduled_for="2026-10-30",
+        ),
+    )
+
+    assert await at_risk(tenant, "2026-10-19T12:00:00Z") is False
+    assert await at_risk(tenant, "2026-10-21T12:00:00Z") is True
+    assert await at_risk(tenant, "2026-10-23T12:00:00Z") is False
