@@ -93,6 +93,7 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def build_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document of the app's routes, with each operation corrected by `_correct`."""
     document = get_openapi(
         title=app.title,
         version=app.version,
