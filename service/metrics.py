@@ -32,7 +32,8 @@ ALERTS_ENQUEUED = Counter(
 DELIVERIES = Counter(
     "caseclock_webhook_deliveries",
     "Delivery attempts by outcome: succeeded, retrying, failed (gave up or disabled), "
-    "superseded (another claim was current).",
+    "superseded (another claim was current), withdrawn (the event log no longer supports "
+    "the alert: never sent).",
     ["outcome"],
     registry=REGISTRY,
 )

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10, gt=0)
     webhook_disable_after: str = "5d"
     webhook_allow_private_networks: bool = False
+    # How long an alert raised by an event write waits before its first attempt, so that the
+    # rest of a history posted in quick requests can withdraw it (docs/webhooks.md).
+    alert_settle_seconds: float = Field(default=5, ge=0)
     # Finished deliveries, their attempts and alert payloads older than this are pruned
     # (docs/operations.md, Retention); an open obligation's history is always kept.
     retention_days: int = Field(default=400, ge=1)

@@ -114,7 +114,10 @@ class AttemptOut(BaseModel):
     status_code: int | None
     latency_ms: int
     error: str | None
-    outcome: str = Field(description="succeeded, retrying, failed or superseded")
+    outcome: str = Field(
+        description="succeeded, retrying, failed, superseded, or withdrawn (never sent: "
+        "`error` says why)"
+    )
 
 
 class DeliveryOut(BaseModel):
@@ -124,7 +127,7 @@ class DeliveryOut(BaseModel):
     type: str
     obligation_id: str | None
     escalation_level: int
-    status: Literal["pending", "succeeded", "failed"]
+    status: Literal["pending", "succeeded", "failed", "withdrawn"]
     next_attempt_at: datetime | None
     succeeded_at: datetime | None
     last_status_code: int | None
@@ -320,7 +323,7 @@ async def list_webhook_deliveries(
     subscription_id: str,
     principal: Manager,
     session: SessionDep,
-    status: Literal["pending", "succeeded", "failed"] | None = None,
+    status: Literal["pending", "succeeded", "failed", "withdrawn"] | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[DeliveryOut]:
@@ -351,7 +354,9 @@ async def get_webhook_delivery(
     "/deliveries/{delivery_id}/redeliver",
     status_code=202,
     response_model=DeliveryOut,
-    responses={409: {"description": "The webhook is disabled, or the delivery is pending"}},
+    responses={
+        409: {"description": "The webhook is disabled, or the delivery is pending or withdrawn"}
+    },
 )
 async def redeliver_webhook(
     delivery_id: str, principal: Manager, clock: ClockDep, request: Request
@@ -368,6 +373,12 @@ async def redeliver_webhook(
         if subscription is None or not subscription.enabled:
             raise Problem(409, "The webhook is disabled; enable it first.", slug="disabled")
         if not await redeliver(session, principal.org_id, delivery_id, clock()):
+            if found.status == "withdrawn":
+                raise Problem(
+                    409,
+                    "The delivery was withdrawn: the event log no longer supports its alert.",
+                    slug="withdrawn",
+                )
             raise Problem(409, "The delivery is pending already.", slug="pending")
         log = await get_delivery(session, principal.org_id, delivery_id)
     _wake_delivery(request)

@@ -96,6 +96,7 @@ class DeliveryConfig:
     disable_after: timedelta
     timeout_seconds: float
     allow_private: bool
+    settle: timedelta = timedelta(0)  # the first attempt's wait for alerts raised by events
     concurrency: int = CONCURRENCY
 
     @property
@@ -113,6 +114,7 @@ class DeliveryConfig:
             disable_after=parse_interval(settings.webhook_disable_after),
             timeout_seconds=settings.webhook_timeout_seconds,
             allow_private=settings.webhook_allow_private_networks,
+            settle=timedelta(seconds=settings.alert_settle_seconds),
         )
 
 
@@ -503,7 +505,7 @@ async def deliver_due(
             if not claiming:
                 return
             async with transaction(factory) as session:
-                fanned = await fan_out(session, clock(), FAN_OUT_BATCH)
+                fanned = await fan_out(session, clock(), FAN_OUT_BATCH, config.settle)
             run.fanned_out += fanned.alerts
             fanned_all = fanned.alerts == 0
             if fanned.deliveries:

@@ -67,7 +67,9 @@ async def sweep(
                 moves.append((row.org_id, ob.id, next_check_at(ob, now)))
             raised = 0
             for org_id, subjects in by_org.items():
-                raised += await enqueue_owed(session, org_id, rulesets[org_id], subjects, now)
+                raised += await enqueue_owed(
+                    session, org_id, rulesets[org_id], subjects, now, settles=False
+                )
             await move_checks(session, moves)
         checked += len(rows)
         enqueued += raised

@@ -38,9 +38,13 @@ class Subject:
 
 
 def owed_rows(
-    org_id: str, ruleset: Ruleset, subjects: Iterable[Subject], now: datetime
+    org_id: str, ruleset: Ruleset, subjects: Iterable[Subject], now: datetime, *, settles: bool
 ) -> list[dict[str, Any]]:
-    """Outbox rows for every alert the subjects owe at `now`, payloads frozen as of `now`."""
+    """Outbox rows for every alert the subjects owe at `now`, payloads frozen as of `now`.
+
+    `settles` marks alerts raised by an event write: their first attempt waits the settle
+    period, so that the rest of a history posted in quick requests can withdraw them.
+    """
     rows: list[dict[str, Any]] = []
     for subject in subjects:
         ob = subject.obligation
@@ -72,6 +76,7 @@ def owed_rows(
                     "payload": payload,
                     "created_at": now,
                     "fanned_out_at": None,
+                    "settles": settles,
                 }
             )
     return rows
@@ -101,9 +106,11 @@ async def enqueue_owed(
     ruleset: Ruleset,
     subjects: Iterable[Subject],
     now: datetime,
+    *,
+    settles: bool,
 ) -> int:
     """Record the alerts the subjects owe at `now`; how many were new."""
-    return await insert_alerts(session, owed_rows(org_id, ruleset, subjects, now))
+    return await insert_alerts(session, owed_rows(org_id, ruleset, subjects, now, settles=settles))
 
 
 async def claim_due_checks(session: AsyncSession, now: datetime, limit: int) -> Sequence[Any]:

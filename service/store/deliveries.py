@@ -7,7 +7,7 @@ replicas and API requests cannot deadlock one another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -20,7 +20,8 @@ from service.store.db import dialect_of, upsert
 from service.store.ids import sortable_id
 from service.store.tables import Subscription, alerts, deliveries, delivery_attempts
 
-DeliveryStatus = Literal["pending", "succeeded", "failed"]
+# `withdrawn`: never sent, because the event log no longer supports its alert (outbox.py).
+DeliveryStatus = Literal["pending", "succeeded", "failed", "withdrawn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,8 @@ async def get_delivery(session: AsyncSession, org_id: str, delivery_id: str) -> 
 async def redeliver(session: AsyncSession, org_id: str, delivery_id: str, now: datetime) -> bool:
     """Send a finished delivery again, same webhook-id, with a fresh retry schedule.
 
-    False when it is still pending (it is being delivered already).
+    False when it is still pending (it is being delivered already), or was withdrawn: its
+    alert is no longer true, and a withdrawn alert is never sent.
     """
     await lock_deliveries(session, deliveries.c.org_id == org_id, deliveries.c.id == delivery_id)
     result = await session.execute(
@@ -150,7 +152,7 @@ async def redeliver(session: AsyncSession, org_id: str, delivery_id: str, now: d
         .where(
             deliveries.c.org_id == org_id,
             deliveries.c.id == delivery_id,
-            deliveries.c.status != "pending",
+            deliveries.c.status.in_(("succeeded", "failed")),
         )
         .values(status="pending", next_attempt_at=now, round_attempts=0, succeeded_at=None)
     )
@@ -185,9 +187,15 @@ async def lock_deliveries(session: AsyncSession, *criteria: Any) -> list[str]:
 
 
 async def insert_deliveries(
-    session: AsyncSession, pairs: Sequence[tuple[str, str, str]], now: datetime
+    session: AsyncSession,
+    pairs: Sequence[tuple[str, str, str]],
+    now: datetime,
+    first_attempts: Mapping[str, datetime] | None = None,
 ) -> list[str]:
-    """Pending deliveries for (org, subscription, alert) pairs; a pair that exists is skipped."""
+    """Pending deliveries for (org, subscription, alert) pairs; a pair that exists is skipped.
+
+    Each is first due `now`, or at its alert's instant in `first_attempts` (a settle period).
+    """
     if not pairs:
         return []
     rows = [
@@ -199,7 +207,7 @@ async def insert_deliveries(
             "status": "pending",
             "attempts": 0,
             "round_attempts": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": (first_attempts or {}).get(alert_id, now),
             "created_at": now,
         }
         for org_id, subscription_id, alert_id in pairs

@@ -390,6 +390,7 @@ async def rederive_cases(
             if ob.id in written
         ),
         now,
+        settles=True,
     )
     moved = [
         s for s in states if locked.allocations[s.case_id] != (s.worker_id, s.team_id, s.status)

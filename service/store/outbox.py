@@ -5,24 +5,40 @@ Deliveries coordinate through rows, never through process memory: fan-out and cl
 rows with `FOR UPDATE SKIP LOCKED`, a claim is a lease (it moves `next_attempt_at` past the
 lease's end and counts the attempt), and a result is recorded as the delivery's outcome only
 when the claim that produced it is still the current one.
+
+A claimed obligation alert is first judged against the obligation as stored now (re-derived
+from the event log on every write): one the log no longer supports is withdrawn in the
+claiming transaction, never sent, and the claim is not handed out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
 
-from sqlalchemy import Text, bindparam, cast, func, select, update
+from sqlalchemy import Text, bindparam, func, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.domain.alerts import AlertType, OwedAlert, withdrawal_reason
+from service.domain.derive import Obligation
+from service.metrics import DELIVERIES, on_commit
 from service.store.db import dialect_of, upsert
 from service.store.deliveries import DeliveryStatus, insert_deliveries
-from service.store.tables import alerts, deliveries, delivery_attempts, subscriptions
+from service.store.obligations import from_row
+from service.store.tables import (
+    alerts,
+    deliveries,
+    delivery_attempts,
+    obligations,
+    subscriptions,
+)
 from service.webhooks.signing import signing_secrets
 
 Outcome = Literal["succeeded", "retrying", "failed", "superseded"]
+WITHDRAWN = "withdrawn"  # a delivery's status and its attempt's outcome: never sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +59,24 @@ def _wants(subscription: Any, alert: Any) -> bool:
     )
 
 
-async def fan_out(session: AsyncSession, now: datetime, limit: int) -> FanOut:
-    """Turn up to `limit` new alerts into one pending delivery per matching subscription."""
+async def fan_out(
+    session: AsyncSession, now: datetime, limit: int, settle: timedelta = timedelta(0)
+) -> FanOut:
+    """Turn up to `limit` new alerts into one pending delivery per matching subscription.
+
+    Alerts raised by event writes are first due `settle` after they were raised.
+    """
     new_alerts = (
         await session.execute(
-            select(alerts.c.id, alerts.c.org_id, alerts.c.type, alerts.c.team_id, alerts.c.rule_id)
+            select(
+                alerts.c.id,
+                alerts.c.org_id,
+                alerts.c.type,
+                alerts.c.team_id,
+                alerts.c.rule_id,
+                alerts.c.created_at,
+                alerts.c.settles,
+            )
             .where(alerts.c.fanned_out_at.is_(None))
             .order_by(alerts.c.created_at)
             .limit(limit)
@@ -77,7 +106,10 @@ async def fan_out(session: AsyncSession, now: datetime, limit: int) -> FanOut:
         for sub in wanting.get(alert.org_id, ())
         if _wants(sub, alert)
     ]
-    created = await insert_deliveries(session, pairs, now)
+    first_attempts = {
+        alert.id: max(now, alert.created_at + settle) for alert in new_alerts if alert.settles
+    }
+    created = await insert_deliveries(session, pairs, now, first_attempts)
     await session.execute(
         update(alerts)
         .where(alerts.c.id.in_([alert.id for alert in new_alerts]))
@@ -131,14 +163,17 @@ async def claim_due(
     if not claimed:
         return []
     tokens = {row.id: (row.attempts, row.round_attempts) for row in claimed}
-    rows = await session.execute(
+    found = await session.execute(
         select(
             deliveries.c.id,
             deliveries.c.org_id,
             deliveries.c.subscription_id,
             # The stored JSON text as it is: sent as the body, no decoding and re-encoding.
-            cast(alerts.c.payload, Text).label("body"),
+            sql_cast(alerts.c.payload, Text).label("body"),
             alerts.c.created_at.label("alert_created_at"),
+            alerts.c.obligation_id,
+            alerts.c.type,
+            alerts.c.level,
             subscriptions.c.url,
             subscriptions.c.secret,
             subscriptions.c.previous_secret,
@@ -150,6 +185,7 @@ async def claim_due(
         .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
         .where(deliveries.c.id.in_(list(tokens)))
     )
+    rows = await _withdraw_unsupported(session, found.all(), tokens, now)
     claims = []
     for row in rows:
         attempt, round_attempt = tokens[row.id]
@@ -171,6 +207,87 @@ async def claim_due(
             )
         )
     return claims
+
+
+async def _obligations_now(
+    session: AsyncSession, rows: Sequence[Any]
+) -> dict[tuple[str, str], Obligation]:
+    """The stored obligations the claimed alerts concern, in one query for the whole batch."""
+    wanted = {(row.org_id, row.obligation_id) for row in rows if row.obligation_id is not None}
+    if not wanted:
+        return {}
+    found = await session.execute(
+        select(obligations).where(
+            obligations.c.org_id.in_(sorted({org for org, _ in wanted})),
+            obligations.c.id.in_(sorted({ob_id for _, ob_id in wanted})),
+        )
+    )
+    return {(row.org_id, row.id): from_row(row).obligation for row in found}
+
+
+async def _withdraw_unsupported(
+    session: AsyncSession,
+    rows: Sequence[Any],
+    tokens: dict[str, tuple[int, int]],
+    now: datetime,
+) -> list[Any]:
+    """Withdraw the claimed deliveries whose alert the event log no longer supports; the rest.
+
+    Withdrawn in the claiming transaction: the delivery is finished (`withdrawn`, never
+    redelivered) and its claimed attempt is logged with the reason, so it is never sent,
+    by this replica or any other.
+    """
+    current = await _obligations_now(session, rows)
+    withdrawn: list[tuple[Any, str]] = []
+    kept: list[Any] = []
+    for row in rows:
+        reason = None
+        if row.obligation_id is not None:
+            reason = withdrawal_reason(
+                OwedAlert(cast(AlertType, row.type), row.level),
+                current.get((row.org_id, row.obligation_id)),
+                raised_at=row.alert_created_at,
+                now=now,
+            )
+        if reason is None:
+            kept.append(row)
+        else:
+            withdrawn.append((row, reason))
+    if not withdrawn:
+        return kept
+    await session.execute(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"))
+        .values(
+            status=WITHDRAWN,
+            next_attempt_at=None,
+            last_attempt_at=now,
+            last_status_code=None,
+            last_error=bindparam("b_reason"),
+        ),
+        [{"b_id": row.id, "b_reason": reason} for row, reason in withdrawn],
+    )
+    await session.execute(
+        upsert(dialect_of(session), delivery_attempts).on_conflict_do_nothing(
+            index_elements=["delivery_id", "attempt"]
+        ),
+        [
+            {
+                "delivery_id": row.id,
+                "attempt": tokens[row.id][0],
+                "org_id": row.org_id,
+                "attempted_at": now,
+                "status_code": None,
+                "latency_ms": 0,
+                "error": reason,
+                "outcome": WITHDRAWN,
+            }
+            for row, reason in withdrawn
+        ],
+    )
+    count = len(withdrawn)
+    on_commit(session, lambda: DELIVERIES.labels(WITHDRAWN).inc(count))
+    return kept
 
 
 async def release_claims(session: AsyncSession, claims: Sequence[Claim], now: datetime) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -305,6 +306,11 @@ class Alert(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _utc()
     fanned_out_at: datetime | None = _utc(nullable=True)
+    # Raised by an event write rather than by time: its first attempt waits the settle period
+    # (CASECLOCK_ALERT_SETTLE_SECONDS), so a history posted in quick requests is judged whole.
+    settles: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
 
 
 class Delivery(SQLModel, table=True):

@@ -130,6 +130,7 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
         "webhook_retry_schedule": SCHEDULE,
         "webhook_timeout_seconds": 2,
         "webhook_disable_after": "1d",
+        "alert_settle_seconds": 0,  # tests of the settle period ask for one
     }
     values.update(overrides)
     return Settings(**values)
