@@ -775,6 +775,21 @@ def test_a_strategy_discussion_counts_for_one_enquiry_only() -> None:
     assert (second.opened_by_event, second.due_at) == ("s47-2", end_of("2026-04-17"))
 
 
+def test_a_strategy_discussion_on_the_day_an_enquiry_started_counts_for_that_one_only() -> None:
+    obligations = derive(
+        [
+            event("strategy_discussion_held", "2026-03-04", id="sd"),
+            event("section47_started", "2026-03-04", id="s47-1"),
+            event("section47_started", "2026-03-25", id="s47-2"),
+        ]
+    )
+
+    first, second = of_rule(obligations, "initial-cp-conference")
+
+    assert first.opened_by_event == "sd"
+    assert (second.opened_by_event, second.due_at) == ("s47-2", end_of("2026-04-17"))
+
+
 def test_a_strategy_discussion_before_the_case_was_closed_does_not_count_after() -> None:
     obligations = derive(
         [

@@ -267,18 +267,31 @@ def test_a_rule_without_warn_before_has_no_warning_instant() -> None:
     assert obligation.obligations[0].escalate_at == ()
 
 
+# Due 5 working days on, so unbooked it is at risk for all its life (booking is wanted 10
+# working days before the due day).
+BOOKING_WINDOW = load_ruleset(
+    '[[rules]]\nid = "r"\nname = "n"\nsource = "s"\nstarts_on = ["referral_received"]\n'
+    'due = "5 working days"\nmet_by = ["contact_made"]\n'
+    'scheduled_by = ["review_scheduled"]\nschedule_before = "10 working days"\n'
+)
+
+
 def test_an_obligation_due_within_its_booking_window_is_at_risk_as_soon_as_it_opens() -> None:
-    ruleset = load_ruleset(
-        '[[rules]]\nid = "r"\nname = "n"\nsource = "s"\nstarts_on = ["referral_received"]\n'
-        'due = "5 working days"\nmet_by = ["contact_made"]\n'
-        'scheduled_by = ["review_scheduled"]\nschedule_before = "10 working days"\n'
-    )
     referral = event("referral_received", local("2026-03-02", "10:00"))
 
-    [obligation] = derive_case(CASE_ID, [referral], ruleset).obligations
+    [obligation] = derive_case(CASE_ID, [referral], BOOKING_WINDOW).obligations
 
     assert is_at_risk(obligation, referral.occurred_at)
     assert is_at_risk(obligation, end_of("2026-03-09"))
+
+
+def test_a_booking_that_names_no_review_counts_for_the_rule() -> None:
+    referral = event("referral_received", local("2026-03-02", "10:00"))
+    booking = event("review_scheduled", local("2026-03-02", "11:00"), scheduled_for="2026-03-05")
+
+    [obligation] = derive_case(CASE_ID, [referral, booking], BOOKING_WINDOW).obligations
+
+    assert not is_at_risk(obligation, booking.occurred_at)
 
 
 def test_calendar_closures_push_working_day_deadlines() -> None:
@@ -407,6 +420,12 @@ def test_an_event_naming_only_a_worker_keeps_the_team() -> None:
     assert (state.worker_id, state.team_id) == ("W-2", "T-1")
 
 
+def test_a_case_whose_events_name_no_worker_or_team_has_neither() -> None:
+    state = derive_case(CASE_ID, [event("referral_received", "2026-03-02")], CHILDREN)
+
+    assert (state.worker_id, state.team_id) == (None, None)
+
+
 def test_a_case_is_open_until_closed_and_open_again_when_reopened() -> None:
     referral = event("referral_received", "2026-03-02")
     closed = event("case_closed", "2026-03-05")
@@ -486,6 +505,23 @@ def test_a_superseding_start_replaces_only_the_obligation_it_correlates_with() -
     assert by_opening["b-1"].closed_at is None
     assert by_opening["a-2"].due_at == end_of("2026-03-27")
     assert status_at(by_opening["a-2"], LATER) == "overdue"
+
+
+def test_a_superseding_start_that_names_no_task_replaces_every_task() -> None:
+    obligations = derive_case(
+        CASE_ID,
+        [
+            event("task_due", "2026-03-02", id="a", task_id="T-A", due_at="2026-03-20"),
+            event("task_due", "2026-03-02", id="b", task_id="T-B", due_at="2026-03-20"),
+            event("task_due", "2026-03-09", id="any", due_at="2026-03-27"),
+        ],
+        RESCHEDULABLE_TASKS,
+    ).obligations
+
+    by_opening = {o.opened_by_event: o for o in obligations}
+
+    assert by_opening["a"].cancelled_by_event == "any"
+    assert by_opening["b"].cancelled_by_event == "any"
 
 
 def test_each_repeat_stays_with_the_plan_its_chain_began_with() -> None:
