@@ -26,6 +26,7 @@ from service.domain.events import (
     parse_day_or_instant,
 )
 from service.domain.rules import Ruleset
+from service.store.alerts import enqueue_completed
 from service.store.group_commit import GroupCommitter
 from service.store.ingest import ingest_events, lock_cases, rederive_cases
 from service.store.orgs import lock_ruleset, ruleset_of
@@ -78,6 +79,11 @@ class BatchIn(BaseModel):
 
     # Items stay unparsed here so one malformed item is reported as invalid, not the batch.
     events: list[Any] = Field(min_length=1, max_length=1000)
+    backfill: bool = Field(
+        default=False,
+        description="History being loaded: no alert for states reached before it was posted, "
+        "one `backfill.completed` summary instead (docs/webhooks.md).",
+    )
 
 
 class BatchOut(BaseModel):
@@ -203,7 +209,11 @@ async def post_batch(
     checked = [_validate(raw, ruleset, now, ("events", i)) for i, raw in enumerate(body.events)]
     valid = [item for item in checked if isinstance(item, Event)]
     current = await lock_ruleset(session, principal.org_id)
-    outcomes = iter(await ingest_events(session, principal.org_id, current, valid, now))
+    outcomes = iter(
+        await ingest_events(session, principal.org_id, current, valid, now, backfill=body.backfill)
+    )
+    if body.backfill:
+        await enqueue_completed(session, principal.org_id, "backfill.completed", now)
     results: list[IngestResult] = []
     for raw, item in zip(body.events, checked, strict=True):
         if isinstance(item, list):

@@ -42,6 +42,8 @@ AlertTypeName = Literal[
     "obligation.escalated",
     "obligation.at_risk",
     "obligation.met_late",
+    "backfill.completed",
+    "import.completed",
 ]
 Reference = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
 Url = Annotated[Text, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]

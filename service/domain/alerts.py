@@ -28,6 +28,8 @@ AlertType = Literal[
     "obligation.at_risk",
     "obligation.met_late",
     "webhook.test",
+    "backfill.completed",
+    "import.completed",
 ]
 OBLIGATION_ALERT_TYPES: tuple[AlertType, ...] = (
     "obligation.due_soon",
@@ -37,6 +39,7 @@ OBLIGATION_ALERT_TYPES: tuple[AlertType, ...] = (
     "obligation.met_late",
 )
 TEST_ALERT: AlertType = "webhook.test"
+CompletedType = Literal["backfill.completed", "import.completed"]
 
 # Status changes happen *after* a threshold (overdue is T > due_at): the first instant of the
 # new state is one tick later, at the precision both databases store.
@@ -209,6 +212,33 @@ def alert_payload(
             "obligation": snapshot,
             "case": {"case_id": obligation.case_id, "worker_id": worker_id, "team_id": team_id},
             "rule": {"id": obligation.rule_id, "name": rule_name, "source": rule_source},
+        },
+    }
+
+
+class CompletedCount(NamedTuple):
+    """What one team's obligations under one rule are now, after a backfill or import."""
+
+    team_id: str | None
+    rule_id: str
+    overdue: int
+    due_soon: int
+    escalated: int
+
+
+def completed_payload(
+    alert_type: CompletedType, counts: list[CompletedCount], at: datetime
+) -> dict[str, Any]:
+    """The body of the one summary alert a backfill or import raises in place of the
+    per-obligation alerts of states reached before it was posted."""
+    return {
+        "type": alert_type,
+        "timestamp": rfc3339(at),
+        "data": {
+            "overdue": sum(c.overdue for c in counts),
+            "due_soon": sum(c.due_soon for c in counts),
+            "escalated": sum(c.escalated for c in counts),
+            "by_team_and_rule": [c._asdict() for c in counts],
         },
     }
 

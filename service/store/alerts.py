@@ -13,15 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.domain.alerts import alert_payload, owed_alerts
+from service.domain.alerts import (
+    CompletedCount,
+    CompletedType,
+    alert_payload,
+    completed_payload,
+    owed_alerts,
+)
 from service.domain.derive import Obligation
 from service.domain.rules import Ruleset
 from service.metrics import count_alerts_enqueued
 from service.store.db import BulkInsert
 from service.store.ids import sortable_id
+from service.store.obligations import status_clause
 from service.store.tables import alerts, obligations
 
 MAX_MOVE_GROUPS = 20
@@ -38,12 +45,20 @@ class Subject:
 
 
 def owed_rows(
-    org_id: str, ruleset: Ruleset, subjects: Iterable[Subject], now: datetime, *, settles: bool
+    org_id: str,
+    ruleset: Ruleset,
+    subjects: Iterable[Subject],
+    now: datetime,
+    *,
+    settles: bool,
+    silenced: bool = False,
 ) -> list[dict[str, Any]]:
     """Outbox rows for every alert the subjects owe at `now`, payloads frozen as of `now`.
 
     `settles` marks alerts raised by an event write: their first attempt waits the settle
     period, so that the rest of a history posted in quick requests can withdraw them.
+    `silenced` (a backfill) records them as owed but never fans them out: states reached
+    before the backfill was posted are never alerted, now or by a later write.
     """
     rows: list[dict[str, Any]] = []
     for subject in subjects:
@@ -75,7 +90,7 @@ def owed_rows(
                     "team_id": subject.team_id,
                     "payload": payload,
                     "created_at": now,
-                    "fanned_out_at": None,
+                    "fanned_out_at": now if silenced else None,
                     "settles": settles,
                 }
             )
@@ -108,9 +123,52 @@ async def enqueue_owed(
     now: datetime,
     *,
     settles: bool,
+    silenced: bool = False,
 ) -> int:
     """Record the alerts the subjects owe at `now`; how many were new."""
-    return await insert_alerts(session, owed_rows(org_id, ruleset, subjects, now, settles=settles))
+    rows = owed_rows(org_id, ruleset, subjects, now, settles=settles, silenced=silenced)
+    return await insert_alerts(session, rows)
+
+
+async def enqueue_completed(
+    session: AsyncSession, org_id: str, alert_type: CompletedType, now: datetime
+) -> None:
+    """The one alert a backfill or import raises: what is now overdue, due soon and
+    escalated, by team and rule (counted as the dashboard summary counts them)."""
+    overdue = status_clause("overdue", now)
+    due_soon = status_clause("due_soon", now)
+    found = await session.execute(
+        select(
+            obligations.c.team_id,
+            obligations.c.rule_id,
+            func.count().filter(overdue).label("overdue"),
+            func.count().filter(due_soon).label("due_soon"),
+            func.count()
+            .filter(and_(overdue, obligations.c.first_escalation_at < now))
+            .label("escalated"),
+        )
+        .where(obligations.c.org_id == org_id, or_(overdue, due_soon))
+        .group_by(obligations.c.team_id, obligations.c.rule_id)
+        .order_by(obligations.c.team_id, obligations.c.rule_id)
+    )
+    counts = [
+        CompletedCount(r.team_id, r.rule_id, int(r.overdue), int(r.due_soon), int(r.escalated))
+        for r in found
+    ]
+    await session.execute(
+        alerts.insert().values(
+            id=sortable_id("al_"),
+            org_id=org_id,
+            obligation_id=None,
+            type=alert_type,
+            level=0,
+            payload=completed_payload(alert_type, counts, now),
+            created_at=now,
+            fanned_out_at=None,
+            settles=False,
+        )
+    )
+    count_alerts_enqueued(session, [alert_type])
 
 
 async def claim_due_checks(session: AsyncSession, now: datetime, limit: int) -> Sequence[Any]:

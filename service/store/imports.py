@@ -26,6 +26,7 @@ from service.imports.mapping import (
     rules_not_evaluable,
 )
 from service.imports.report import EventStatus, ImportReport, build_report
+from service.store.alerts import enqueue_completed
 from service.store.ids import sortable_id
 from service.store.ingest import ingest_events
 from service.store.orgs import lock_ruleset
@@ -71,8 +72,12 @@ async def import_annex_a(
     ]
     outcomes: list[tuple[ImportedEvent, EventStatus]] = []
     for chunk in _by_case(imported):
-        stored = await ingest_events(session, org_id, ruleset, [i.event for i in chunk], now)
+        stored = await ingest_events(
+            session, org_id, ruleset, [i.event for i in chunk], now, backfill=True
+        )
         outcomes += zip(chunk, (outcome.status for outcome in stored), strict=True)
+    # An import is a backfill: one summary alert in place of its cases' alerts so far.
+    await enqueue_completed(session, org_id, "import.completed", now)
     report = build_report(
         import_id=sortable_id("imp_"),
         extracted_on=extracted_on,

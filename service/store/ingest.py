@@ -357,6 +357,8 @@ async def rederive_cases(
     locked: LockedCases,
     now: datetime,
     stored: Sequence[Event] = (),
+    *,
+    backfill: bool = False,
 ) -> list[CaseState]:
     """Re-derive cases locked by `lock_cases` and persist allocation, status and obligations.
 
@@ -391,6 +393,7 @@ async def rederive_cases(
         ),
         now,
         settles=True,
+        silenced=backfill,
     )
     moved = [
         s for s in states if locked.allocations[s.case_id] != (s.worker_id, s.team_id, s.status)
@@ -413,9 +416,18 @@ async def rederive_cases(
 
 
 async def ingest_events(
-    session: AsyncSession, org_id: str, ruleset: Ruleset, batch: Sequence[Event], now: datetime
+    session: AsyncSession,
+    org_id: str,
+    ruleset: Ruleset,
+    batch: Sequence[Event],
+    now: datetime,
+    *,
+    backfill: bool = False,
 ) -> list[Outcome]:
-    """Store events idempotently and re-derive every case that gained one."""
+    """Store events idempotently and re-derive every case that gained one.
+
+    A backfill raises no alert for the states its cases reached before it was posted (the
+    caller raises one summary instead); states reached later alert as usual."""
     if not batch:
         return []
     locked = await lock_cases(session, org_id, (e.case_id for e in batch), now)
@@ -425,5 +437,5 @@ async def ingest_events(
     touched = {e.case_id for e in stored}
     if touched:
         only = LockedCases({c: locked.allocations[c] for c in touched}, locked.created & touched)
-        await rederive_cases(session, org_id, ruleset, only, now, stored)
+        await rederive_cases(session, org_id, ruleset, only, now, stored, backfill=backfill)
     return outcomes
