@@ -26,7 +26,7 @@ from service.settings import Settings, get_settings
 from service.store.calendar_data import rederive_for_calendar_data
 from service.store.db import SessionFactory, make_engine, make_session_factory, transaction
 from service.store.migrations import SchemaNotCurrent, require_current_schema, upgrade_to_head
-from service.store.obligations import from_row, select_obligations, status_clause
+from service.store.obligations import overdue_obligations
 from service.store.orgs import (
     SCOPES,
     api_keys,
@@ -268,20 +268,16 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         org = await _pick_org(session, args.org)
         ruleset = ruleset_of(org)
         at = _parse_instant(args.as_of, ruleset) if args.as_of else _now()
-        rows = (
-            await session.execute(select_obligations(org.id).where(status_clause("overdue", at)))
-        ).all()
         table = []
-        for row in rows:
-            stored = from_row(row)
+        for stored in await overdue_obligations(session, org.id, at):
             days = working_days_overdue(stored.obligation, at, ruleset.calendar)
             due = ruleset.calendar.local_date(stored.obligation.due_at).isoformat()
             table.append(
                 (
                     stored.worker_id or "-",
                     stored.team_id or "-",
-                    row.case_id,
-                    row.rule_id,
+                    stored.obligation.case_id,
+                    stored.obligation.rule_id,
                     due,
                     days,
                 )

@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import and_, or_, select
 
 from service.api.deps import ClockDep, Reader, SessionDep, Writer
 from service.api.openapi import json_body
@@ -27,10 +26,10 @@ from service.domain.events import (
 )
 from service.domain.rules import Ruleset
 from service.store.alerts import enqueue_completed
+from service.store.events import find_events
 from service.store.group_commit import GroupCommitter
-from service.store.ingest import ingest_events, lock_cases, rederive_cases
+from service.store.ingest import ingest_events, mark_void
 from service.store.orgs import lock_ruleset, ruleset_of
-from service.store.tables import events
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -237,34 +236,9 @@ async def void_event(
     event_id: str, body: VoidIn, principal: Writer, session: SessionDep, clock: ClockDep
 ) -> EventOut:
     """Mark a mistaken event void: kept for audit, ignored by the rules from now on."""
-    now = clock()
-    ruleset = await lock_ruleset(session, principal.org_id)
-    found = (
-        await session.execute(
-            select(events.c.case_id).where(
-                events.c.org_id == principal.org_id, events.c.id == event_id
-            )
-        )
-    ).scalar_one_or_none()
-    if found is None:
+    row = await mark_void(session, principal.org_id, event_id, body.reason, clock())
+    if row is None:
         raise Problem(404, f"No event {event_id!r} in this organisation.", slug="not-found")
-    locked = await lock_cases(session, principal.org_id, [found], now)
-    result = await session.execute(
-        events.update()
-        .where(
-            events.c.org_id == principal.org_id,
-            events.c.id == event_id,
-            events.c.voided_at.is_(None),
-        )
-        .values(voided_at=now, void_reason=body.reason)
-    )
-    if result.rowcount:  # type: ignore[attr-defined]
-        await rederive_cases(session, principal.org_id, ruleset, locked, now)
-    row = (
-        await session.execute(
-            select(events).where(events.c.org_id == principal.org_id, events.c.id == event_id)
-        )
-    ).one()
     return _event_out(row)
 
 
@@ -277,17 +251,8 @@ async def list_events(
     case_id: str | None = None,
 ) -> Page[EventOut]:
     """The event log, oldest first, voided events included and marked."""
-    query = select(events).where(events.c.org_id == principal.org_id)
-    if case_id is not None:
-        query = query.where(events.c.case_id == case_id)
-    if cursor is not None:
-        at, after_id = decode_instant_cursor(cursor)
-        query = query.where(
-            or_(events.c.occurred_at > at, and_(events.c.occurred_at == at, events.c.id > after_id))
-        )
-    rows = (
-        await session.execute(query.order_by(events.c.occurred_at, events.c.id).limit(limit + 1))
-    ).all()
+    after = decode_instant_cursor(cursor) if cursor is not None else None
+    rows = await find_events(session, principal.org_id, case_id=case_id, limit=limit, after=after)
     items = [_event_out(r) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

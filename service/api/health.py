@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.readiness import Readiness
+from service.store.db import ping
 from service.store.migrations import schema_is_current
 
 router = APIRouter(tags=["health"])
@@ -29,8 +29,7 @@ async def readyz(request: Request) -> JSONResponse:
     readiness: Readiness = request.app.state.readiness
     checks: dict[str, Any] = {}
     try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        await ping(engine)
         checks["database"] = "ok"
         checks["schema"] = "ok" if await schema_is_current(engine) else "behind"
     except Exception as exc:  # any failure means not ready; say which

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import and_, or_
 
 from service.api.deps import ClockDep, Reader, SessionDep
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
@@ -23,15 +22,8 @@ from service.domain.status import (
     status_at,
     working_days_overdue,
 )
-from service.store.obligations import (
-    StoredObligation,
-    from_row,
-    parse_statuses,
-    select_obligations,
-    statuses_clause,
-)
+from service.store.obligations import StoredObligation, find_obligations, parse_statuses
 from service.store.orgs import ruleset_of
-from service.store.tables import obligations
 
 router = APIRouter(prefix="/v1/obligations", tags=["obligations"])
 _ONE_STATUS = f"({'|'.join(STATUSES)})"
@@ -120,7 +112,7 @@ async def list_obligations(
     """
     calendar = ruleset_of(principal).calendar
     at = parse_query_instant(as_of, "as_of", calendar) or clock()
-    query = select_obligations(principal.org_id).where(obligations.c.opened_at <= at)
+    statuses = None
     if status is not None:
         statuses = parse_statuses(status)
         if statuses is None:
@@ -136,33 +128,23 @@ async def list_obligations(
                     }
                 ],
             )
-        query = query.where(statuses_clause(statuses, at))
-    for column, value in (
-        ("rule_id", rule_id),
-        ("case_id", case_id),
-        ("team_id", team_id),
-        ("worker_id", worker_id),
-    ):
-        if value is not None:
-            query = query.where(obligations.c[column] == value)
     before = parse_query_instant(due_before, "due_before", calendar)
-    if before is not None:
-        query = query.where(obligations.c.due_at < before)
-    if cursor is not None:
-        due, after_id = decode_instant_cursor(cursor)
-        query = query.where(
-            or_(
-                obligations.c.due_at > due,
-                and_(obligations.c.due_at == due, obligations.c.id > after_id),
-            )
-        )
-    rows = (
-        await session.execute(
-            query.order_by(obligations.c.due_at, obligations.c.id).limit(limit + 1)
-        )
-    ).all()
-    items = [present(from_row(r), at, calendar) for r in rows[:limit]]
+    after = decode_instant_cursor(cursor) if cursor is not None else None
+    found = await find_obligations(
+        session,
+        principal.org_id,
+        at=at,
+        statuses=statuses,
+        rule_id=rule_id,
+        case_id=case_id,
+        team_id=team_id,
+        worker_id=worker_id,
+        due_before=before,
+        limit=limit,
+        after=after,
+    )
+    items = [present(stored, at, calendar) for stored in found[:limit]]
     next_cursor = None
-    if len(rows) > limit:
+    if len(found) > limit:
         next_cursor = encode_cursor(items[-1].due_at.isoformat(), items[-1].id)
     return Page[ObligationOut](items=items, next_cursor=next_cursor)

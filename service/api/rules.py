@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.deps import Admin, ClockDep, KeyCache, Reader, SessionDep
 from service.api.problems import Problem
@@ -21,12 +18,10 @@ from service.domain.rules import (
     load_ruleset,
 )
 from service.store import completions
-from service.store.ingest import lock_cases, rederive_cases
+from service.store.ingest import rederive_open_cases
 from service.store.orgs import ruleset_of, set_ruleset
-from service.store.tables import cases
 
 router = APIRouter(prefix="/v1", tags=["rules"])
-REDERIVE_CHUNK = 200
 
 _BODY_DOC = {
     "requestBody": {
@@ -101,26 +96,6 @@ async def validate_rules(request: Request, _principal: Reader) -> dict[str, Any]
     """Check a ruleset without activating it: 200 with the parsed rules, or 422 with every error."""
     ruleset, _, _ = await _read_candidate(request)
     return {"valid": True, "ruleset": ruleset.to_json()}
-
-
-async def rederive_open_cases(
-    session: AsyncSession, org_id: str, ruleset: Ruleset, now: datetime
-) -> int:
-    """Re-derive every open case under a new ruleset, a chunk at a time."""
-    case_ids = list(
-        (
-            await session.execute(
-                select(cases.c.case_id)
-                .where(cases.c.org_id == org_id, cases.c.status == "open")
-                .order_by(cases.c.case_id)
-            )
-        ).scalars()
-    )
-    for start in range(0, len(case_ids), REDERIVE_CHUNK):
-        chunk = case_ids[start : start + REDERIVE_CHUNK]
-        locked = await lock_cases(session, org_id, chunk, now)
-        await rederive_cases(session, org_id, ruleset, locked, now)
-    return len(case_ids)
 
 
 @router.put("/rules", openapi_extra=_BODY_DOC)

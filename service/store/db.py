@@ -20,6 +20,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
@@ -82,6 +83,12 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """A session whose transaction commits on success and rolls back on error."""
     async with factory() as session, session.begin():
         yield session
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise unless the database answers: what readiness means by "reachable"."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
 
 
 def dialect_of(session: AsyncSession | Session) -> str:

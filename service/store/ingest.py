@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, delete, literal, literal_column, select, update
+from sqlalchemy import Row, bindparam, delete, literal, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import next_check_at
@@ -25,11 +25,14 @@ from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
 from service.store.completions import Tally, record
 from service.store.db import BulkInsert, Prebuilt, among
+from service.store.events import get_event
+from service.store.orgs import lock_ruleset
 from service.store.tables import cases, events, obligations, risk_periods
 
 IngestStatus = Literal["created", "duplicate", "conflict"]
 Allocation = tuple[str | None, str | None, str]  # worker_id, team_id, status
 _CHUNK = 500
+REDERIVE_CHUNK = 200
 _OBLIGATION_FIELDS = tuple(c.name for c in obligations.columns if c.name not in ("org_id", "id"))
 
 
@@ -439,3 +442,50 @@ async def ingest_events(
         only = LockedCases({c: locked.allocations[c] for c in touched}, locked.created & touched)
         await rederive_cases(session, org_id, ruleset, only, now, stored, backfill=backfill)
     return outcomes
+
+
+async def mark_void(
+    session: AsyncSession, org_id: str, event_id: str, reason: str, now: datetime
+) -> Row[Any] | None:
+    """Mark a mistaken event void and re-derive its case: the event as now stored, or None
+    when the organisation has no such event. An event voided already keeps its first reason.
+
+    The ruleset is read under the org row's share lock, as for every write that derives.
+    """
+    ruleset = await lock_ruleset(session, org_id)
+    case_id = (
+        await session.execute(
+            select(events.c.case_id).where(events.c.org_id == org_id, events.c.id == event_id)
+        )
+    ).scalar_one_or_none()
+    if case_id is None:
+        return None
+    locked = await lock_cases(session, org_id, [case_id], now)
+    voided = await session.execute(
+        update(events)
+        .where(events.c.org_id == org_id, events.c.id == event_id, events.c.voided_at.is_(None))
+        .values(voided_at=now, void_reason=reason)
+    )
+    if voided.rowcount:  # type: ignore[attr-defined]
+        await rederive_cases(session, org_id, ruleset, locked, now)
+    return await get_event(session, org_id, event_id)
+
+
+async def rederive_open_cases(
+    session: AsyncSession, org_id: str, ruleset: Ruleset, now: datetime
+) -> int:
+    """Re-derive every open case under a new ruleset, a chunk at a time; how many there were."""
+    case_ids = list(
+        (
+            await session.execute(
+                select(cases.c.case_id)
+                .where(cases.c.org_id == org_id, cases.c.status == "open")
+                .order_by(cases.c.case_id)
+            )
+        ).scalars()
+    )
+    for start in range(0, len(case_ids), REDERIVE_CHUNK):
+        chunk = case_ids[start : start + REDERIVE_CHUNK]
+        locked = await lock_cases(session, org_id, chunk, now)
+        await rederive_cases(session, org_id, ruleset, locked, now)
+    return len(case_ids)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select
+from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.derive import Obligation
 from service.domain.status import STATUSES, Status
@@ -114,5 +115,55 @@ def from_row(row: Any) -> StoredObligation:
     return StoredObligation(obligation, row.rule_name, row.worker_id, row.team_id)
 
 
-def select_obligations(org_id: str) -> Select[Any]:
-    return select(obligations).where(obligations.c.org_id == org_id)
+async def find_obligations(
+    session: AsyncSession,
+    org_id: str,
+    *,
+    at: datetime,
+    statuses: Sequence[Status] | None,
+    rule_id: str | None,
+    case_id: str | None,
+    team_id: str | None,
+    worker_id: str | None,
+    due_before: datetime | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> list[StoredObligation]:
+    """Obligations opened by `at`, by due date, matching every filter given (`statuses` as
+    they stood at `at`). `after` is the (due_at, id) of the last one seen; `limit` + 1 of
+    them, so the caller knows whether there is a next page."""
+    query = select(obligations).where(obligations.c.org_id == org_id, obligations.c.opened_at <= at)
+    if statuses is not None:
+        query = query.where(statuses_clause(statuses, at))
+    for column, value in (
+        ("rule_id", rule_id),
+        ("case_id", case_id),
+        ("team_id", team_id),
+        ("worker_id", worker_id),
+    ):
+        if value is not None:
+            query = query.where(obligations.c[column] == value)
+    if due_before is not None:
+        query = query.where(obligations.c.due_at < due_before)
+    if after is not None:
+        due, after_id = after
+        query = query.where(
+            or_(
+                obligations.c.due_at > due,
+                and_(obligations.c.due_at == due, obligations.c.id > after_id),
+            )
+        )
+    rows = await session.execute(
+        query.order_by(obligations.c.due_at, obligations.c.id).limit(limit + 1)
+    )
+    return [from_row(row) for row in rows]
+
+
+async def overdue_obligations(
+    session: AsyncSession, org_id: str, at: datetime
+) -> list[StoredObligation]:
+    """Every obligation of the organisation overdue at `at`."""
+    rows = await session.execute(
+        select(obligations).where(obligations.c.org_id == org_id, status_clause("overdue", at))
+    )
+    return [from_row(row) for row in rows]

@@ -173,10 +173,19 @@ async def revoke_api_key(
     return matched
 
 
-async def key_is_live(session: AsyncSession, org_id: str, key_id: str) -> bool:
-    """A dashboard session signed in with a key ends when the key is revoked."""
-    key = await session.get(ApiKey, key_id)
-    return key is not None and key.org_id == org_id and key.revoked_at is None
+async def live_key_scopes(session: AsyncSession, org_id: str, key_id: str) -> frozenset[str] | None:
+    """What the organisation's key may do, or None once it is revoked: a dashboard session
+    opened with a key lasts as long as the key, and may do what the key may."""
+    scopes = (
+        await session.execute(
+            select(col(ApiKey.scopes)).where(
+                col(ApiKey.id) == key_id,
+                col(ApiKey.org_id) == org_id,
+                col(ApiKey.revoked_at).is_(None),
+            )
+        )
+    ).scalar_one_or_none()
+    return None if scopes is None else frozenset(scopes.split())
 
 
 async def authenticate(session: AsyncSession, plaintext: str) -> Principal | None:

@@ -150,7 +150,7 @@ class Obligation(SQLModel, table=True):
             sqlite_where=_OPEN,
             postgresql_where=_OPEN,
         ),
-        # The dashboard (store/dashboard.py): open work counted per worker, team and case in
+        # The dashboard (store/dashboard_reads.py): open work counted per worker, team and case in
         # index order, from this index alone on PostgreSQL (INCLUDE).
         Index(
             "ix_obligations_open_org_id_worker_id_team_id_case_id",

@@ -17,9 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 from starlette.datastructures import UploadFile
 
 from service.api.deps import ClockDep, SessionDep
@@ -28,7 +26,7 @@ from service.api.imports import MAX_UPLOAD_BYTES, run_import
 from service.api.problems import Problem
 from service.imports.mapping import extraction_day
 from service.store.imports import get_import, list_imports
-from service.store.tables import ApiKey
+from service.store.orgs import live_key_scopes
 from service.web.pages import (
     SESSION_COOKIE,
     SESSION_PREFIX,
@@ -53,16 +51,8 @@ async def _may_upload(
     key_id = payload.get("key") if payload else None
     if viewer.via != "key" or not isinstance(key_id, str):
         return False
-    scopes = (
-        await session.execute(
-            select(col(ApiKey.scopes)).where(
-                col(ApiKey.id) == key_id,
-                col(ApiKey.org_id) == viewer.org_id,
-                col(ApiKey.revoked_at).is_(None),
-            )
-        )
-    ).scalar_one_or_none()
-    return scopes is not None and "admin" in scopes.split()
+    scopes = await live_key_scopes(session, viewer.org_id, key_id)
+    return scopes is not None and "admin" in scopes
 
 
 async def _page(

@@ -23,7 +23,6 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.deps import ClockDep, SessionDep
@@ -41,10 +40,9 @@ from service.domain.events import parse_day_or_instant
 from service.domain.rules import Ruleset
 from service.settings import Settings, embed_origins
 from service.store import dashboard_reads
+from service.store.cases import read_case
 from service.store.db import SessionFactory, gather_reads
-from service.store.obligations import from_row, select_obligations
-from service.store.orgs import authenticate, key_is_live, org_by_id, ruleset_of
-from service.store.tables import cases, events, obligations
+from service.store.orgs import authenticate, live_key_scopes, org_by_id, ruleset_of
 from service.web import charts
 
 router = APIRouter(include_in_schema=False)
@@ -212,7 +210,7 @@ async def _viewer(request: Request, session: AsyncSession, now: datetime) -> Vie
     if org is None:
         return None
     key_id = payload.get("key")
-    if isinstance(key_id, str) and not await key_is_live(session, org.id, key_id):
+    if isinstance(key_id, str) and await live_key_scopes(session, org.id, key_id) is None:
         return None
     team = payload.get("team")
     return Viewer(
@@ -459,33 +457,15 @@ async def case_timeline(
         return _see_other("/dashboard/sign-in")
     calendar = viewer.calendar
     at = _instant(request.query_params.get("as_of"), calendar, now)
-    case = (
-        await session.execute(
-            select(cases).where(cases.c.org_id == viewer.org_id, cases.c.case_id == case_id)
-        )
-    ).one_or_none()
-    if case is None or (viewer.team_id is not None and case.team_id != viewer.team_id):
+    found = await read_case(session, viewer.org_id, case_id, at)
+    if found is None or (viewer.team_id is not None and found.case.team_id != viewer.team_id):
         missing = {"title": "Case not found", "message": f"There is no case {case_id}."}
         return render("error.html", missing, status=404)
-    log = (
-        await session.execute(
-            select(events)
-            .where(events.c.org_id == viewer.org_id, events.c.case_id == case_id)
-            .order_by(events.c.occurred_at, events.c.id)
-        )
-    ).all()
-    rows = (
-        await session.execute(
-            select_obligations(viewer.org_id)
-            .where(obligations.c.case_id == case_id, obligations.c.opened_at <= at)
-            .order_by(obligations.c.opened_at, obligations.c.rule_id, obligations.c.sequence)
-        )
-    ).all()
-    derived: list[ObligationOut] = [present(from_row(r), at, calendar) for r in rows]
+    derived: list[ObligationOut] = [present(o, at, calendar) for o in found.obligations]
     context = {
         "viewer": viewer,
-        "case": case,
-        "events": log,
+        "case": found.case,
+        "events": found.events,
         "obligations": derived,
         "at": at,
         "fmt": Formats(calendar),
