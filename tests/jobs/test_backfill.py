@@ -8,12 +8,13 @@ escalated) by then; one dated Friday 20 November is due by the end of Monday 23.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pytest
 from conftest import Tenant
 from fastapi import FastAPI
+from imports.workbooks import annex_a_sheet, build_workbook
 from webhook_harness import (
     Alerting,
     AppAndClock,
@@ -26,6 +27,7 @@ from webhook_harness import (
 )
 
 CASES = 100
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EVENTS_PER_CASE = 10
 
 
@@ -125,3 +127,31 @@ async def test_a_state_reached_after_the_backfill_alerts_as_usual(
     await alerting.sweep()
     await alerting.deliver()
     assert [r.payload["type"] for r in endpoint.at("/hooks")] == ["obligation.overdue"]
+
+
+async def test_an_import_is_a_backfill_with_one_import_completed_summary(
+    alerting: Alerting, endpoint: Receiver
+) -> None:
+    tenant = await alerting.tenant()
+    await subscribe(tenant, endpoint.url())
+    rows = [
+        {
+            "Child Unique ID": f"C{n}",
+            "Date of referral": date(2026, 8, 14),
+            "Allocated Worker": "W1",
+        }
+        for n in range(5)
+    ]
+    response = await tenant.writer.post(
+        "/v1/imports/annex-a",
+        params={"extracted_on": "2026-11-20"},
+        content=build_workbook(annex_a_sheet(3, rows)),
+        headers={"content-type": XLSX},
+    )
+    assert response.status_code == 200, response.text
+    await alerting.deliver()
+    (summary_alert,) = endpoint.at("/hooks")
+    assert summary_alert.payload["type"] == "import.completed"
+    counts = (await tenant.reader.get("/v1/dashboard/summary")).json()["obligations"]
+    assert counts["overdue"] > 0
+    assert summary_alert.payload["data"]["overdue"] == counts["overdue"]
