@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, update
 
 from service.domain.calendar import CALENDAR_DATA_VERSION
 from service.store.db import SessionFactory, transaction
-from service.store.ingest import activate_ruleset
+from service.store.ingest import rederive_open_cases
 from service.store.orgs import ruleset_of
 from service.store.tables import Org, orgs
 
@@ -41,14 +41,7 @@ async def rederive_for_calendar_data(
             org = await session.get(Org, org_id, with_for_update=True)
             if org is None or org.calendar_data == version:
                 continue  # another replica got there first
-            rederived[org.name] = await activate_ruleset(
-                session,
-                org_id=org.id,
-                ruleset=ruleset_of(org),
-                text=org.ruleset_text,
-                fmt="json" if org.ruleset_format == "json" else "toml",
-                now=now,
-            )
+            rederived[org.name] = await rederive_open_cases(session, org.id, ruleset_of(org), now)
             await session.execute(
                 update(orgs).where(orgs.c.id == org.id).values(calendar_data=version)
             )
