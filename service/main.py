@@ -38,6 +38,7 @@ from service.store.group_commit import GroupCommitter
 from service.store.migrations import require_current_schema, upgrade_to_head
 from service.store.orgs import count_orgs, create_api_key, create_org
 from service.web import imports_page, pages
+from service.web.throttle import FailedSignIns
 
 log = logging.getLogger("caseclock")
 MAX_BODY = 5 * 1024 * 1024
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.state.settings = settings
     app.state.clock = clock
     app.state.key_cache = KeyCache()
+    app.state.failed_sign_ins = FailedSignIns()
     app.state.readiness = Readiness()
     problems.install(app, larger_bodies=imports.LARGE_BODIES)
     app.add_middleware(HttpMethods, routes=app.router.routes)

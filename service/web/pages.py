@@ -35,6 +35,7 @@ from service.api.embed import (
     unsign,
 )
 from service.api.obligations import ObligationOut, present
+from service.api.times import EARLIEST_YEAR, LATEST_YEAR, in_range
 from service.domain.calendar import Calendar
 from service.domain.events import parse_day_or_instant
 from service.domain.rules import Ruleset
@@ -44,6 +45,7 @@ from service.store.cases import read_case
 from service.store.db import SessionFactory, gather_reads
 from service.store.orgs import authenticate, live_key_scopes, org_by_id, ruleset_of
 from service.web import charts
+from service.web.throttle import FailedSignIns
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("caseclock.web")
@@ -239,6 +241,15 @@ def _sign_in_page(message: str | None = None, status: int = 200) -> HTMLResponse
     return render("sign_in.html", {"message": message}, status=status)
 
 
+def _too_many_sign_ins(wait: int) -> HTMLResponse:
+    minutes = max(1, round(wait / 60))
+    page = _sign_in_page(
+        f"Too many failed sign-ins: try again in about {minutes} minute(s).", status=429
+    )
+    page.headers["Retry-After"] = str(wait)
+    return page
+
+
 @router.get("/dashboard/sign-in")
 async def sign_in_form(request: Request, session: SessionDep, clock: ClockDep) -> Response:
     if await _viewer(request, session, clock()) is not None:
@@ -251,8 +262,13 @@ async def sign_in(request: Request, session: SessionDep, clock: ClockDep) -> Res
     """Exchange a read key (or an embed token) for a session; the key itself is not kept."""
     if not _same_origin(request):
         return _sign_in_page("Sign in from this page.", status=403)
-    credential = (await _form(request)).get("credential", "").strip()
     now = clock()
+    failures: FailedSignIns = request.app.state.failed_sign_ins
+    address = f"address:{request.client.host if request.client else 'unknown'}"
+    wait = failures.retry_after(address, now)
+    if wait is not None:
+        return _too_many_sign_ins(wait)
+    credential = (await _form(request)).get("credential", "").strip()
     expires = int((now + SESSION_LIFETIME).timestamp())
     if not credential:
         return _sign_in_page("Enter an API key with the read scope.", status=401)
@@ -263,9 +279,15 @@ async def sign_in(request: Request, session: SessionDep, clock: ClockDep) -> Res
             request, {"org": grant.org_id, "key": None, "team": grant.team_id, "exp": until}
         )
     principal = await authenticate(session, credential)
-    if principal is None:
-        return _sign_in_page("That key is not known, or has been revoked.", status=401)
-    if not principal.allows("read"):
+    if principal is None or not principal.allows("read"):
+        failures.failed(address, now)
+        if principal is None:
+            return _sign_in_page("That key is not known, or has been revoked.", status=401)
+        org = f"org:{principal.org_id}"
+        wait = failures.retry_after(org, now)
+        if wait is not None:
+            return _too_many_sign_ins(wait)
+        failures.failed(org, now)
         return _sign_in_page("That key lacks the read scope.", status=403)
     return _start_session(
         request, {"org": principal.org_id, "key": principal.key_id, "team": None, "exp": expires}
@@ -286,14 +308,40 @@ async def sign_out(request: Request, session: SessionDep, clock: ClockDep) -> Re
 # The dashboard
 
 
+class BadQuery(ValueError):
+    """A query parameter a page cannot use: answered with a 400 page that says which and why,
+    never a silent fallback (a mistyped date must not quietly show today's figures)."""
+
+
+MAX_PAGE = 1_000_000
+
+
+def _bad_query(exc: BadQuery) -> HTMLResponse:
+    return render("error.html", {"title": "Bad request", "message": str(exc)}, status=400)
+
+
 def _instant(value: str | None, calendar: Calendar, now: datetime) -> datetime:
     """A date means the end of that day (what "as of the 20th" means), but never the future."""
-    parsed = parse_day_or_instant(value) if value else None
-    if parsed is None:
+    if not value:
         return now
+    parsed = parse_day_or_instant(value)
+    if parsed is None or not in_range(parsed):
+        raise BadQuery(
+            f"as_of must be a date such as 2026-11-20 (or an instant with its offset) in the "
+            f"years {EARLIEST_YEAR} to {LATEST_YEAR}; {value!r} is not."
+        )
     if isinstance(parsed, datetime):
-        return parsed
+        return min(parsed, now)
     return min(calendar.end_of_day(parsed), now)
+
+
+def _page(value: str | None, name: str = "page") -> int:
+    """A page of a list: a whole number from 1."""
+    if not value:
+        return 1
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
+        raise BadQuery(f"{name} must be a whole number from 1 to {MAX_PAGE:,}; {value!r} is not.")
+    return int(value)
 
 
 def _text(value: str | None) -> str | None:
@@ -391,18 +439,31 @@ async def dashboard(request: Request, clock: ClockDep) -> Response:
         return _see_other("/dashboard/sign-in")
     query = request.query_params
     calendar = viewer.calendar
-    at = _instant(query.get("as_of"), calendar, now)
+    try:
+        at = _instant(query.get("as_of"), calendar, now)
+        page = _page(query.get("page"))
+        workers_page = _page(query.get("workers_page"), "workers_page")
+    except BadQuery as exc:
+        return _bad_query(exc)
     team_id = viewer.team_id or _text(query.get("team_id"))
     worker_id = _text(query.get("worker_id"))
     sort: dashboard_reads.SortKey = next((s for s in SORTS if s == query.get("sort")), "due")
     descending = query.get("dir") == "desc"
-    page = int(query["page"]) if query.get("page", "").isdigit() else 1
     scope = dashboard_reads.Scope(viewer.org_id, team_id, worker_id)
     # Every section is an independent read: the slowest first, side by side where possible.
     trend, loads, by_rule, cases, overdue, at_risk, teams = await gather_reads(
         factory,
         lambda s: _timeliness(s, scope, at, viewer.ruleset),
-        lambda s: dashboard_reads.loads(s, scope, at, calendar, by="worker"),
+        # A page of the workers' load at a time (one row more says whether another follows).
+        lambda s: dashboard_reads.loads(
+            s,
+            scope,
+            at,
+            calendar,
+            by="worker",
+            limit=LOAD_BARS + 1,
+            offset=(workers_page - 1) * LOAD_BARS,
+        ),
         lambda s: dashboard_reads.rule_counts(s, scope, at, viewer.ruleset),
         lambda s: dashboard_reads.open_cases(s, scope, at),
         lambda s: _overdue(s, scope, at, calendar, sort=sort, descending=descending, page=page),
@@ -416,20 +477,30 @@ async def dashboard(request: Request, clock: ClockDep) -> Response:
             "as_of": query.get("as_of"),
             "sort": None if sort == "due" else sort,
             "dir": "desc" if descending else None,
+            "page": str(page) if page > 1 else None,
+            "workers_page": str(workers_page) if workers_page > 1 else None,
         }
     )
+    workers = sorted({x.worker_id for x in loads if x.worker_id})
+    notices = [
+        f"No {what} {name!r} has open work in this organisation: its figures are all zero."
+        for what, name, known in (("team", team_id, teams), ("worker", worker_id, workers))
+        if name is not None and name not in known
+    ]
     context = {
         "viewer": viewer,
+        "notices": notices,
         "at": at,
         "fmt": Formats(calendar),
         "as_of_value": calendar.local_date(at).isoformat(),
         "team_id": team_id,
         "worker_id": worker_id,
         "teams": teams,
-        "workers": sorted({x.worker_id for x in loads if x.worker_id}),
+        "workers": workers,
         "summary": dashboard_reads.summarise(by_rule, cases, at_risk),
         "bars": charts.load_bars(loads[:LOAD_BARS]),
-        "workers_total": len(loads),
+        "workers_page": workers_page,
+        "more_workers": len(loads) > LOAD_BARS,
         "sort": sort,
         "descending": descending,
         "links": links,
@@ -456,7 +527,10 @@ async def case_timeline(
     if viewer is None:
         return _see_other("/dashboard/sign-in")
     calendar = viewer.calendar
-    at = _instant(request.query_params.get("as_of"), calendar, now)
+    try:
+        at = _instant(request.query_params.get("as_of"), calendar, now)
+    except BadQuery as exc:
+        return _bad_query(exc)
     found = await read_case(session, viewer.org_id, case_id, at)
     if found is None or (viewer.team_id is not None and found.case.team_id != viewer.team_id):
         missing = {"title": "Case not found", "message": f"There is no case {case_id}."}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -62,9 +63,17 @@ async def caseload(tenant: Tenant) -> None:
     assert response.status_code == 200, response.text
 
 
+_ADDRESSES = itertools.count(1)
+
+
 def browser(app: FastAPI) -> httpx.AsyncClient:
+    """A browser of its own, from an address of its own: failed sign-ins count per address."""
+    address = next(_ADDRESSES)
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://caseclock.test"
+        transport=httpx.ASGITransport(
+            app=app, client=(f"198.51.{address // 250}.{address % 250 + 1}", 50000)
+        ),
+        base_url="http://caseclock.test",
     )
 
 
@@ -352,6 +361,107 @@ async def test_a_case_of_another_organisation_is_not_found(
 ) -> None:
     response = await signed_in.get("/dashboard/cases/C-404")
     assert response.status_code == 404
+
+
+# Failed sign-ins are throttled
+
+
+async def fail_to_sign_in(visitor: httpx.AsyncClient, times: int) -> httpx.Response:
+    response = None
+    for _ in range(times):
+        response = await sign_in(visitor, "cc_not-a-key")
+    assert response is not None
+    return response
+
+
+async def test_sign_in_is_refused_with_retry_after_past_ten_failures_from_one_address(
+    visitor: httpx.AsyncClient,
+) -> None:
+    assert (await fail_to_sign_in(visitor, 10)).status_code == 401
+    refused = await sign_in(visitor, "cc_not-a-key")
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["retry-after"]) <= 300
+
+
+async def test_a_throttled_address_is_refused_even_with_a_good_key(
+    app: FastAPI, tenant: Tenant, visitor: httpx.AsyncClient
+) -> None:
+    await fail_to_sign_in(visitor, 10)
+    assert (await sign_in(visitor, await read_key(app, tenant))).status_code == 429
+
+
+async def test_failures_from_one_address_do_not_throttle_another(
+    app: FastAPI, tenant: Tenant, visitor: httpx.AsyncClient
+) -> None:
+    await fail_to_sign_in(visitor, 11)
+    async with browser(app) as elsewhere:
+        assert (await sign_in(elsewhere, await read_key(app, tenant))).status_code == 303
+
+
+async def test_an_address_may_sign_in_again_once_its_failures_are_five_minutes_old(
+    app: FastAPI, tenant: Tenant, visitor: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    await fail_to_sign_in(visitor, 10)
+    clock.now += timedelta(minutes=5, seconds=1)
+    assert (await sign_in(visitor, await read_key(app, tenant))).status_code == 303
+
+
+# Bad parameters are a 400 page that says what was wrong, never a 500 or a quiet fallback
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page=99999999999999999999",
+        "page=\u00b2",
+        "page=0",
+        "as_of=9999-12-31",
+        "as_of=0001-01-01",
+        "as_of=20th",
+    ],
+)
+async def test_a_bad_dashboard_parameter_is_a_400_page_naming_it(
+    signed_in: httpx.AsyncClient, query: str
+) -> None:
+    response = await signed_in.get(f"/dashboard?{query}")
+    assert response.status_code == 400
+    assert query.split("=")[0] in response.text
+
+
+async def test_a_bad_as_of_on_a_case_page_is_a_400_page(signed_in: httpx.AsyncClient) -> None:
+    response = await signed_in.get("/dashboard/cases/C-1?as_of=9999-12-31")
+    assert response.status_code == 400
+    assert "as_of" in response.text
+
+
+@pytest.mark.parametrize("filter_by", ["team_id", "worker_id"])
+async def test_a_team_or_worker_with_no_open_work_is_said_so_not_shown_as_zeros(
+    signed_in: httpx.AsyncClient, filter_by: str
+) -> None:
+    response = await signed_in.get("/dashboard", params={filter_by: "NOBODY-9"})
+    assert response.status_code == 200
+    assert "No team" in response.text or "No worker" in response.text
+    assert "&#39;NOBODY-9&#39; has open work" in response.text
+
+
+async def test_the_workers_load_is_paged_twenty_workers_at_a_time(
+    tenant: Tenant, signed_in: httpx.AsyncClient
+) -> None:
+    events = [
+        event(
+            f"P-{n}", "referral_received", f"P-{n}", "2026-11-02T10:00:00Z", worker_id=f"WP-{n:02}"
+        )
+        for n in range(25)
+    ]
+    assert (
+        await tenant.writer.post("/v1/events/batch", json={"events": events})
+    ).status_code == 200
+    first = (await signed_in.get("/dashboard")).text
+    rest = (await signed_in.get("/dashboard", params={"workers_page": "2"})).text
+    shown = [set(re.findall(r"WP-\d\d", html)) for html in (first, rest)]
+    assert 'aria-label="Workers\' load pages"' in first
+    assert "workers_page=2" in first
+    assert len(shown[0] | shown[1]) == 25
 
 
 # Pages are safe to serve
