@@ -38,7 +38,8 @@ async def poisoned(app: FastAPI) -> AsyncIterator[None]:
     factory = app.state.session_factory
     if app.state.engine.dialect.name == "postgresql":
         create = [
-            f"""CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN
+            "DROP TRIGGER IF EXISTS refuse_poison ON events",
+            f"""CREATE OR REPLACE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN
                 IF NEW.id = '{POISON}' THEN
                     RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation';
                 END IF; RETURN NEW; END $$ LANGUAGE plpgsql""",
@@ -48,6 +49,7 @@ async def poisoned(app: FastAPI) -> AsyncIterator[None]:
         drop = ["DROP TRIGGER refuse_poison ON events", "DROP FUNCTION refuse_poison()"]
     else:
         create = [
+            "DROP TRIGGER IF EXISTS refuse_poison",
             f"""CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN NEW.id = '{POISON}'
                 BEGIN SELECT RAISE(ABORT, 'refused'); END"""
         ]
