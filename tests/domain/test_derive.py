@@ -332,11 +332,10 @@ def test_an_obligation_id_depends_on_case_rule_opening_event_and_sequence() -> N
     assert len(ids) == 5
 
 
-# Case and event ids as the API accepts them (any text but NUL), save the unit separator the
-# parts of an obligation id are joined with: see the last test of this section.
 IdParts = tuple[str, str, str, int]
-# As the API takes them: no NUL, no unpaired surrogate (service/api/text.py); the unit
-# separator is left out too (see the expected failure below).
+# Case and event ids as the API takes them: no NUL, no unpaired surrogate (service/api/text.py);
+# the unit separator the parts of an id are joined with is left out too (see the expected
+# failure below).
 case_or_event_ids = st.text(
     st.characters(exclude_characters="\x00\x1f", exclude_categories=("Cs",)),
     min_size=1,
