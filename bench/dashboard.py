@@ -37,7 +37,8 @@ from bench.harness import (
     server,
 )
 from service.domain.rules import builtin_ruleset
-from service.store import completions, dashboard_reads
+from service.store import dashboard_reads
+from service.store.completions import rebuild_rollup
 from service.store.db import make_engine, make_session_factory, transaction
 
 OBLIGATIONS_PER_CASE = 10
@@ -207,7 +208,7 @@ async def count_completions(url: str, org_id: str) -> float:
     try:
         async with transaction(make_session_factory(engine)) as session:
             calendar = builtin_ruleset("england-children").calendar
-            await completions.rebuild(session, org_id, calendar)
+            await rebuild_rollup(session, org_id, calendar)
     finally:
         await engine.dispose()
     return round(time.perf_counter() - started, 1)

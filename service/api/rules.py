@@ -17,9 +17,8 @@ from service.domain.rules import (
     builtin_rulesets,
     load_ruleset,
 )
-from service.store import completions
-from service.store.ingest import rederive_open_cases
-from service.store.orgs import ruleset_of, set_ruleset
+from service.store.ingest import activate_ruleset
+from service.store.orgs import ruleset_of
 
 router = APIRouter(prefix="/v1", tags=["rules"])
 
@@ -104,14 +103,11 @@ async def put_rules(
 ) -> dict[str, Any]:
     """Activate a ruleset (TOML or JSON, or `{"builtin": name}`) and re-derive open cases."""
     ruleset, text, fmt = await _read_candidate(request)
-    previous = await set_ruleset(
-        session, org_id=principal.org_id, ruleset_id=ruleset.id, text=text, fmt=fmt
+    count = await activate_ruleset(
+        session, org_id=principal.org_id, ruleset=ruleset, text=text, fmt=fmt, now=clock()
     )
     keys: KeyCache = request.app.state.key_cache
     keys.forget_org(principal.org_id)
-    count = await rederive_open_cases(session, principal.org_id, ruleset, clock())
-    if previous.calendar.timezone.key != ruleset.calendar.timezone.key:
-        await completions.rebuild(session, principal.org_id, ruleset.calendar)
     return {
         "source": "custom" if text else "builtin",
         "rederived_cases": count,

@@ -1,9 +1,10 @@
 """The daily completions rollup: deadlines met per organisation or team, local day and rule.
 
-Every write that changes obligations records what it added and took away here; the sum is
-written once, just before its transaction commits, so a transaction that re-derives case
-after case (a rules change, an import) never holds a rollup row while it waits for the
-next case's lock. Rows are written in key order, so two writers cannot deadlock on them.
+The write path counts what each change to obligations adds and takes away in a `Tally`, and
+adds it to the stored rows as its last step: a write that re-derives case after case (a
+rules change) counts every case into one tally first, so it never holds a rollup row while
+it waits for the next case's lock. Rows are written in key order, so two writers cannot
+deadlock on them.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
 
 from service.domain.calendar import Calendar
 from service.store.db import BulkInsert
@@ -22,7 +22,6 @@ from service.store.tables import daily_completions, obligations
 
 WHOLE_ORG = ""
 Key = tuple[str, str, date, str]  # org_id, team_id (WHOLE_ORG for every team), day, rule_id
-_PENDING = "caseclock.completions"
 
 
 class Tally(dict[Key, list[int]]):
@@ -47,12 +46,6 @@ class Tally(dict[Key, list[int]]):
             cell[0] += sign
             cell[1] += on_time
 
-    def add(self, other: Tally) -> None:
-        for key, (completed, on_time) in other.items():
-            cell = self.setdefault(key, [0, 0])
-            cell[0] += completed
-            cell[1] += on_time
-
     def rows(self) -> list[dict[str, Any]]:
         """The non-zero changes, in key order."""
         return [
@@ -67,17 +60,6 @@ class Tally(dict[Key, list[int]]):
             for (org_id, team, day, rule), (completed, on_time) in sorted(self.items())
             if completed or on_time
         ]
-
-
-def record(session: AsyncSession, changes: Tally) -> None:
-    """Add `changes` to what this session's transaction will write when it commits."""
-    if changes:
-        session.info.setdefault(_PENDING, Tally()).add(changes)
-
-
-def forget_pending(session: AsyncSession) -> None:
-    """Drop what this transaction recorded so far: `rebuild` recounts it from obligations."""
-    session.info.pop(_PENDING, None)
 
 
 def _add_to_stored(insert: Any, _dialect: str) -> Any:
@@ -98,23 +80,15 @@ _ADD_COMPLETIONS = BulkInsert(
 )
 
 
-@event.listens_for(Session, "before_commit")
-def _write_pending(session: Session) -> None:
-    pending: Tally | None = session.info.pop(_PENDING, None)
-    rows = pending.rows() if pending else []
-    if not rows:
-        return
-    session.execute(*_ADD_COMPLETIONS.bind(session, rows))
+async def add_to_rollup(session: AsyncSession, changes: Tally) -> None:
+    """Add what a write changed to the stored rows; nothing to do when no completion moved."""
+    rows = changes.rows()
+    if rows:
+        await _ADD_COMPLETIONS.execute(session, rows)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, _previous: SessionTransaction) -> None:
-    session.info.pop(_PENDING, None)
-
-
-async def rebuild(session: AsyncSession, org_id: str, calendar: Calendar) -> None:
+async def rebuild_rollup(session: AsyncSession, org_id: str, calendar: Calendar) -> None:
     """Recount an organisation's rows from its obligations (a new timezone moves every day)."""
-    forget_pending(session)
     await session.execute(delete(daily_completions).where(daily_completions.c.org_id == org_id))
     tally = Tally()
     met = await session.stream(

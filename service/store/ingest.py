@@ -23,10 +23,10 @@ from service.domain.events import Event
 from service.domain.rules import Ruleset
 from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
-from service.store.completions import Tally, record
+from service.store.completions import Tally, add_to_rollup, rebuild_rollup
 from service.store.db import BulkInsert, Prebuilt, among
 from service.store.events import get_event
-from service.store.orgs import lock_ruleset
+from service.store.orgs import lock_ruleset, set_ruleset
 from service.store.tables import cases, events, obligations, risk_periods
 
 IngestStatus = Literal["created", "duplicate", "conflict"]
@@ -291,12 +291,12 @@ async def _replace_obligations(
     case_ids: Sequence[str],
     created: frozenset[str],
     wanted: dict[str, dict[str, Any]],
+    completions: Tally,
 ) -> set[str]:
     """Write only the difference between stored and derived obligations; the ids written.
 
     Cases created in this transaction have nothing stored yet, so they are not looked up.
-
-    What the difference does to the daily completions rollup is recorded beside it.
+    What the difference does to the daily completions rollup is counted in `completions`.
     """
     stored: dict[str, Mapping[str, Any]] = {}
     for chunk in _chunks([c for c in case_ids if c not in created]):
@@ -309,12 +309,10 @@ async def _replace_obligations(
     changed = [
         row for i, row in wanted.items() if i in stored and stored[i]["digest"] != row["digest"]
     ]
-    tally = Tally()
     for i in (*gone, *(row["id"] for row in changed)):
-        tally.count(org_id, calendar, stored[i], sign=-1)
+        completions.count(org_id, calendar, stored[i], sign=-1)
     for row in (*new, *changed):
-        tally.count(org_id, calendar, row)
-    record(session, tally)
+        completions.count(org_id, calendar, row)
     for chunk in _chunks(gone):
         await session.execute(_DELETE_OBLIGATIONS(session), {"org_id": org_id, "ids": chunk})
     for chunk in _chunks([*new, *changed]):
@@ -359,6 +357,7 @@ async def rederive_cases(
     ruleset: Ruleset,
     locked: LockedCases,
     now: datetime,
+    completions: Tally,
     stored: Sequence[Event] = (),
     *,
     backfill: bool = False,
@@ -366,7 +365,8 @@ async def rederive_cases(
     """Re-derive cases locked by `lock_cases` and persist allocation, status and obligations.
 
     `stored` are the events this transaction inserted: for a case it created they are the
-    whole log, so only the other cases' logs are read back.
+    whole log, so only the other cases' logs are read back. What the new obligations do to
+    the daily completions rollup is counted in `completions`, for the caller to add last.
     """
     ordered = sorted(locked.allocations)
     logs: dict[str, list[Event]] = {case_id: [] for case_id in locked.created}
@@ -381,7 +381,7 @@ async def rederive_cases(
         for ob in state.obligations
     }
     written = await _replace_obligations(
-        session, org_id, ruleset.calendar, ordered, locked.created, wanted
+        session, org_id, ruleset.calendar, ordered, locked.created, wanted, completions
     )
     # An unchanged row was checked already: its stored next check is still ahead of `now`.
     await enqueue_owed(
@@ -427,7 +427,8 @@ async def ingest_events(
     *,
     backfill: bool = False,
 ) -> list[Outcome]:
-    """Store events idempotently and re-derive every case that gained one.
+    """Store events idempotently, re-derive every case that gained one, and add what that
+    did to the daily completions rollup, last.
 
     A backfill raises no alert for the states its cases reached before it was posted (the
     caller raises one summary instead); states reached later alert as usual."""
@@ -440,7 +441,11 @@ async def ingest_events(
     touched = {e.case_id for e in stored}
     if touched:
         only = LockedCases({c: locked.allocations[c] for c in touched}, locked.created & touched)
-        await rederive_cases(session, org_id, ruleset, only, now, stored, backfill=backfill)
+        completions = Tally()
+        await rederive_cases(
+            session, org_id, ruleset, only, now, completions, stored, backfill=backfill
+        )
+        await add_to_rollup(session, completions)
     return outcomes
 
 
@@ -467,14 +472,30 @@ async def mark_void(
         .values(voided_at=now, void_reason=reason)
     )
     if voided.rowcount:  # type: ignore[attr-defined]
-        await rederive_cases(session, org_id, ruleset, locked, now)
+        completions = Tally()
+        await rederive_cases(session, org_id, ruleset, locked, now, completions)
+        await add_to_rollup(session, completions)
     return await get_event(session, org_id, event_id)
 
 
-async def rederive_open_cases(
-    session: AsyncSession, org_id: str, ruleset: Ruleset, now: datetime
+async def activate_ruleset(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    ruleset: Ruleset,
+    text: str | None,
+    fmt: Literal["toml", "json"],
+    now: datetime,
 ) -> int:
-    """Re-derive every open case under a new ruleset, a chunk at a time; how many there were."""
+    """Make `ruleset` the organisation's active one (`text` None for a built-in) and re-derive
+    every open case under it, a chunk at a time; how many cases were re-derived.
+
+    The completions rollup is brought up to date once, at the end: by adding what every case
+    changed, or, when the timezone changed (which moves every completion's local day), by
+    counting it again from the obligations.
+    """
+    previous = await set_ruleset(session, org_id=org_id, ruleset_id=ruleset.id, text=text, fmt=fmt)
+    completions = Tally()
     case_ids = list(
         (
             await session.execute(
@@ -487,5 +508,9 @@ async def rederive_open_cases(
     for start in range(0, len(case_ids), REDERIVE_CHUNK):
         chunk = case_ids[start : start + REDERIVE_CHUNK]
         locked = await lock_cases(session, org_id, chunk, now)
-        await rederive_cases(session, org_id, ruleset, locked, now)
+        await rederive_cases(session, org_id, ruleset, locked, now, completions)
+    if previous.calendar.timezone.key != ruleset.calendar.timezone.key:
+        await rebuild_rollup(session, org_id, ruleset.calendar)
+    else:
+        await add_to_rollup(session, completions)
     return len(case_ids)
