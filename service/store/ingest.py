@@ -478,6 +478,17 @@ async def mark_void(
     return await get_event(session, org_id, event_id)
 
 
+async def rederive_open_cases(
+    session: AsyncSession, org_id: str, ruleset: Ruleset, now: datetime
+) -> int:
+    """Re-derive every open case under `ruleset` (new rules, or new calendar data), then add
+    what that did to the completions rollup, last; how many cases were re-derived."""
+    completions = Tally()
+    count = await _rederive_open_cases(session, org_id, ruleset, now, completions)
+    await add_to_rollup(session, completions)
+    return count
+
+
 async def activate_ruleset(
     session: AsyncSession,
     *,
@@ -488,14 +499,25 @@ async def activate_ruleset(
     now: datetime,
 ) -> int:
     """Make `ruleset` the organisation's active one (`text` None for a built-in) and re-derive
-    every open case under it, a chunk at a time; how many cases were re-derived.
+    every open case under it; how many cases were re-derived.
 
-    The completions rollup is brought up to date once, at the end: by adding what every case
-    changed, or, when the timezone changed (which moves every completion's local day), by
-    counting it again from the obligations.
+    A new timezone moves every completion's local day, so the completions rollup is then
+    counted again from the obligations rather than added to.
     """
     previous = await set_ruleset(session, org_id=org_id, ruleset_id=ruleset.id, text=text, fmt=fmt)
-    completions = Tally()
+    if previous.calendar.timezone.key == ruleset.calendar.timezone.key:
+        return await rederive_open_cases(session, org_id, ruleset, now)
+    count = await _rederive_open_cases(session, org_id, ruleset, now, Tally())
+    await rebuild_rollup(session, org_id, ruleset.calendar)
+    return count
+
+
+async def _rederive_open_cases(
+    session: AsyncSession, org_id: str, ruleset: Ruleset, now: datetime, completions: Tally
+) -> int:
+    """Re-derive every open case a chunk at a time, counting into `completions`, which the
+    caller adds once every case is done: it never holds a rollup row while waiting for the
+    next chunk's case locks."""
     case_ids = list(
         (
             await session.execute(
@@ -509,8 +531,4 @@ async def activate_ruleset(
         chunk = case_ids[start : start + REDERIVE_CHUNK]
         locked = await lock_cases(session, org_id, chunk, now)
         await rederive_cases(session, org_id, ruleset, locked, now, completions)
-    if previous.calendar.timezone.key != ruleset.calendar.timezone.key:
-        await rebuild_rollup(session, org_id, ruleset.calendar)
-    else:
-        await add_to_rollup(session, completions)
     return len(case_ids)
