@@ -571,14 +571,3 @@ async def team_ids(session: AsyncSession, org_id: str) -> list[str]:
         .order_by(cases.c.team_id)
     )
     return [r for r in rows.scalars() if r is not None]
-
-
-async def worker_ids(session: AsyncSession, org_id: str, team_id: str | None) -> list[str]:
-    """Workers with cases (in a team), for the dashboard's filter."""
-    query = select(cases.c.worker_id).where(
-        cases.c.org_id == org_id, cases.c.worker_id.is_not(None)
-    )
-    if team_id is not None:
-        query = query.where(cases.c.team_id == team_id)
-    rows = await session.execute(query.group_by(cases.c.worker_id).order_by(cases.c.worker_id))
-    return [r for r in rows.scalars() if r is not None]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.derive import Obligation
 from service.domain.status import STATUSES, Status
-from service.store.tables import obligations, risk_periods
+from service.store.tables import obligations
 
 
 def open_at(at: datetime) -> ColumnElement[bool]:
@@ -49,21 +49,6 @@ def status_clause(status: Status, at: datetime) -> ColumnElement[bool]:
             or_(obligations.c.warn_at.is_(None), obligations.c.warn_at > at),
         )
     return false()
-
-
-def at_risk_clause(at: datetime) -> ColumnElement[bool]:
-    """The SQL twin of domain.status.is_at_risk: open, not overdue, inside a risk period."""
-    in_period = (
-        select(risk_periods.c.obligation_id)
-        .where(
-            risk_periods.c.org_id == obligations.c.org_id,
-            risk_periods.c.obligation_id == obligations.c.id,
-            risk_periods.c.starts_at <= at,
-            or_(risk_periods.c.ends_at.is_(None), risk_periods.c.ends_at > at),
-        )
-        .exists()
-    )
-    return and_(open_at(at), obligations.c.due_at >= at, in_period)
 
 
 def statuses_clause(statuses: Sequence[Status], at: datetime) -> ColumnElement[bool]:
