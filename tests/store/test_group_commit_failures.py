@@ -51,7 +51,7 @@ async def poisoned(app: FastAPI) -> AsyncIterator[None]:
         create = [
             "DROP TRIGGER IF EXISTS refuse_poison",
             f"""CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN NEW.id = '{POISON}'
-                BEGIN SELECT RAISE(ABORT, 'refused'); END"""
+                BEGIN SELECT RAISE(ABORT, 'refused'); END""",
         ]
         drop = ["DROP TRIGGER refuse_poison"]
     async with transaction(factory) as session:
