@@ -1,7 +1,10 @@
 """The write path: store events, re-derive their cases and persist obligations, in one transaction.
 
 Each case is locked (an upsert of its row) before its log is read, so two requests for the
-same case serialise and neither derives from a log that misses the other's event.
+same case serialise and neither derives from a log that misses the other's event. Then, in
+the caller's transaction and in this order: the obligations that changed, the alerts they
+now owe (store/alerts.py), each case's allocation and status, and last the daily completions
+rollup (store/completions.py).
 """
 
 from __future__ import annotations
