@@ -84,7 +84,7 @@ async def test_a_decision_at_the_due_instant_itself_is_met_and_not_met_late(
     assert ("C", "referral-decision") in await listed_under(tenant, "met_late", JUST_AFTER_DUE)
 
 
-async def test_without_a_warning_an_open_obligation_at_its_due_instant_is_still_upcoming(
+async def test_without_a_warning_an_open_obligation_is_upcoming_until_its_due_instant_passes(
     tenant: Tenant,
 ) -> None:
     rules = (
@@ -100,6 +100,7 @@ async def test_without_a_warning_an_open_obligation_at_its_due_instant_is_still_
 
     assert await listed_under(tenant, "upcoming", DECISION_DUE) == {("A", "decision")}
     assert await listed_under(tenant, "overdue", JUST_AFTER_DUE) == {("A", "decision")}
+    assert await listed_under(tenant, "upcoming", JUST_AFTER_DUE) == set()
 
 
 async def test_each_status_filter_lists_exactly_what_shows_that_status_at_every_boundary(
