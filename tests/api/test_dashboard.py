@@ -637,7 +637,9 @@ async def test_a_completion_made_later_on_the_day_of_as_of_is_not_counted(
         assert (before, after) == ({}, {("2026-11", "referral-decision"): (1, 1)}), scope
 
 
-async def test_a_deadline_met_at_its_due_instant_counts_as_on_time(tenant: Tenant) -> None:
+async def test_a_deadline_met_at_its_due_instant_counts_as_on_time_at_every_scope(
+    tenant: Tenant,
+) -> None:
     # A referral on Monday 2 November 2026 is due a decision by the end of Tuesday 3 November.
     await post(
         tenant,
@@ -647,6 +649,7 @@ async def test_a_deadline_met_at_its_due_instant_counts_as_on_time(tenant: Tenan
     on_time = {("2026-11", "referral-decision"): (1, 1)}
     assert await completions(tenant, rule_id="referral-decision") == on_time
     assert await completions(tenant, rule_id="referral-decision", team_id="T-1") == on_time
+    assert await completions(tenant, rule_id="referral-decision", worker_id="W-1") == on_time
 
 
 async def test_a_new_timezone_counts_completions_on_their_new_local_days(tenant: Tenant) -> None:
