@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from service.api.deps import ClockDep, Reader, SessionDep, Writer
 from service.api.openapi import json_body
@@ -78,7 +78,7 @@ class BatchIn(BaseModel):
 
     # Items stay unparsed here so one malformed item is reported as invalid, not the batch.
     events: list[Any] = Field(min_length=1, max_length=1000)
-    backfill: bool = Field(
+    backfill: StrictBool = Field(
         default=False,
         description="History being loaded: no alert for states reached before it was posted, "
         "one `backfill.completed` summary instead (docs/webhooks.md).",

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from service.api.deps import ClockDep, SessionDep, SettingsDep, require
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
@@ -77,7 +77,7 @@ class SubscriptionPatch(BaseModel):
     event_types: list[AlertTypeName] | None = Field(default=None, min_length=1)
     team_ids: list[Reference] | None = Field(default=None, min_length=1, max_length=1000)
     rule_ids: list[Reference] | None = Field(default=None, min_length=1, max_length=1000)
-    enabled: bool | None = Field(
+    enabled: StrictBool | None = Field(
         default=None,
         description="false stops deliveries (pending ones fail, redeliverable); "
         "true re-enables a disabled subscription.",

@@ -177,3 +177,9 @@ async def test_a_batch_item_that_is_not_an_object_is_reported_invalid(tenant: Te
     results = response.json()["results"]
     assert [r["status"] for r in results] == ["created", "invalid"]
     assert results[1]["errors"][0]["pointer"] == "/events/1"
+
+
+async def test_backfill_must_be_a_json_boolean(tenant: Tenant) -> None:
+    body = {"backfill": 0, "events": [referral("e1")]}
+    response = await tenant.writer.post("/v1/events/batch", json=body)
+    assert response.status_code == 422
