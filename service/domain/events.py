@@ -110,6 +110,17 @@ def check_identifiers(fields: Mapping[str, object]) -> list[DataProblem]:
     ]
 
 
+def parse_plain_date(text: str) -> date | None:
+    """A day written YYYY-MM-DD, or None: fromisoformat alone would also take week dates
+    such as 2026-W45-1."""
+    if _PLAIN_DATE.fullmatch(text) is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def parse_day_or_instant(value: object) -> date | datetime | None:
     """Read a data value that may be a plain date or an RFC 3339 datetime with an offset.
 
@@ -123,13 +134,7 @@ def parse_day_or_instant(value: object) -> date | datetime | None:
         return None
     text = value.strip()
     if len(text) == 10:
-        # Only YYYY-MM-DD: fromisoformat would also take week dates such as 2026-W45-1.
-        if _PLAIN_DATE.fullmatch(text) is None:
-            return None
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            return None
+        return parse_plain_date(text)
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

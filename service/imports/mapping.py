@@ -29,7 +29,6 @@ reported with the rules they leave unjudged.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
@@ -43,7 +42,7 @@ from service.domain.derive import (
     SNAPSHOT_TYPE,
     UNSEEN_KEY,
 )
-from service.domain.events import Event
+from service.domain.events import Event, parse_plain_date
 from service.domain.rules import Rule, Ruleset
 from service.domain.storable import text_fault
 from service.imports.annex_a import (
@@ -71,7 +70,6 @@ EARLIEST_DATE = date(1900, 1, 1)
 MAX_CHILD_ID = 150
 MAX_ALLOCATION_ID = 200
 _SAMPLE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
-_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 # The 2019 template's heading of each field a row type holds, to name a cell in the report
 # when the row no longer says how the file spelt it.
@@ -252,11 +250,7 @@ def extraction_day(text: str | None, calendar: Calendar, now: datetime) -> date:
     text = (text or "").strip()
     if not text:
         return today
-    try:
-        # Only YYYY-MM-DD: fromisoformat would also take week dates such as 2026-W47-5.
-        day = date.fromisoformat(text) if _PLAIN_DATE.fullmatch(text) else None
-    except ValueError:
-        day = None
+    day = parse_plain_date(text)
     if day is None:
         raise ValueError("must be a date, YYYY-MM-DD")
     if day > today:
