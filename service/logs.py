@@ -28,9 +28,13 @@ def configure_logging(fmt: Literal["json", "console"]) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     # uvicorn's own loggers too, so its errors and start-up lines are JSON lines like ours
-    # (`caseclock serve` gives uvicorn no logging config of its own).
-    for name in ("caseclock", "uvicorn", "uvicorn.error", "uvicorn.access"):
+    # (`caseclock serve` gives uvicorn no logging config of its own). No access log: a line
+    # per request costs the ingest path dearly and says nothing /metrics does not.
+    for name in ("caseclock", "uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler] if name in ("caseclock", "uvicorn") else []
         logger.setLevel(logging.INFO)
-        logger.propagate = name != "caseclock" and name != "uvicorn"
+        logger.propagate = name == "uvicorn.error"
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False

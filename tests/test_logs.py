@@ -29,3 +29,4 @@ def test_every_line_serve_writes_is_a_json_object(tmp_path: Path) -> None:
     assert any("Uvicorn running" in line or "Application startup" in line for line in lines)
     for line in lines:
         assert isinstance(json.loads(line), dict), line
+    assert not [line for line in lines if "uvicorn.access" in line], "no line per request"
