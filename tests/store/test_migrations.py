@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.db import make_engine
 from service.store.migrations import alembic_config, current_revision, head_revision
-from service.store.tables import Obligation, Org, metadata
+from service.store.tables import metadata, obligations, orgs
 
 TABLES = set(metadata.tables)
 
@@ -139,7 +139,7 @@ def _obligation(org_id: str, id_: str, team_id: str | None, met_at: datetime | N
 def _store_obligations(connection: Connection) -> None:
     now = datetime(2026, 11, 20, tzinfo=UTC)
     connection.execute(
-        Org.__table__.insert(),  # type: ignore[attr-defined]
+        orgs.insert(),
         [
             {
                 "id": "org_a",
@@ -151,7 +151,7 @@ def _store_obligations(connection: Connection) -> None:
         ],
     )
     connection.execute(
-        Obligation.__table__.insert(),  # type: ignore[attr-defined]
+        obligations.insert(),
         [
             # Met at 00:30 London time on 4 November, late: that day in London.
             _obligation("org_a", "ob-1", "T-1", datetime(2026, 11, 4, 0, 30, tzinfo=UTC)),
