@@ -17,7 +17,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.calendar import Calendar
+from service.domain.status import missed_then_cancelled
 from service.store.db import BulkInsert
+from service.store.obligations import judged
 from service.store.tables import daily_completions, obligations
 
 WHOLE_ORG = ""
@@ -25,7 +27,11 @@ Key = tuple[str, str, date, str]  # org_id, team_id (WHOLE_ORG for every team), 
 
 
 class Tally(dict[Key, list[int]]):
-    """Completed and on-time counts by key; negative while it records what was taken away."""
+    """Judged and on-time counts by key; negative while it records what was taken away.
+
+    A deadline is judged on the day it was met, or on the day it was cancelled if it had
+    fallen due unmet by then (missed, then cancelled: late); one cancelled in time is neutral.
+    """
 
     def count(
         self,
@@ -34,12 +40,16 @@ class Tally(dict[Key, list[int]]):
         ob: Mapping[Any, Any],
         sign: int = 1,
     ) -> None:
-        """Count one obligation row (its columns by name) if it was met."""
+        """Count one obligation row (its columns by name) if it was met or missed."""
         met_at: datetime | None = ob["met_at"]
-        if met_at is None:
+        cancelled_at: datetime | None = ob["cancelled_at"]
+        if met_at is not None:
+            day = calendar.local_date(met_at)
+            on_time = sign if met_at <= ob["due_at"] else 0
+        elif cancelled_at is not None and missed_then_cancelled(ob["due_at"], cancelled_at):
+            day, on_time = calendar.local_date(cancelled_at), 0
+        else:
             return
-        day = calendar.local_date(met_at)
-        on_time = sign if met_at <= ob["due_at"] else 0
         teams = (WHOLE_ORG, ob["team_id"]) if ob["team_id"] else (WHOLE_ORG,)
         for team in teams:
             cell = self.setdefault((org_id, team, day, ob["rule_id"]), [0, 0])
@@ -96,8 +106,9 @@ async def rebuild_rollup(session: AsyncSession, org_id: str, calendar: Calendar)
             obligations.c.team_id,
             obligations.c.rule_id,
             obligations.c.met_at,
+            obligations.c.cancelled_at,
             obligations.c.due_at,
-        ).where(obligations.c.org_id == org_id, obligations.c.met_at.is_not(None))
+        ).where(obligations.c.org_id == org_id, judged())
     )
     async for row in met:
         tally.count(org_id, calendar, row._mapping)

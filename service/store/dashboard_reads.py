@@ -29,6 +29,7 @@ from service.domain.calendar import Calendar, Duration
 from service.domain.rules import Ruleset
 from service.store.completions import WHOLE_ORG
 from service.store.db import SessionFactory, gather_reads
+from service.store.obligations import judged
 from service.store.tables import cases, daily_completions, obligations, risk_periods
 
 Interval = Literal["month", "week"]
@@ -403,7 +404,8 @@ async def timeliness(
     calendar: Calendar,
     rule_id: str | None = None,
 ) -> list[Timeliness]:
-    """Completions per period and rule: met (on time) or met late, as they stood at `at`.
+    """Completions per period and rule: met on time, or late (met late, or missed then
+    cancelled), as they stood at `at`.
 
     For an organisation or a team, whole days before the day of `at` are read from the
     daily completions rollup and only that day is counted from obligations; a worker's
@@ -468,9 +470,10 @@ async def _counted(
     at: datetime,
     rule_id: str | None,
 ) -> dict[tuple[int, str], tuple[int, int]]:
-    """The same counts from obligations met from `since` up to `at`.
+    """The same counts from obligations judged from `since` up to `at`.
 
-    Met rows have `closed_at == met_at`, so the range is put on the indexed `closed_at`; the
+    Judged rows close when they are met or cancelled, so the range is put on the indexed
+    `closed_at`; the
     period of each row is a CASE over the period boundaries, which SQLite and PostgreSQL
     evaluate alike whatever the timezone.
     """
@@ -495,7 +498,7 @@ async def _counted(
             obligations.c.closed_at >= since,
             obligations.c.closed_at < end,
             obligations.c.closed_at <= at,
-            obligations.c.met_at.is_not(None),
+            judged(),
         )
         .group_by(index, obligations.c.rule_id)
     )

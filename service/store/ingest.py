@@ -257,6 +257,7 @@ _STORED_OBLIGATIONS = Prebuilt(
         obligations.c.rule_id,
         obligations.c.team_id,
         obligations.c.met_at,
+        obligations.c.cancelled_at,
         obligations.c.due_at,
         obligations.c.at_risk_periods,
     ).where(

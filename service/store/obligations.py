@@ -23,6 +23,12 @@ def open_at(at: datetime) -> ColumnElement[bool]:
     )
 
 
+def judged() -> ColumnElement[bool]:
+    """Counted in timeliness: met, or cancelled after it fell due (the SQL twin of
+    `domain.status.missed_then_cancelled`, and the predicate of the index that serves it)."""
+    return or_(obligations.c.met_at.is_not(None), obligations.c.cancelled_at > obligations.c.due_at)
+
+
 def status_clause(status: Status, at: datetime) -> ColumnElement[bool]:
     """The SQL twin of domain.status.status_at; tests hold the two to the same answers."""
     exists = obligations.c.opened_at <= at

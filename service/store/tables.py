@@ -38,8 +38,17 @@ _OPEN = text("closed_at IS NULL")
 # Only what the summary and the loads read: a narrow index is a fast one (about 30% at a
 # million obligations against one that also carried the id and the rule's name).
 DASHBOARD_OPEN_COLUMNS = ("due_at", "warn_at", "opened_at", "first_escalation_at", "rule_id")
-DASHBOARD_CLOSED_COLUMNS = ("met_at", "due_at", "opened_at", "rule_id", "worker_id", "team_id")
-_MET = text("met_at IS NOT NULL")
+DASHBOARD_CLOSED_COLUMNS = (
+    "met_at",
+    "cancelled_at",
+    "due_at",
+    "opened_at",
+    "rule_id",
+    "worker_id",
+    "team_id",
+)
+# What timeliness counts: met, or missed then cancelled (`store.obligations.judged`).
+JUDGED = text("met_at IS NOT NULL OR cancelled_at > due_at")
 _TO_CHECK = text("next_check_at IS NOT NULL")
 _UNFANNED = text("fanned_out_at IS NULL")
 _PENDING = text("status = 'pending'")
@@ -170,16 +179,16 @@ class Obligation(SQLModel, table=True):
             "closed_at",
             postgresql_include=list(DASHBOARD_CLOSED_COLUMNS),
         ),
-        # One worker's completions for timeliness (organisations and teams read the
+        # One worker's judged deadlines for timeliness (organisations and teams read the
         # daily_completions rollup instead), index-only on PostgreSQL.
         Index(
-            "ix_obligations_met_org_id_worker_id_closed_at",
+            "ix_obligations_judged_org_id_worker_id_closed_at",
             "org_id",
             "worker_id",
             "closed_at",
-            sqlite_where=_MET,
-            postgresql_where=_MET,
-            postgresql_include=["met_at", "due_at", "rule_id", "team_id"],
+            sqlite_where=JUDGED,
+            postgresql_where=JUDGED,
+            postgresql_include=["met_at", "cancelled_at", "due_at", "rule_id", "team_id"],
         ),
         # Not led by org_id: the alert sweep visits every organisation's due checks at once.
         Index(

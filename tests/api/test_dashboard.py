@@ -285,11 +285,15 @@ async def test_timeliness_equals_completions_in_the_obligations_list(
     try:
         body = await widget(tenant.reader, "timeliness", as_of=iso(at), **filters)
         months = twelve_months_to(at.astimezone(LONDON).date())
-        completions: Counter[tuple[str, str, str]] = Counter(
+        # Missed then cancelled counts as late, in the month it was cancelled.
+        judged = [
             (month(o["met_at"]), o["rule_id"], o["status"])
+            if o["status"] in ("met", "met_late")
+            else (month(o["cancelled_at"]), o["rule_id"], "met_late")
             for o in scoped(await listed(tenant, iso(at)), team, worker)
-            if o["status"] in ("met", "met_late") and month(o["met_at"]) in months
-        )
+            if o["status"] in ("met", "met_late") or o["missed"]
+        ]
+        completions = Counter(j for j in judged if j[0] in months)
         rules = sorted({rule for _, rule, _ in completions})
         expected = []
         for period in months:
@@ -650,6 +654,33 @@ async def test_a_deadline_met_at_its_due_instant_counts_as_on_time_at_every_scop
     assert await completions(tenant, rule_id="referral-decision") == on_time
     assert await completions(tenant, rule_id="referral-decision", team_id="T-1") == on_time
     assert await completions(tenant, rule_id="referral-decision", worker_id="W-1") == on_time
+
+
+async def test_a_deadline_missed_then_cancelled_counts_as_late_at_every_scope(
+    tenant: Tenant,
+) -> None:
+    # A referral on Monday 2 November 2026 is due a decision by the end of Tuesday 3 November;
+    # closing the case on 10 November cancels a deadline that was already missed.
+    await post(
+        tenant,
+        referral("C-1", "2026-11-02T10:00:00Z"),
+        later("C-1", "case_closed", "2026-11-10T10:00:00Z"),
+    )
+    late = {("2026-11", "referral-decision"): (1, 0)}
+    for scope in ({}, {"team_id": "T-1"}, {"worker_id": "W-1"}):
+        assert await completions(tenant, rule_id="referral-decision", **scope) == late, scope
+    same_day = await completions(tenant, rule_id="referral-decision", as_of="2026-11-10T11:00:00Z")
+    assert same_day == late
+
+
+async def test_a_deadline_cancelled_before_it_fell_due_is_not_counted(tenant: Tenant) -> None:
+    await post(
+        tenant,
+        referral("C-1", "2026-11-02T10:00:00Z"),
+        later("C-1", "case_closed", "2026-11-03T16:00:00Z"),
+    )
+    for scope in ({}, {"team_id": "T-1"}, {"worker_id": "W-1"}):
+        assert await completions(tenant, rule_id="referral-decision", **scope) == {}, scope
 
 
 async def test_a_new_timezone_counts_completions_on_their_new_local_days(tenant: Tenant) -> None:

@@ -108,7 +108,13 @@ async def test_the_comparison_sees_a_missing_schema(throwaway: AsyncEngine) -> N
     assert added == TABLES
 
 
-def _obligation(org_id: str, id_: str, team_id: str | None, met_at: datetime | None) -> Any:
+def _obligation(
+    org_id: str,
+    id_: str,
+    team_id: str | None,
+    met_at: datetime | None,
+    cancelled_at: datetime | None = None,
+) -> Any:
     due = datetime(2026, 11, 3, 23, 59, 59, tzinfo=UTC)
     return {
         "org_id": org_id,
@@ -123,11 +129,11 @@ def _obligation(org_id: str, id_: str, team_id: str | None, met_at: datetime | N
         "escalate_at": [],
         "at_risk_periods": [],
         "met_at": met_at,
-        "cancelled_at": None,
-        "closed_at": met_at,
+        "cancelled_at": cancelled_at,
+        "closed_at": met_at or cancelled_at,
         "opened_by_event": "E-1",
         "met_by_event": "E-2" if met_at else None,
-        "cancelled_by_event": None,
+        "cancelled_by_event": "E-3" if cancelled_at else None,
         "worker_id": None,
         "team_id": team_id,
         "digest": id_,
@@ -157,6 +163,10 @@ def _store_obligations(connection: Connection) -> None:
             _obligation("org_a", "ob-1", "T-1", datetime(2026, 11, 4, 0, 30, tzinfo=UTC)),
             _obligation("org_a", "ob-2", None, datetime(2026, 11, 3, 9, tzinfo=UTC)),
             _obligation("org_a", "ob-3", "T-1", None),
+            # Cancelled on 10 November, a week after it fell due: missed, so late.
+            _obligation("org_a", "ob-4", "T-1", None, datetime(2026, 11, 10, 9, tzinfo=UTC)),
+            # Cancelled before it fell due: neutral.
+            _obligation("org_a", "ob-5", "T-1", None, datetime(2026, 11, 3, 9, tzinfo=UTC)),
         ],
     )
 
@@ -180,4 +190,6 @@ async def test_the_completions_rollup_counts_obligations_stored_before_it(
             ("", "2026-11-03", "referral-decision", 1, 1),
             ("", "2026-11-04", "referral-decision", 1, 0),
             ("T-1", "2026-11-04", "referral-decision", 1, 0),
+            ("", "2026-11-10", "referral-decision", 1, 0),
+            ("T-1", "2026-11-10", "referral-decision", 1, 0),
         }
