@@ -85,6 +85,31 @@ REGIONS: dict[str, str | None] = {
     "northern-ireland": "NIR",
     "none": None,
 }
+# The names the published bank-holiday lists give, where the holiday data words them
+# otherwise: an explanation names a skipped day as the list a manager checks it against does.
+# A day the data moves off a weekend is the published list's "substitute day".
+_PUBLISHED_NAMES = {
+    "May Day": "Early May bank holiday",
+    "Spring Bank Holiday": "Spring bank holiday",
+    "Late Summer Bank Holiday": "Summer bank holiday",
+    "Summer Bank Holiday": "Summer bank holiday",
+    "New Year Holiday": "2nd January",
+    "Saint Andrew's Day": "St Andrew's Day",
+    "Saint Patrick's Day": "St Patrick's Day",
+    "Battle of the Boyne": "Battle of the Boyne (Orangemen's Day)",
+}
+_OBSERVED = " (observed)"
+
+
+def _published_name(name: str) -> str:
+    """A bank holiday's name in the holiday data, as the published list writes it."""
+    parts = []
+    for part in name.split("; "):  # the data joins two holidays on one day with "; "
+        observed = part.endswith(_OBSERVED)
+        base = part.removesuffix(_OBSERVED)
+        base = _PUBLISHED_NAMES.get(base, base)
+        parts.append(f"{base}, substitute day" if observed else base)
+    return "; ".join(parts)
 
 
 class Calendar:
@@ -179,8 +204,8 @@ class Calendar:
 
     def days_off_between(self, start: date, end: date) -> tuple[list[tuple[date, str]], int]:
         """The weekdays in (start, end] that are not working days, each with why (the bank
-        holiday's name in the holiday data, or "closure"), and how many weekend days there
-        are: what a working-day count from `start` to `end` skipped."""
+        holiday's published name, or "closure"), and how many weekend days there are: what a
+        working-day count from `start` to `end` skipped."""
         days_off: list[tuple[date, str]] = []
         weekend_days = 0
         names: dict[date, str] = {}
@@ -192,7 +217,7 @@ class Calendar:
             if day.weekday() >= 5:
                 weekend_days += 1
             elif not self.is_working_day(day):
-                days_off.append((day, names.get(day, "closure")))
+                days_off.append((day, _published_name(names[day]) if day in names else "closure"))
             day += timedelta(days=1)
         return days_off, weekend_days
 

@@ -2,39 +2,36 @@
 
 The explanation is rebuilt from the obligation and the rule it came from, and checked rather
 than assumed: it says "N working days after D" only where counting that duration from that
-day does give the due day. Where the due day came another way (a date given in the event's
-data, a snapshot's position) it says so instead.
+day does give the due day. Where the due day came from a date given in the event's data it
+says so; where the rules and calendar in force no longer give the stored day (a closed
+case derived under rules or bank-holiday data since changed) it says that instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from service.domain.calendar import CALENDAR_DATA_VERSION, Calendar, Duration
+from service.domain.calendar import Calendar, Duration
 from service.domain.derive import Obligation
-from service.domain.events import Event
 from service.domain.rules import Rule
 
 
 @dataclass(frozen=True, slots=True)
 class DayOff:
+    """A weekday a working-day count skipped: a bank holiday by its name, or a closure."""
+
     day: date
-    reason: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    """Everything that fixed an obligation's deadline, and one sentence that says it."""
+    """How the due day was worked out, and one sentence that says it. What the obligation
+    itself records (its rule, opening event, warning and escalation instants, what met or
+    cancelled it) is read from the obligation beside it."""
 
-    rule_id: str
-    rule_name: str
-    rule_source: str
-    opened_by_event: str
-    opened_by_type: str | None
-    opened_at: datetime
-    counted_from: date
+    counted_from: date | None
     duration: str | None
     working_days_counted: int | None
     weekend_days_skipped: int
@@ -42,16 +39,6 @@ class Explanation:
     due_day: date
     due_local: datetime
     due_at: datetime
-    warn_at: datetime | None
-    escalate_at: tuple[datetime, ...]
-    met_by_event: str | None
-    met_at: datetime | None
-    cancelled_by_event: str | None
-    cancelled_at: datetime | None
-    calendar_region: str
-    calendar_timezone: str
-    calendar_closures: tuple[date, ...]
-    calendar_data: str
     sentence: str
 
 
@@ -75,58 +62,40 @@ def _short(day: date) -> str:
     return f"{day:%a} {day.day} {day:%b}"
 
 
-def explain(
-    obligation: Obligation, rule: Rule, calendar: Calendar, events: Mapping[str, Event]
-) -> Explanation:
-    """The explanation of `obligation`, derived under `rule` and `calendar`; `events` are the
-    case's events by id (for the type of the one that opened it)."""
+def explain(obligation: Obligation, rule: Rule | None, calendar: Calendar) -> Explanation:
+    """The explanation of `obligation` under `rule` (None: no longer in the active ruleset)
+    and `calendar`."""
     start = calendar.local_date(obligation.opened_at)
     due_day = calendar.local_date(obligation.due_at)
-    duration = next(
-        (d for d in _durations(rule, obligation.sequence) if calendar.add(start, d) == due_day),
-        None,
-    )
+    candidates = _durations(rule, obligation.sequence) if rule is not None else []
+    duration = next((d for d in candidates if calendar.add(start, d) == due_day), None)
     days_off: list[tuple[date, str]] = []
     weekend_days = 0
-    counted: int | None = None
     if duration is not None and duration.unit == "working_days":
         days_off, weekend_days = calendar.days_off_between(start, due_day)
-        counted = duration.count
-    opener = events.get(obligation.opened_by_event)
     due_words = f"Due by the end of {_day(due_day)}"
     if duration is not None:
         sentence = f"{due_words}: {duration} after {_day(start)}"
         if days_off:
-            skipped = ", ".join(f"{_short(day)} ({reason})" for day, reason in days_off)
+            skipped = ", ".join(f"{_short(day)} ({name})" for day, name in days_off)
             sentence += f", skipping {skipped}"
-    elif rule.due_from_data is not None and obligation.sequence == 1:
+    elif rule is not None and rule.due_from_data is not None and obligation.sequence == 1:
         sentence = f"{due_words}: the date given in the event's {rule.due_from_data}"
     else:
-        sentence = f"{due_words}: the next date after {_day(start)} that the case's record holds"
+        sentence = (
+            f"{due_words}, as derived under earlier rules or calendar data: "
+            "the rules in force now do not give this day"
+        )
     return Explanation(
-        rule_id=rule.id,
-        rule_name=rule.name,
-        rule_source=rule.source,
-        opened_by_event=obligation.opened_by_event,
-        opened_by_type=opener.type if opener else None,
-        opened_at=obligation.opened_at,
-        counted_from=start,
+        counted_from=start if duration is not None else None,
         duration=str(duration) if duration is not None else None,
-        working_days_counted=counted,
+        working_days_counted=(
+            duration.count if duration is not None and duration.unit == "working_days" else None
+        ),
         weekend_days_skipped=weekend_days,
-        days_off_skipped=tuple(DayOff(day, reason) for day, reason in days_off),
+        days_off_skipped=tuple(DayOff(day, name) for day, name in days_off),
         due_day=due_day,
         due_local=obligation.due_at.astimezone(calendar.timezone),
         due_at=obligation.due_at,
-        warn_at=obligation.warn_at,
-        escalate_at=obligation.escalate_at,
-        met_by_event=obligation.met_by_event,
-        met_at=obligation.met_at,
-        cancelled_by_event=obligation.cancelled_by_event,
-        cancelled_at=obligation.cancelled_at,
-        calendar_region=calendar.region,
-        calendar_timezone=calendar.timezone.key,
-        calendar_closures=tuple(sorted(calendar.closures)),
-        calendar_data=CALENDAR_DATA_VERSION,
         sentence=sentence + ".",
     )
