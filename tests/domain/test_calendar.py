@@ -432,6 +432,23 @@ def test_adding_working_days_matches_counting_day_by_day(region: str, day: date,
 
 
 @given(regions, days, counts)
+def test_the_days_a_count_skipped_are_every_day_it_did_not_count(
+    region: str, day: date, n: int
+) -> None:
+    calendar = CALENDARS[region]
+    end = day + timedelta(days=n)
+    days_off, weekend_days = calendar.days_off_between(day, end)
+    expected_off, expected_weekend = [], 0
+    for offset in range(1, n + 1):
+        each = day + timedelta(days=offset)
+        if each.weekday() >= 5:
+            expected_weekend += 1
+        elif not calendar.is_working_day(each):
+            expected_off.append(each)
+    assert ([d for d, _ in days_off], weekend_days) == (expected_off, expected_weekend)
+
+
+@given(regions, days, counts)
 def test_subtracting_undoes_adding_from_a_working_day(region: str, day: date, n: int) -> None:
     calendar = CALENDARS[region]
     start = calendar.add(day, ONE_WORKING_DAY)
