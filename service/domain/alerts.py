@@ -13,6 +13,8 @@ from typing import Any, Literal, NamedTuple
 
 from service.domain.calendar import Calendar
 from service.domain.derive import Obligation
+from service.domain.explain import explain
+from service.domain.rules import Rule
 from service.domain.status import (
     escalation_level,
     is_at_risk,
@@ -189,14 +191,15 @@ def alert_payload(
     alert: OwedAlert,
     obligation: Obligation,
     *,
+    rule: Rule | None,
     rule_name: str,
-    rule_source: str,
     worker_id: str | None,
     team_id: str | None,
     calendar: Calendar,
     at: datetime,
 ) -> dict[str, Any]:
-    """The webhook body of an obligation alert raised at `at` (SPEC section 6)."""
+    """The webhook body of an obligation alert raised at `at` (SPEC section 6), with the
+    sentence that explains its deadline, so whoever is paged can check the date by hand."""
     snapshot = obligation_snapshot(
         obligation,
         rule_name=rule_name,
@@ -211,7 +214,12 @@ def alert_payload(
         "data": {
             "obligation": snapshot,
             "case": {"case_id": obligation.case_id, "worker_id": worker_id, "team_id": team_id},
-            "rule": {"id": obligation.rule_id, "name": rule_name, "source": rule_source},
+            "rule": {
+                "id": obligation.rule_id,
+                "name": rule_name,
+                "source": rule.source if rule is not None else "",
+            },
+            "explanation": {"text": explain(obligation, rule, calendar).sentence},
         },
     }
 

@@ -71,8 +71,8 @@ def owed_rows(
             payload = alert_payload(
                 alert,
                 ob,
+                rule=rule,
                 rule_name=subject.rule_name,
-                rule_source=rule.source if rule else "",
                 worker_id=subject.worker_id,
                 team_id=subject.team_id,
                 calendar=ruleset.calendar,

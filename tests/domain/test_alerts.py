@@ -175,8 +175,8 @@ def test_an_alert_payload_carries_the_obligation_the_case_and_the_rule() -> None
     payload = alert_payload(
         OwedAlert("obligation.overdue"),
         ASSESSMENT,
+        rule=rule,
         rule_name=rule.name,
-        rule_source=rule.source,
         worker_id="W-1",
         team_id="T-1",
         calendar=CHILDREN.calendar,
@@ -209,6 +209,26 @@ def test_an_alert_payload_carries_the_obligation_the_case_and_the_rule() -> None
         "at_risk": False,
         "opened_by_event": ASSESSMENT.opened_by_event,
         "met_by_event": None,
+    }
+
+
+def test_an_alert_payload_explains_the_deadline_in_one_sentence() -> None:
+    # 45 working days from Mon 2 Mar 2026 skip Good Friday (3 Apr), Easter Monday (6 Apr)
+    # and the early May bank holiday (4 May).
+    payload = alert_payload(
+        OwedAlert("obligation.overdue"),
+        ASSESSMENT,
+        rule=CHILDREN.rule("assessment-completion"),
+        rule_name="Assessment",
+        worker_id=None,
+        team_id=None,
+        calendar=CHILDREN.calendar,
+        at=datetime(2026, 5, 12, 9, tzinfo=UTC),
+    )
+    assert payload["data"]["explanation"] == {
+        "text": "Due by the end of Thu 7 May 2026: 45 working days after Mon 2 Mar 2026, "
+        "skipping Fri 3 Apr (Good Friday), Mon 6 Apr (Easter Monday), "
+        "Mon 4 May (Early May bank holiday)."
     }
 
 
