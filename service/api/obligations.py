@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.api.deps import ClockDep, Reader, SessionDep
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem
 from service.api.times import AsOfQuery, day_or_instant_query, parse_query_instant
-from service.domain.calendar import Calendar
+from service.domain.calendar import CALENDAR_DATA_VERSION, Calendar
+from service.domain.explain import explain
+from service.domain.rules import Ruleset
 from service.domain.status import (
     STATUSES,
     Status,
@@ -22,7 +24,13 @@ from service.domain.status import (
     status_at,
     working_days_overdue,
 )
-from service.store.obligations import StoredObligation, find_obligations, parse_statuses
+from service.store.events import get_event
+from service.store.obligations import (
+    StoredObligation,
+    find_obligations,
+    get_obligation,
+    parse_statuses,
+)
 from service.store.orgs import ruleset_of
 
 router = APIRouter(prefix="/v1/obligations", tags=["obligations"])
@@ -61,6 +69,71 @@ class ObligationOut(BaseModel):
     at_risk: bool
     opened_by_event: str
     met_by_event: str | None
+
+
+class RuleRef(BaseModel):
+    id: str
+    name: str
+    # None when the rule is no longer in the active ruleset.
+    source: str | None
+
+
+class OpeningEvent(BaseModel):
+    id: str
+    type: str
+    occurred_at: datetime
+
+
+class SkippedDay(BaseModel):
+    day: date
+    name: str = Field(description="The bank holiday's published name, or `closure`.")
+
+
+class ClosedBy(BaseModel):
+    event: str
+    at: datetime
+
+
+class RulesetRef(BaseModel):
+    id: str
+    version: str = Field(description="A digest of the ruleset, as `GET /v1/rules` gives it.")
+
+
+class CalendarRef(BaseModel):
+    region: str
+    timezone: str
+    closures: list[date]
+    holiday_data: str = Field(description="The bank-holiday data, e.g. `holidays 0.109`.")
+
+
+class Explanation(BaseModel):
+    """Why the obligation is due when it is: docs/rules.md, Explanations."""
+
+    text: str = Field(description="One sentence a person can check by hand.")
+    rule: RuleRef
+    opened_by: OpeningEvent
+    counted_from: date | None = Field(
+        description="The local day the duration counts from; null when none was counted."
+    )
+    duration: str | None
+    working_days_counted: int | None
+    weekend_days_skipped: int
+    days_off_skipped: list[SkippedDay]
+    due_day: date
+    due_local: datetime = Field(
+        description="The end of the due day in the organisation's timezone, with its offset."
+    )
+    due_at: datetime
+    warn_at: datetime | None
+    escalate_at: list[datetime]
+    met: ClosedBy | None
+    cancelled: ClosedBy | None
+    ruleset: RulesetRef
+    calendar: CalendarRef
+
+
+class ObligationDetail(ObligationOut):
+    explanation: Explanation
 
 
 def present(stored: StoredObligation, at: datetime, calendar: Calendar) -> ObligationOut:
@@ -148,3 +221,73 @@ async def list_obligations(
     if len(found) > limit:
         next_cursor = encode_cursor(items[-1].due_at.isoformat(), items[-1].id)
     return Page[ObligationOut](items=items, next_cursor=next_cursor)
+
+
+def _closed_by(event: str | None, instant: datetime | None, at: datetime) -> ClosedBy | None:
+    if event is None or instant is None or instant > at:
+        return None
+    return ClosedBy(event=event, at=instant)
+
+
+def explained(
+    stored: StoredObligation, opening: Any, ruleset: Ruleset, at: datetime
+) -> ObligationDetail:
+    """The obligation as the list shows it at `at`, with how its deadline was worked out under
+    the ruleset in force; `opening` is the row of the event that opened it."""
+    ob = stored.obligation
+    rule = ruleset.rule(ob.rule_id)
+    calendar = ruleset.calendar
+    found = explain(ob, rule, calendar)
+    explanation = Explanation(
+        text=found.sentence,
+        rule=RuleRef(
+            id=ob.rule_id, name=stored.rule_name, source=rule.source if rule is not None else None
+        ),
+        opened_by=OpeningEvent(id=opening.id, type=opening.type, occurred_at=opening.occurred_at),
+        counted_from=found.counted_from,
+        duration=found.duration,
+        working_days_counted=found.working_days_counted,
+        weekend_days_skipped=found.weekend_days_skipped,
+        days_off_skipped=[SkippedDay(day=d.day, name=d.name) for d in found.days_off_skipped],
+        due_day=found.due_day,
+        due_local=found.due_local,
+        due_at=found.due_at,
+        warn_at=ob.warn_at,
+        escalate_at=list(ob.escalate_at),
+        met=_closed_by(ob.met_by_event, ob.met_at, at),
+        cancelled=_closed_by(ob.cancelled_by_event, ob.cancelled_at, at),
+        ruleset=RulesetRef(id=ruleset.id, version=ruleset.version()),
+        calendar=CalendarRef(
+            region=calendar.region,
+            timezone=calendar.timezone.key,
+            closures=sorted(calendar.closures),
+            holiday_data=CALENDAR_DATA_VERSION,
+        ),
+    )
+    listed = present(stored, at, calendar)
+    return ObligationDetail(**listed.model_dump(), explanation=explanation)
+
+
+@router.get("/{obligation_id}", response_model=ObligationDetail)
+async def get_obligation_explained(
+    obligation_id: str,
+    principal: Reader,
+    session: SessionDep,
+    clock: ClockDep,
+    as_of: AsOfQuery = None,
+) -> ObligationDetail:
+    """One obligation as it stood at `as_of` (default now), with the explanation of its
+    deadline."""
+    ruleset = ruleset_of(principal)
+    at = parse_query_instant(as_of, "as_of", ruleset.calendar) or clock()
+    stored = await get_obligation(session, principal.org_id, obligation_id, at)
+    opening = (
+        await get_event(session, principal.org_id, stored.obligation.opened_by_event)
+        if stored is not None
+        else None
+    )
+    if stored is None or opening is None:
+        raise Problem(
+            404, f"No obligation {obligation_id!r} in this organisation.", slug="not-found"
+        )
+    return explained(stored, opening, ruleset, at)

@@ -36,7 +36,8 @@ _BODY_DOC = {
 async def get_rules(principal: Reader) -> dict[str, Any]:
     """The organisation's active ruleset."""
     source = "custom" if principal.ruleset_text is not None else "builtin"
-    return {"source": source, **ruleset_of(principal).to_json()}
+    ruleset = ruleset_of(principal)
+    return {"source": source, "version": ruleset.version(), **ruleset.to_json()}
 
 
 @router.get("/rulesets")

@@ -6,6 +6,7 @@ the line, and all errors are reported at once rather than the first only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tomllib
@@ -173,6 +174,12 @@ class Ruleset:
             "event_types": sorted(self.event_types),
             "rules": [r.to_json() for r in self.rules],
         }
+
+    def version(self) -> str:
+        """A digest of everything the ruleset says, so that two deadlines can be seen to have
+        been derived under the same rules and calendar, or not."""
+        text = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

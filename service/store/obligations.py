@@ -158,3 +158,20 @@ async def overdue_obligations(
         select(obligations).where(obligations.c.org_id == org_id, status_clause("overdue", at))
     )
     return [from_row(row) for row in rows]
+
+
+async def get_obligation(
+    session: AsyncSession, org_id: str, obligation_id: str, at: datetime
+) -> StoredObligation | None:
+    """The organisation's obligation with this id, or None when it has none or it had not
+    opened by `at` (as the list leaves out obligations not yet opened)."""
+    row = (
+        await session.execute(
+            select(obligations).where(
+                obligations.c.org_id == org_id,
+                obligations.c.id == obligation_id,
+                obligations.c.opened_at <= at,
+            )
+        )
+    ).one_or_none()
+    return from_row(row) if row is not None else None

@@ -32,6 +32,14 @@ async def other(app: FastAPI, tenant: Tenant) -> AsyncIterator[Tenant]:
         await client.aclose()
 
 
+async def test_an_obligation_of_another_organisation_is_not_found(
+    tenant: Tenant, other: Tenant
+) -> None:
+    (theirs, *_) = (await other.reader.get("/v1/obligations")).json()["items"]
+    response = await tenant.reader.get(f"/v1/obligations/{theirs['id']}")
+    assert response.status_code == 404
+
+
 async def test_obligation_lists_hold_only_the_callers_organisation(
     tenant: Tenant, other: Tenant
 ) -> None:
