@@ -236,6 +236,19 @@ def test_an_overdue_case_opens_its_timeline(page: Any, deployment: Deployment) -
     page.screenshot(path=str(ARTIFACTS / "case.png"), full_page=True)
 
 
+def test_each_deadline_on_a_case_page_says_why_it_is_due_then(
+    page: Any, deployment: Deployment
+) -> None:
+    page.goto(f"{deployment.base}/dashboard")
+    page.locator("table.overdue-table tbody th a").first.click()
+    page.wait_for_url("**/dashboard/cases/**")
+    reasons = page.locator("tr.deadline__why td")
+    assert reasons.count() == page.locator("tr.deadline").count() >= 1
+    for text in reasons.all_inner_texts():
+        assert text.startswith("Due by the end of "), text
+    assert reasons.first.is_visible()
+
+
 def test_the_dashboard_is_usable_from_the_keyboard(page: Any, deployment: Deployment) -> None:
     page.goto(f"{deployment.base}/dashboard")
     page.keyboard.press("Tab")

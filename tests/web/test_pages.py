@@ -6,6 +6,7 @@ import itertools
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from typing import Any
 
 import httpx
@@ -354,6 +355,21 @@ async def test_the_case_timeline_shows_its_events_and_deadlines(
     assert "Referral received" in response.text
     assert "Referral decision within 1 working day" in response.text
     assert 'status--overdue">Overdue' in response.text
+
+
+async def test_the_case_timeline_says_why_each_deadline_falls_when_it_does(
+    signed_in: httpx.AsyncClient,
+) -> None:
+    # C-1's referral on Mon 2 Nov 2026: a decision 1 working day later, and an assessment 45
+    # working days later, past Christmas Day (Fri 25 Dec), the Boxing Day substitute (Mon 28
+    # Dec), New Year's Day (Fri 1 Jan 2027) and 9 weekends.
+    text = unescape((await signed_in.get("/dashboard/cases/C-1")).text)
+    assert "Due by the end of Tue 3 Nov 2026: 1 working day after Mon 2 Nov 2026." in text
+    assert (
+        "Due by the end of Thu 7 Jan 2027: 45 working days after Mon 2 Nov 2026, skipping "
+        "Fri 25 Dec (Christmas Day), Mon 28 Dec (Boxing Day, substitute day), "
+        "Fri 1 Jan (New Year's Day). Weekend days not counted: 18."
+    ) in text
 
 
 async def test_a_case_of_another_organisation_is_not_found(
