@@ -38,6 +38,7 @@ from service.api.obligations import ObligationOut, present
 from service.api.times import EARLIEST_YEAR, LATEST_YEAR, in_range
 from service.domain.calendar import Calendar
 from service.domain.events import parse_day_or_instant
+from service.domain.explain import explain
 from service.domain.rules import Ruleset
 from service.settings import Settings, embed_origins
 from service.store import dashboard_reads
@@ -536,11 +537,17 @@ async def case_timeline(
         missing = {"title": "Case not found", "message": f"There is no case {case_id}."}
         return render("error.html", missing, status=404)
     derived: list[ObligationOut] = [present(o, at, calendar) for o in found.obligations]
+    rules = viewer.ruleset
+    explanations = {
+        o.obligation.id: explain(o.obligation, rules.rule(o.obligation.rule_id), calendar)
+        for o in found.obligations
+    }
     context = {
         "viewer": viewer,
         "case": found.case,
         "events": found.events,
         "obligations": derived,
+        "explanations": explanations,
         "at": at,
         "fmt": Formats(calendar),
         "back": Links({"as_of": request.query_params.get("as_of")})(),
