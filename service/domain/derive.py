@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 from service.domain.calendar import Calendar, Duration
+from service.domain.caseload import OpenPeriod, open_periods
 from service.domain.events import Event, parse_day_or_instant
 from service.domain.rules import Matcher, Rule, Ruleset
 
@@ -77,6 +78,8 @@ class CaseState:
     team_id: str | None
     status: str
     obligations: tuple[Obligation, ...]
+    # When the case was open and to whom it was allocated: the caseload at any instant.
+    periods: tuple[OpenPeriod, ...]
 
 
 @dataclass(slots=True, eq=False)
@@ -555,4 +558,4 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
             ]
         obligations.extend(derived)
     obligations.sort(key=lambda o: (o.opened_at, o.rule_id, o.sequence, o.id))
-    return CaseState(case_id, worker_id, team_id, status, tuple(obligations))
+    return CaseState(case_id, worker_id, team_id, status, tuple(obligations), open_periods(log))

@@ -15,9 +15,12 @@ from typing import Any, Literal
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Table,
     and_,
     case,
     func,
+    literal_column,
+    null,
     or_,
     select,
     union_all,
@@ -30,7 +33,7 @@ from service.domain.rules import Ruleset
 from service.store.completions import WHOLE_ORG
 from service.store.db import SessionFactory, gather_reads
 from service.store.obligations import judged
-from service.store.tables import cases, daily_completions, obligations, risk_periods
+from service.store.tables import case_periods, cases, daily_completions, obligations, risk_periods
 
 Interval = Literal["month", "week"]
 
@@ -123,12 +126,12 @@ class OverdueRow:
     working_days_overdue: int
 
 
-def _in_scope(query: Select[Any], scope: Scope) -> Select[Any]:
-    query = query.where(obligations.c.org_id == scope.org_id)
+def _in_scope(query: Select[Any], scope: Scope, table: Table = obligations) -> Select[Any]:
+    query = query.where(table.c.org_id == scope.org_id)
     if scope.team_id is not None:
-        query = query.where(obligations.c.team_id == scope.team_id)
+        query = query.where(table.c.team_id == scope.team_id)
     if scope.worker_id is not None:
-        query = query.where(obligations.c.worker_id == scope.worker_id)
+        query = query.where(table.c.worker_id == scope.worker_id)
     return query
 
 
@@ -168,6 +171,32 @@ async def open_obligations(
         for half in still_open
     ]
     return (union_all(*halves) if len(halves) > 1 else halves[0]).subquery("open_obligations")
+
+
+async def open_periods(
+    session: AsyncSession, scope: Scope, at: datetime, *columns: str
+) -> Subquery:
+    """The named columns of the case periods that hold `at`: one row per case open at `at`,
+    with the worker and team it was allocated to then.
+
+    Split like `open_obligations`: periods still running are an index-only count of a
+    partial index, and periods that ended after `at` are read only when there are any.
+    """
+    still_open: list[ColumnElement[bool]] = [case_periods.c.ends_at.is_(None)]
+    ended_later = (
+        select(case_periods.c.case_id)
+        .where(case_periods.c.org_id == scope.org_id, case_periods.c.ends_at > at)
+        .limit(1)
+    )
+    if (await session.execute(ended_later)).first() is not None:
+        still_open.append(case_periods.c.ends_at > at)
+    halves = [
+        _in_scope(select(*(case_periods.c[name] for name in columns)), scope, case_periods).where(
+            case_periods.c.starts_at <= at, half
+        )
+        for half in still_open
+    ]
+    return (union_all(*halves) if len(halves) > 1 else halves[0]).subquery("open_periods")
 
 
 def _is_overdue(rows: Subquery, at: datetime) -> ColumnElement[bool]:
@@ -239,18 +268,10 @@ def summarise(by_rule: Sequence[RuleCounts], open_cases: int, at_risk: int) -> S
 
 
 async def open_cases(session: AsyncSession, scope: Scope, at: datetime) -> int:
-    """Cases with at least one obligation open at `at`.
-
-    Grouped with the allocation (which every obligation of a case shares) so the groups
-    follow the index order.
-    """
-    rows = await open_obligations(session, scope, at, "worker_id", "team_id", "case_id")
-    distinct = (
-        select(rows.c.case_id)
-        .group_by(rows.c.worker_id, rows.c.team_id, rows.c.case_id)
-        .subquery("open_cases")
-    )
-    return int((await session.execute(select(func.count()).select_from(distinct))).scalar_one())
+    """The caseload: cases open at `at` (allocated to the scope's worker or team then),
+    whether or not a deadline is running on them."""
+    rows = await open_periods(session, scope, at, "case_id")
+    return int((await session.execute(select(func.count()).select_from(rows))).scalar_one())
 
 
 async def at_risk_count(session: AsyncSession, scope: Scope, at: datetime) -> int:
@@ -278,38 +299,43 @@ async def at_risk_count(session: AsyncSession, scope: Scope, at: datetime) -> in
     return int((await session.execute(_in_scope(query, scope))).scalar_one())
 
 
-def _load_query(rows: Subquery, at: datetime, by: Sequence[str]) -> Select[Any]:
-    """Per case first, then per worker or team: counting cases needs no DISTINCT then.
+def _load_query(work: Subquery, caseload: Subquery, at: datetime, by: Sequence[str]) -> Select[Any]:
+    """Open work (obligations) and caseload (open cases) per worker or team, added up.
 
-    A case's obligations all carry the case's allocation, so each case falls in one group,
-    and grouping by (worker, team, case) follows the dashboard index. A case's earliest due
-    date is its oldest overdue one whenever it has any overdue, which spares a filtered
-    aggregate over every open row.
+    Each side is counted per group on its own, so a worker whose cases have nothing running
+    is listed with zeros and nothing is counted twice; the union then has one row per group
+    and side. A group's earliest due date is its oldest overdue one whenever it has any
+    overdue, which spares a filtered aggregate over every open row.
     """
-    overdue = _is_overdue(rows, at)
-    per_case = (
+    zero: ColumnElement[int] = literal_column("0")
+    per_group = union_all(
         select(
-            rows.c.worker_id,
-            rows.c.team_id,
+            *(work.c[name] for name in by),
+            zero.label("open_cases"),
             func.count().label("open_obligations"),
-            func.count().filter(_is_due_soon(rows, at)).label("due_soon"),
-            func.count().filter(overdue).label("overdue"),
-            func.min(rows.c.due_at).label("earliest_due_at"),
-        )
-        .group_by(rows.c.worker_id, rows.c.team_id, rows.c.case_id)
-        .subquery("per_case")
-    )
-    keys = [per_case.c[name] for name in by]
-    overdue_total = func.sum(per_case.c.overdue).label("overdue")
-    due_soon = func.sum(per_case.c.due_soon).label("due_soon")
-    obligations_total = func.sum(per_case.c.open_obligations).label("open_obligations")
-    oldest = func.min(case((per_case.c.overdue > 0, per_case.c.earliest_due_at), else_=None)).label(
-        "oldest_due_at"
-    )
+            func.count().filter(_is_due_soon(work, at)).label("due_soon"),
+            func.count().filter(_is_overdue(work, at)).label("overdue"),
+            func.min(work.c.due_at).label("earliest_due_at"),
+        ).group_by(*(work.c[name] for name in by)),
+        select(
+            *(caseload.c[name] for name in by),
+            func.count().label("open_cases"),
+            zero,
+            zero,
+            zero,
+            null(),
+        ).group_by(*(caseload.c[name] for name in by)),
+    ).subquery("per_group")
+    keys = [per_group.c[name] for name in by]
+    overdue_total = func.sum(per_group.c.overdue).label("overdue")
+    due_soon = func.sum(per_group.c.due_soon).label("due_soon")
+    obligations_total = func.sum(per_group.c.open_obligations).label("open_obligations")
+    earliest = func.min(per_group.c.earliest_due_at)
+    oldest = case((earliest < at, earliest), else_=None).label("oldest_due_at")
     return (
         select(
             *keys,
-            func.count().label("open_cases"),
+            func.sum(per_group.c.open_cases).label("open_cases"),
             obligations_total,
             due_soon,
             overdue_total,
@@ -344,12 +370,14 @@ async def loads(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[Load]:
-    """Open work per worker (within a team) or per team, the most overdue first."""
+    """Open work and caseload per worker (within a team) or per team, the most overdue
+    first: every worker or team with an open case or an open deadline."""
     keys = ["worker_id", "team_id"] if by == "worker" else ["team_id"]
     open_rows = await open_obligations(
-        session, scope, at, "case_id", "worker_id", "team_id", "due_at", "warn_at"
+        session, scope, at, "worker_id", "team_id", "due_at", "warn_at"
     )
-    query = _load_query(open_rows, at, keys).offset(offset)
+    caseload = await open_periods(session, scope, at, "worker_id", "team_id")
+    query = _load_query(open_rows, caseload, at, keys).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     rows = (await session.execute(query)).all()

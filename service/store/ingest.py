@@ -3,7 +3,8 @@
 Each case is locked (an upsert of its row) before its log is read, so two requests for the
 same case serialise and neither derives from a log that misses the other's event. Then, in
 the caller's transaction and in this order: the obligations that changed, the alerts they
-now owe (store/alerts.py), each case's allocation and status, and last the daily completions
+now owe (store/alerts.py), each case's allocation, status and open periods
+(store/case_periods.py), and last the daily completions
 rollup (store/completions.py).
 """
 
@@ -26,6 +27,7 @@ from service.domain.events import Event
 from service.domain.rules import Ruleset
 from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
+from service.store.case_periods import periods_digest, replace_periods
 from service.store.completions import Tally, add_to_rollup, rebuild_rollup
 from service.store.db import BulkInsert, Prebuilt, among
 from service.store.events import get_event
@@ -33,7 +35,7 @@ from service.store.orgs import lock_ruleset, set_ruleset
 from service.store.tables import cases, events, obligations, risk_periods
 
 IngestStatus = Literal["created", "duplicate", "conflict"]
-Allocation = tuple[str | None, str | None, str]  # worker_id, team_id, status
+Allocation = tuple[str | None, str | None, str, str | None]  # worker, team, status, periods
 _CHUNK = 500
 REDERIVE_CHUNK = 200
 _OBLIGATION_FIELDS = tuple(c.name for c in obligations.columns if c.name not in ("org_id", "id"))
@@ -85,6 +87,7 @@ def _returning_allocations(insert: Any, dialect: str) -> Any:
         cases.c.worker_id,
         cases.c.team_id,
         cases.c.status,
+        cases.c.periods_digest,
         created.label("created"),
     )
 
@@ -99,9 +102,9 @@ async def lock_cases(
 ) -> LockedCases:
     """Create missing case rows and lock all of them for the rest of the transaction.
 
-    Returns each case's stored (worker_id, team_id, status), so re-derivation writes the
-    row again only when the allocation or status changed. PostgreSQL also tells which rows
-    the upsert inserted (`xmax` is 0 on a row no other transaction has touched).
+    Returns each case's stored (worker_id, team_id, status, periods digest), so
+    re-derivation writes the row again only when one of them changed. PostgreSQL also tells
+    which rows the upsert inserted (`xmax` is 0 on a row no other transaction has touched).
     """
     params = [
         {"org_id": org_id, "case_id": c, "status": "open", "updated_at": now}
@@ -109,7 +112,7 @@ async def lock_cases(
     ]
     rows = (await _LOCK_CASES.execute(session, params)).all()
     return LockedCases(
-        {r.case_id: (r.worker_id, r.team_id, r.status) for r in rows},
+        {r.case_id: (r.worker_id, r.team_id, r.status, r.periods_digest) for r in rows},
         frozenset(r.case_id for r in rows if r.created),
     )
 
@@ -350,7 +353,10 @@ _UPDATE_CASE = (
     update(cases)
     .where(cases.c.org_id == bindparam("b_org"), cases.c.case_id == bindparam("b_case"))
     .values(
-        worker_id=bindparam("worker_id"), team_id=bindparam("team_id"), status=bindparam("status")
+        worker_id=bindparam("worker_id"),
+        team_id=bindparam("team_id"),
+        status=bindparam("status"),
+        periods_digest=bindparam("periods_digest"),
     )
 )
 
@@ -402,9 +408,18 @@ async def rederive_cases(
         settles=True,
         silenced=backfill,
     )
+    digests = {s.case_id: periods_digest(s.periods) for s in states}
     moved = [
-        s for s in states if locked.allocations[s.case_id] != (s.worker_id, s.team_id, s.status)
+        s
+        for s in states
+        if locked.allocations[s.case_id] != (s.worker_id, s.team_id, s.status, digests[s.case_id])
     ]
+    await replace_periods(
+        session,
+        org_id,
+        [s for s in moved if locked.allocations[s.case_id][3] != digests[s.case_id]],
+        locked.created,
+    )
     if moved:
         await session.execute(
             _UPDATE_CASE,
@@ -415,6 +430,7 @@ async def rederive_cases(
                     "worker_id": s.worker_id,
                     "team_id": s.team_id,
                     "status": s.status,
+                    "periods_digest": digests[s.case_id],
                 }
                 for s in moved
             ],

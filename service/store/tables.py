@@ -101,6 +101,9 @@ class Case(SQLModel, table=True):
     team_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     status: str = Field(sa_column=Column(String(10), nullable=False))
     updated_at: datetime = _utc()
+    # What the case's rows in `case_periods` were written from, so a write that leaves them
+    # as they were need not touch them (None until they are first written).
+    periods_digest: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 class Event(SQLModel, table=True):
@@ -240,6 +243,55 @@ class RiskPeriod(SQLModel, table=True):
     obligation_id: str = Field(sa_column=Column(String(64), primary_key=True))
     starts_at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
     ends_at: datetime | None = _utc(nullable=True)
+
+
+_PERIOD_OPEN = text("ends_at IS NULL")
+
+
+class CasePeriod(SQLModel, table=True):
+    """When a case is open and to whom it is allocated, one row a period, so a caseload at T
+    (the open cases allocated to a worker at T) is counted in SQL.
+
+    Written by the write path whenever a case's periods change (domain/caseload.py); the
+    partial indexes on periods still open keep "caseload now" to an index-only count.
+    """
+
+    __tablename__: ClassVar[str] = "case_periods"
+    __table_args__ = (
+        Index(
+            "ix_case_periods_open_org_id_worker_id_team_id",
+            "org_id",
+            "worker_id",
+            "team_id",
+            "starts_at",
+            sqlite_where=_PERIOD_OPEN,
+            postgresql_where=_PERIOD_OPEN,
+        ),
+        Index(
+            "ix_case_periods_open_org_id_team_id_worker_id",
+            "org_id",
+            "team_id",
+            "worker_id",
+            "starts_at",
+            sqlite_where=_PERIOD_OPEN,
+            postgresql_where=_PERIOD_OPEN,
+        ),
+        # Periods that ended after an instant: open at a past as_of.
+        Index(
+            "ix_case_periods_org_id_ends_at",
+            "org_id",
+            "ends_at",
+            postgresql_include=["starts_at", "worker_id", "team_id"],
+        ),
+    )
+
+    org_id: str = _org_fk()
+    case_id: str = Field(sa_column=Column(String(200), primary_key=True))
+    position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    starts_at: datetime = _utc()
+    ends_at: datetime | None = _utc(nullable=True)
+    worker_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    team_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
 
 
 class DailyCompletion(SQLModel, table=True):
@@ -411,6 +463,7 @@ cases = metadata.tables[Case.__tablename__]
 events = metadata.tables[Event.__tablename__]
 obligations = metadata.tables[Obligation.__tablename__]
 risk_periods = metadata.tables[RiskPeriod.__tablename__]
+case_periods = metadata.tables[CasePeriod.__tablename__]
 daily_completions = metadata.tables[DailyCompletion.__tablename__]
 subscriptions = metadata.tables[Subscription.__tablename__]
 alerts = metadata.tables[Alert.__tablename__]

@@ -37,6 +37,7 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
     ("review_scheduled", {"review": "cp-review"}),
     ("case_allocated", {}),
     ("case_closed", {}),
+    ("case_reopened", {}),
 ]
 
 
@@ -151,11 +152,46 @@ async def widget(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
     return response.json()
 
 
-def expected_summary(items: list[dict[str, Any]]) -> dict[str, Any]:
+Allocated = tuple[str | None, str | None]  # worker_id, team_id
+
+
+def caseload(logs: list[list[Event]], at: datetime) -> dict[str, Allocated]:
+    """Each case open at `at` with the worker and team it was allocated to then: open from
+    its first event, closed by `case_closed`, open again by `case_reopened`, allocated to
+    the latest worker and team its events named."""
+    found: dict[str, Allocated] = {}
+    for log in logs:
+        worker = team = None
+        is_open = False
+        started = False
+        for e in sorted(log, key=lambda e: (datetime.fromisoformat(e["occurred_at"]), e["id"])):
+            if datetime.fromisoformat(e["occurred_at"]) > at:
+                break
+            worker, team = e.get("worker_id") or worker, e.get("team_id") or team
+            if not started or e["type"] == "case_reopened":
+                is_open = started = True
+            if e["type"] == "case_closed":
+                is_open = False
+        if is_open:
+            found[log[0]["case_id"]] = (worker, team)
+    return found
+
+
+def scoped_caseload(
+    cases: dict[str, Allocated], team: str | None, worker: str | None
+) -> dict[str, Allocated]:
+    return {
+        c: (w, t)
+        for c, (w, t) in cases.items()
+        if (team is None or t == team) and (worker is None or w == worker)
+    }
+
+
+def expected_summary(items: list[dict[str, Any]], cases: dict[str, Allocated]) -> dict[str, Any]:
     open_items = [o for o in items if o["status"] in OPEN]
     counts = Counter(o["status"] for o in open_items)
     return {
-        "open_cases": len({o["case_id"] for o in open_items}),
+        "open_cases": len(cases),
         "obligations": {
             "upcoming": counts["upcoming"],
             "due_soon": counts["due_soon"],
@@ -173,20 +209,29 @@ def expected_summary(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def expected_loads(items: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[Any, Any]:
+def expected_loads(
+    items: list[dict[str, Any]], cases: dict[str, Allocated], keys: tuple[str, ...]
+) -> dict[Any, Any]:
+    """Per group: the open cases allocated to it at the instant, and the open deadlines
+    carrying its ids; a group with only one of the two shows zeros for the other."""
     groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for o in items:
         if o["status"] in OPEN:
             groups[tuple(o[k] for k in keys)].append(o)
+    caseloads: Counter[Any] = Counter(
+        tuple({"worker_id": w, "team_id": t}[k] for k in keys) for w, t in cases.values()
+    )
     return {
         key: {
-            "open_cases": len({o["case_id"] for o in group}),
-            "open_obligations": len(group),
-            "due_soon": sum(o["status"] == "due_soon" for o in group),
-            "overdue": sum(o["status"] == "overdue" for o in group),
-            "oldest_overdue_working_days": max(o["working_days_overdue"] for o in group),
+            "open_cases": caseloads[key],
+            "open_obligations": len(groups[key]),
+            "due_soon": sum(o["status"] == "due_soon" for o in groups[key]),
+            "overdue": sum(o["status"] == "overdue" for o in groups[key]),
+            "oldest_overdue_working_days": max(
+                (o["working_days_overdue"] for o in groups[key]), default=0
+            ),
         }
-        for key, group in groups.items()
+        for key in {*groups, *caseloads}
     }
 
 
@@ -228,7 +273,10 @@ async def test_summary_counts_equal_counts_from_the_obligations_list(
     filters = scope_params(team, worker)
     try:
         body = await widget(tenant.reader, "summary", as_of=iso(at), **filters)
-        expected = expected_summary(scoped(await listed(tenant, iso(at)), team, worker))
+        expected = expected_summary(
+            scoped(await listed(tenant, iso(at)), team, worker),
+            scoped_caseload(caseload(logs, at), team, worker),
+        )
         assert body["open_cases"] == expected["open_cases"]
         assert body["obligations"] == expected["obligations"]
         got = {r["rule_id"]: (r["due_soon"], r["overdue"]) for r in body["by_rule"]}
@@ -249,7 +297,8 @@ async def test_worker_loads_equal_counts_from_the_obligations_list(
         items = await all_pages(tenant.reader, "workers", as_of=iso(at), **filters)
         got = {(i.pop("worker_id"), i.pop("team_id")): i for i in items}
         listing = scoped(await listed(tenant, iso(at)), team, None)
-        assert got == expected_loads(listing, ("worker_id", "team_id"))
+        cases = scoped_caseload(caseload(logs, at), team, None)
+        assert got == expected_loads(listing, cases, ("worker_id", "team_id"))
     finally:
         await close(tenant)
 
@@ -264,7 +313,8 @@ async def test_team_loads_equal_counts_from_the_obligations_list(
     try:
         items = await all_pages(tenant.reader, "teams", as_of=iso(at))
         got = {(i.pop("team_id"),): i for i in items}
-        assert got == expected_loads(await listed(tenant, iso(at)), ("team_id",))
+        expected = expected_loads(await listed(tenant, iso(at)), caseload(logs, at), ("team_id",))
+        assert got == expected
     finally:
         await close(tenant)
 
@@ -384,6 +434,78 @@ async def test_an_obligation_met_after_as_of_counts_as_open_at_as_of(tenant: Ten
     overdue_after = {r["rule_id"]: r["overdue"] for r in after["by_rule"]}
     assert overdue_before["referral-decision"] == 1
     assert overdue_after.get("referral-decision", 0) == 0
+
+
+async def up_to_date_case(tenant: Tenant, case_id: str, worker: str, team: str) -> None:
+    """A referral contacted and decided on at once: open, allocated, nothing running."""
+    await post(
+        tenant,
+        referral(case_id, "2026-11-02T10:00:00Z", worker=worker, team=team),
+        later(case_id, "contact_made", "2026-11-02T11:00:00Z"),
+        later(case_id, "referral_decision_made", "2026-11-02T12:00:00Z", outcome="early_help"),
+    )
+    running = await tenant.reader.get(
+        "/v1/obligations", params={"case_id": case_id, "status": "upcoming,due_soon,overdue"}
+    )
+    assert running.json()["items"] == []
+
+
+async def test_a_worker_whose_cases_have_nothing_running_is_in_the_workers_widget(
+    tenant: Tenant,
+) -> None:
+    for number in range(1, 6):
+        await up_to_date_case(tenant, f"C-{number}", "W-9", "T-3")
+    items = (await widget(tenant.reader, "workers"))["items"]
+    assert items == [
+        {
+            "worker_id": "W-9",
+            "team_id": "T-3",
+            "open_cases": 5,
+            "open_obligations": 0,
+            "due_soon": 0,
+            "overdue": 0,
+            "oldest_overdue_working_days": 0,
+        }
+    ]
+    teams = (await widget(tenant.reader, "teams"))["items"]
+    assert [(t["team_id"], t["open_cases"], t["overdue"]) for t in teams] == [("T-3", 5, 0)]
+    assert (await widget(tenant.reader, "summary"))["open_cases"] == 5
+
+
+async def test_a_closed_case_leaves_the_caseload_and_a_reopened_one_comes_back(
+    tenant: Tenant,
+) -> None:
+    await up_to_date_case(tenant, "C-1", "W-9", "T-3")
+    await post(
+        tenant,
+        later("C-1", "case_closed", "2026-11-05T10:00:00Z"),
+        later("C-1", "case_reopened", "2026-11-12T10:00:00Z"),
+    )
+    counts = [
+        (await widget(tenant.reader, "summary", as_of=at))["open_cases"]
+        for at in ("2026-11-02T09:59:59Z", "2026-11-03T12:00:00Z", "2026-11-06T12:00:00Z")
+    ]
+    assert counts == [0, 1, 0]
+    assert (await widget(tenant.reader, "summary"))["open_cases"] == 1
+
+
+async def test_open_cases_follow_the_allocation_at_as_of(tenant: Tenant) -> None:
+    await up_to_date_case(tenant, "C-1", "W-1", "T-1")
+    await post(
+        tenant,
+        later("C-1", "case_allocated", "2026-11-10T09:00:00Z")
+        | {"worker_id": "W-3", "team_id": "T-2"},
+    )
+
+    async def caseloads(at: str) -> dict[str | None, int]:
+        items = (await widget(tenant.reader, "workers", as_of=at))["items"]
+        return {i["worker_id"]: i["open_cases"] for i in items}
+
+    assert await caseloads("2026-11-09T12:00:00Z") == {"W-1": 1}
+    assert await caseloads("2026-11-10T09:00:00Z") == {"W-3": 1}
+    before = await widget(tenant.reader, "summary", as_of="2026-11-09T12:00:00Z", worker_id="W-1")
+    after = await widget(tenant.reader, "summary", as_of="2026-11-11T12:00:00Z", worker_id="W-1")
+    assert (before["open_cases"], after["open_cases"]) == (1, 0)
 
 
 async def test_workers_are_ranked_by_overdue_obligations_worst_first(tenant: Tenant) -> None:
