@@ -372,6 +372,24 @@ async def test_the_case_timeline_says_why_each_deadline_falls_when_it_does(
     ) in text
 
 
+async def test_the_case_timeline_says_a_deadline_was_missed_then_cancelled(
+    tenant: Tenant, signed_in: httpx.AsyncClient
+) -> None:
+    # A referral on Mon 2 Nov 2026 is due a decision by the end of Tue 3 Nov; the case closes
+    # unanswered on Tue 10 Nov.
+    await tenant.writer.post(
+        "/v1/events/batch",
+        json={
+            "events": [
+                event("C-9-ref", "referral_received", "C-9", "2026-11-02T10:00:00Z"),
+                event("C-9-end", "case_closed", "C-9", "2026-11-10T10:00:00Z"),
+            ]
+        },
+    )
+    html = (await signed_in.get("/dashboard/cases/C-9")).text
+    assert "Missed, then cancelled on Tue 10 Nov 2026" in unescape(re.sub("<[^>]+>", "", html))
+
+
 async def test_a_case_of_another_organisation_is_not_found(
     signed_in: httpx.AsyncClient,
 ) -> None:
