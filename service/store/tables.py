@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -455,6 +456,51 @@ class Import(SQLModel, table=True):
     report: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
+_UNFINISHED = text("state IN ('queued', 'running')")
+
+
+class Job(SQLModel, table=True):
+    """Long work run in the background (an Annex A import, a rules activation), and how far
+    it has got.
+
+    A runner claims a job by moving `lease_until` ahead and counting the attempt; every step
+    it commits renews the lease and saves its `checkpoint` in the same transaction, but only
+    while the attempt count is still its own, so a replica that dies mid-job leaves a job the
+    next claim resumes from its last committed step, and no two replicas both apply one.
+    `payload` holds the uploaded workbook until the job ends; it is then cleared.
+    """
+
+    __tablename__: ClassVar[str] = "jobs"
+    __table_args__ = (
+        Index(
+            "ix_jobs_unfinished_created_at",
+            "created_at",
+            "id",
+            sqlite_where=_UNFINISHED,
+            postgresql_where=_UNFINISHED,
+        ),
+        Index("ix_jobs_org_id_kind_created_at_id", "org_id", "kind", "created_at", "id"),
+    )
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    org_id: str = Field(sa_column=Column(String(64), ForeignKey("orgs.id"), nullable=False))
+    kind: str = Field(sa_column=Column(String(20), nullable=False))
+    state: str = Field(sa_column=Column(String(10), nullable=False))
+    created_at: datetime = _utc()
+    started_at: datetime | None = _utc(nullable=True)
+    finished_at: datetime | None = _utc(nullable=True)
+    lease_until: datetime | None = _utc(nullable=True)
+    attempts: int = Field(sa_column=Column(Integer, nullable=False))
+    rows_done: int = Field(sa_column=Column(Integer, nullable=False))
+    rows_total: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    cases_done: int = Field(sa_column=Column(Integer, nullable=False))
+    cases_total: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    checkpoint: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    problem: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
 # The tables as SQLAlchemy Core sees them, for queries that read and write columns rather
 # than objects: every query in the store names its table by one of these.
 orgs = metadata.tables[Org.__tablename__]
@@ -465,6 +511,7 @@ obligations = metadata.tables[Obligation.__tablename__]
 risk_periods = metadata.tables[RiskPeriod.__tablename__]
 case_periods = metadata.tables[CasePeriod.__tablename__]
 daily_completions = metadata.tables[DailyCompletion.__tablename__]
+jobs = metadata.tables[Job.__tablename__]
 subscriptions = metadata.tables[Subscription.__tablename__]
 alerts = metadata.tables[Alert.__tablename__]
 deliveries = metadata.tables[Delivery.__tablename__]
