@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
@@ -38,7 +40,11 @@ from service.store.orgs import (
     revoke_api_key,
     ruleset_of,
 )
-from service.store.tables import ApiKey, Org
+from service.store.statistics import analyze_grown
+from service.store.tables import ApiKey, Org, metadata
+
+if TYPE_CHECKING:
+    from service.jobs.background import Progress
 
 T = TypeVar("T")
 ORG_NAME_MAX = 200  # the width of orgs.name
@@ -157,15 +163,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    async def migrate(engine: AsyncEngine) -> dict[str, int]:
+    async def migrate(engine: AsyncEngine) -> tuple[dict[str, int], list[str]]:
         await upgrade_to_head(engine)
-        return await rederive_for_calendar_data(make_session_factory(engine), datetime.now(UTC))
+        factory = make_session_factory(engine)
+        rederived = await rederive_for_calendar_data(factory, datetime.now(UTC))
+        # A migration may have filled or rewritten tables, and an upgrade is when an operator
+        # expects the database to be put in order (docs/operations.md, Statistics).
+        async with transaction(factory) as session:
+            analyzed = await analyze_grown(session, metadata.sorted_tables, growth=0)
+        return rederived, analyzed
 
-    rederived = _on_database(settings, migrate)
+    rederived, analyzed = _on_database(settings, migrate)
     print("database schema is at head")
     for name, count in rederived.items():
         if count:
             print(f"{name}: {count} open cases re-derived with {CALENDAR_DATA_VERSION}")
+    if analyzed:
+        print(f"statistics gathered for {', '.join(analyzed)}")
     return 0
 
 
@@ -309,13 +323,19 @@ def _parse_instant(text: str, ruleset: Ruleset) -> datetime:
 
 
 def cmd_import_annex_a(args: argparse.Namespace, settings: Settings) -> int:
-    """Import an Annex A workbook and print its report; a file that cannot be read stops it."""
+    """Import an Annex A workbook and print its report; a file that cannot be read stops it.
+
+    The command runs the import's job itself, showing its progress; if it is stopped midway,
+    the service's scheduler resumes the job from its last committed step.
+    """
     from service.api.imports import MAX_UPLOAD_BYTES
-    from service.imports.annex_a import read_annex_a
+    from service.imports.annex_a import check_annex_a
     from service.imports.mapping import extraction_day
     from service.imports.report import ImportReport, report_lines
     from service.imports.workbook import WorkbookError
-    from service.store.imports import import_annex_a
+    from service.jobs.background import run_in_thread
+    from service.store.imports import import_status, queue_import
+    from service.store.jobs import LEASE, Claim
 
     path = Path(args.file)
     try:
@@ -325,22 +345,69 @@ def cmd_import_annex_a(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror}") from exc
 
-    async def work(session: AsyncSession) -> ImportReport:
+    async def queue(session: AsyncSession) -> Claim:
         org = await _pick_org(session, args.org)
+        now = _now()
         try:
-            day = extraction_day(args.extracted_on, ruleset_of(org).calendar, _now())
+            day = extraction_day(args.extracted_on, ruleset_of(org).calendar, now)
         except ValueError as exc:
             raise CommandError(f"--extracted-on {exc}") from exc
         try:
-            workbook = read_annex_a(data, extracted_on=day)
+            check_annex_a(data, extracted_on=day)
         except WorkbookError as exc:
             raise CommandError(f"{path}: {exc.detail}") from exc
-        return await import_annex_a(
-            session, org_id=org.id, workbook=workbook, extracted_on=day, now=_now()
+        return await queue_import(
+            session, org_id=org.id, data=data, extracted_on=day, now=now, claimed_until=now + LEASE
         )
 
-    print("\n".join(report_lines(_in_session(settings, work))))
+    claim = _in_session(settings, queue)
+    with _progress_display(f"importing {path.name}") as show:
+        run_in_thread(settings.database_url, claim, _now, threading.Event(), show)
+
+    async def status(session: AsyncSession) -> dict[str, Any] | None:
+        return await import_status(session, claim.org_id, claim.id)
+
+    done = _in_session(settings, status) or {}
+    if done.get("state") != "done":
+        problem = done.get("problem") or {}
+        raise DatabaseProblem(
+            f"import {claim.id} did not finish: {problem.get('detail', 'it stopped midway')}"
+        )
+    print("\n".join(report_lines(ImportReport.from_json(done["report"]))))
     return 0
+
+
+@contextmanager
+def _progress_display(label: str) -> Iterator[Callable[[Progress], None]]:
+    """Show a job's progress: a bar on a terminal, a plain line a step otherwise."""
+    if not sys.stdout.isatty():
+
+        def line(progress: Progress) -> None:
+            print(
+                f"{label}: {progress.rows_done}/{progress.rows_total} rows, "
+                f"{progress.cases_done}/{progress.cases_total} cases",
+                flush=True,
+            )
+
+        yield line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    with Bar(
+        f"[bold]{label}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "rows",
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(progress: Progress) -> None:
+            bar.update(task, completed=progress.rows_done, total=progress.rows_total)
+
+        yield update
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

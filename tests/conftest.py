@@ -4,16 +4,19 @@ migrated once, and a fresh organisation per test so tests never see each other's
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from service.jobs.background import run_next_jobs
 from service.main import create_app
 from service.settings import Settings
 from service.store.db import transaction
@@ -60,6 +63,17 @@ async def app(database_url: str, clock: FixedClock) -> AsyncIterator[FastAPI]:
         yield application
 
 
+async def run_jobs(app: FastAPI) -> None:
+    """Run the background jobs queued so far (imports, rules activations) to their end, as
+    the scheduler would (the tests' app runs none)."""
+    await run_next_jobs(
+        app.state.settings.database_url,
+        app.state.session_factory,
+        app.state.clock,
+        threading.Event(),
+    )
+
+
 @dataclass
 class Tenant:
     """An organisation of a test's own, with a client per kind of key."""
@@ -69,6 +83,29 @@ class Tenant:
     writer: httpx.AsyncClient
     reader: httpx.AsyncClient
     anonymous: httpx.AsyncClient
+    app: FastAPI
+
+    async def run_jobs(self) -> None:
+        await run_jobs(self.app)
+
+    async def import_report(self, response: httpx.Response) -> dict[str, Any]:
+        """The report of an import just posted (202), once its job has run."""
+        assert response.status_code == 202, response.text
+        await self.run_jobs()
+        polled = await self.reader.get(response.headers["location"])
+        body: dict[str, Any] = polled.json()
+        assert body["state"] == "done", body
+        report: dict[str, Any] = body["report"]
+        return report
+
+    async def activate(self, response: httpx.Response) -> dict[str, Any]:
+        """A ruleset just put (202), once its open cases are re-derived."""
+        assert response.status_code == 202, response.text
+        await self.run_jobs()
+        polled = await self.reader.get(response.headers["location"])
+        activation: dict[str, Any] = polled.json()
+        assert activation["state"] == "done", activation
+        return {**response.json(), "activation": activation}
 
 
 def _client(app: FastAPI, key: str | None) -> httpx.AsyncClient:
@@ -93,6 +130,7 @@ async def make_tenant(app: FastAPI, ruleset: str = "england-children") -> Tenant
         writer=_client(app, keys["events:write"]),
         reader=_client(app, keys["read"]),
         anonymous=_client(app, None),
+        app=app,
     )
 
 

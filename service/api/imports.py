@@ -1,12 +1,18 @@
-"""Annex A imports (SPEC section 8): upload a workbook, read the kept reports."""
+"""Annex A imports (SPEC section 8): upload a workbook, follow its import, read the kept reports.
+
+An upload is checked at once (a file that cannot be imported is a 422 and nothing is kept),
+then imported in the background (service/jobs/background.py): the answer is 202 with the
+import's id and a `Location` to poll.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
@@ -14,11 +20,10 @@ from starlette.datastructures import UploadFile
 from service.api.deps import ClockDep, Reader, SessionDep, Writer
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem
-from service.imports.annex_a import read_annex_a
-from service.imports.mapping import EXPECTED_HEADINGS, extraction_day
-from service.imports.report import ImportReport
+from service.imports.annex_a import check_annex_a
+from service.imports.mapping import expected_headings, extraction_day
 from service.imports.workbook import WorkbookError
-from service.store.imports import get_import, import_annex_a, list_imports
+from service.store.imports import import_status, list_imports, queue_import
 from service.store.orgs import ruleset_of
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
@@ -85,6 +90,27 @@ class ImportOut(BaseModel):
     rules_not_evaluable: list[NotEvaluableOut]
 
 
+class ProgressOut(BaseModel):
+    rows_done: int = Field(description="Rows of the workbook whose cases are written.")
+    rows_total: int | None = Field(description="The workbook's rows; null until it is read.")
+    cases_done: int
+    cases_total: int | None = Field(description="Cases the workbook names; null until read.")
+
+
+class ImportStatusOut(BaseModel):
+    id: str
+    state: Literal["queued", "running", "done", "failed"]
+    extracted_on: date
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: ProgressOut
+    report: ImportOut | None = Field(description="The import's report, once it is done.")
+    problem: dict[str, Any] | None = Field(
+        description="Why it failed (RFC 9457), and that what its finished steps wrote stays."
+    )
+
+
 ExtractedOn = Annotated[
     str | None,
     Query(
@@ -101,16 +127,12 @@ ExtractedOn = Annotated[
 
 def unreadable(error: WorkbookError) -> Problem:
     """A 422 that says why, and which headings caseclock looks for."""
-    expected = [
-        {"list": number, "headings": list(headings)}
-        for number, headings in EXPECTED_HEADINGS.items()
-    ]
     return Problem(
         422,
         error.detail,
         slug="unreadable-workbook",
         title="The workbook cannot be imported",
-        extra={"expected_headings": expected},
+        extra={"expected_headings": expected_headings()},
     )
 
 
@@ -120,29 +142,19 @@ def too_large() -> Problem:
     )
 
 
-async def run_import(
-    session: AsyncSession,
-    *,
-    org_id: str,
-    data: bytes,
-    extracted_on: date,
-    now: datetime,
-) -> ImportReport:
-    """Read the workbook (off the event loop: a large one takes a while), then import it.
-
-    Raises the 422 problem when it cannot be read, before anything is written.
-    """
+async def start_import(
+    session: AsyncSession, *, org_id: str, data: bytes, extracted_on: date, now: datetime
+) -> str:
+    """Check the workbook can be imported (off the event loop), then queue its import; the
+    import's id. Raises the 422 problem when it cannot be, before anything is kept."""
     try:
-        workbook = await asyncio.to_thread(read_annex_a, data, extracted_on=extracted_on)
+        await asyncio.to_thread(check_annex_a, data, extracted_on=extracted_on)
     except WorkbookError as exc:
         raise unreadable(exc) from exc
-    return await import_annex_a(
-        session,
-        org_id=org_id,
-        workbook=workbook,
-        extracted_on=extracted_on,
-        now=now,
+    queued = await queue_import(
+        session, org_id=org_id, data=data, extracted_on=extracted_on, now=now
     )
+    return queued.id
 
 
 async def _uploaded_file(request: Request) -> bytes:
@@ -194,8 +206,20 @@ _UPLOAD_BODY = {
 
 @router.post(
     "/annex-a",
-    response_model=ImportOut,
-    responses={415: {"description": "The body is neither multipart/form-data nor a workbook"}},
+    status_code=202,
+    response_model=ImportStatusOut,
+    responses={
+        202: {
+            "description": "Accepted: the import runs in the background; poll `Location`",
+            "headers": {
+                "Location": {
+                    "description": "The import to poll: /v1/imports/{id}",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        415: {"description": "The body is neither multipart/form-data nor a workbook"},
+    },
     openapi_extra=_UPLOAD_BODY,
     max_body_size=MAX_UPLOAD_BYTES,
 )
@@ -206,7 +230,11 @@ async def post_annex_a(
     clock: ClockDep,
     extracted_on: ExtractedOn = None,
 ) -> Any:
-    """Import an Ofsted Annex A workbook: its dated rows become events, idempotently."""
+    """Import an Ofsted Annex A workbook: its dated rows become events, idempotently.
+
+    The file is checked at once; the import runs in the background and is followed at
+    `GET /v1/imports/{id}` until its state is `done` (with the report) or `failed`.
+    """
     ruleset = ruleset_of(principal)
     now = clock()
     try:
@@ -219,10 +247,15 @@ async def post_annex_a(
             errors=[{"parameter": "extracted_on", "detail": str(exc)}],
         ) from exc
     data = await _uploaded_file(request)
-    report = await run_import(
+    import_id = await start_import(
         session, org_id=principal.org_id, data=data, extracted_on=day, now=now
     )
-    return report.to_json()
+    queued = await get_one_import(import_id, principal, session)
+    return JSONResponse(
+        ImportStatusOut.model_validate(queued).model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/imports/{import_id}"},
+    )
 
 
 @router.get("", response_model=Page[ImportOut])
@@ -239,12 +272,18 @@ async def get_imports(
     return {"items": [_report(row) for row in rows[:limit]], "next_cursor": next_cursor}
 
 
-@router.get("/{import_id}", response_model=ImportOut)
+@router.get(
+    "/{import_id}",
+    response_model=ImportStatusOut,
+    responses={404: {"description": "No such import in this organisation"}},
+)
 async def get_one_import(import_id: str, principal: Reader, session: SessionDep) -> Any:
-    found = await get_import(session, principal.org_id, import_id)
+    """An import: its state (queued, running, done, failed), how far it has got, and its
+    report once done."""
+    found = await import_status(session, principal.org_id, import_id)
     if found is None:
         raise Problem(404, f"No import {import_id!r} in this organisation.", slug="not-found")
-    return _report(found)
+    return found
 
 
 def _report(row: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,7 @@ are in ``_LISTS`` below.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -596,9 +596,20 @@ def read_annex_a(data: bytes, *, extracted_on: date) -> AnnexAWorkbook:
     Raises :class:`WorkbookError` when the file is not a safe, readable .xlsx, or when no
     sheet holds a list with tracked deadlines (the detail names the headings expected).
     """
+    return _read(read_sheets(data), extracted_on)
+
+
+def check_annex_a(data: bytes, *, extracted_on: date) -> None:
+    """Raise :class:`WorkbookError` for a file :func:`read_annex_a` would refuse, reading only
+    the rows a header is looked for in: an upload is answered at once, and read whole by the
+    import's job."""
+    _read(read_sheets(data, rows=HEADER_SEARCH_ROWS), extracted_on)
+
+
+def _read(sheets: Iterable[Sheet], extracted_on: date) -> AnnexAWorkbook:
     lists: list[ListRead] = []
     skipped: list[SkippedSheet] = []
-    for sheet in read_sheets(data):
+    for sheet in sheets:
         outcome = _read_sheet(sheet, extracted_on)
         if isinstance(outcome, ListRead):
             lists.append(outcome)

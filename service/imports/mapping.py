@@ -748,3 +748,11 @@ EXPECTED_HEADINGS: Mapping[int, tuple[str, ...]] = {
     8: ("Child Unique ID", "Date Started to be Looked After"),
     9: ("Child Unique ID", "Eligibility Category"),
 }
+
+
+def expected_headings() -> list[dict[str, object]]:
+    """The headings caseclock looks for, list by list, as a refusal names them."""
+    return [
+        {"list": number, "headings": list(headings)}
+        for number, headings in EXPECTED_HEADINGS.items()
+    ]

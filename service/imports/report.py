@@ -10,7 +10,7 @@ the rules it leaves unjudged, because those rules report nothing from it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
@@ -64,6 +64,50 @@ class ImportReport:
     def events_created(self) -> int:
         return sum(item.events_created for item in self.lists)
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ImportReport:
+        """A kept report read back (reports kept before a field existed have it empty)."""
+        return cls(
+            id=doc["id"],
+            extracted_on=date.fromisoformat(doc["extracted_on"]),
+            lists=tuple(
+                ListReport(
+                    item["list"],
+                    item["sheet"],
+                    item["rows"],
+                    item["events_created"],
+                    item["events_duplicate"],
+                    item["rows_rejected"],
+                )
+                for item in doc["lists"]
+            ),
+            skipped_sheets=tuple(
+                SkippedSheet(s["sheet"], s["reason"]) for s in doc["skipped_sheets"]
+            ),
+            missing_lists=tuple(
+                MissingList(m["list"], m["title"], tuple(m["rules"]))
+                for m in doc.get("missing_lists", ())
+            ),
+            missing_columns=tuple(
+                MissingColumn(m["list"], m["sheet"], m["column"], tuple(m["rules"]))
+                for m in doc.get("missing_columns", ())
+            ),
+            rejected=tuple(
+                Rejection(
+                    r["sheet"],
+                    r["row"],
+                    r["column"],
+                    r["value"],
+                    r["detail"],
+                    rules=tuple(r.get("rules", ())),
+                )
+                for r in doc["rejected"]
+            ),
+            rules_not_evaluable=tuple(
+                NotEvaluable(n["rule_id"], n["reason"]) for n in doc["rules_not_evaluable"]
+            ),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -100,35 +144,61 @@ class ImportReport:
         }
 
 
+@dataclass(slots=True)
+class OutcomeCounts:
+    """What the stored events came to, per sheet, and the conflicts as rejections: added up a
+    step at a time by an import, and kept between steps as JSON so a resumed import reports
+    the steps done before it stopped."""
+
+    created: dict[str, int] = field(default_factory=dict)
+    duplicate: dict[str, int] = field(default_factory=dict)
+    conflicts: list[Rejection] = field(default_factory=list)
+
+    def add(self, outcomes: Iterable[tuple[ImportedEvent, EventStatus]]) -> None:
+        for imported, status in outcomes:
+            if status == "created":
+                self.created[imported.sheet] = self.created.get(imported.sheet, 0) + 1
+            elif status == "duplicate":
+                self.duplicate[imported.sheet] = self.duplicate.get(imported.sheet, 0) + 1
+            else:
+                self.conflicts.append(
+                    Rejection(
+                        imported.sheet,
+                        imported.row,
+                        imported.column,
+                        imported.event.id.rsplit(":", 1)[-1],
+                        f"event {imported.event.id} was stored before with different content; "
+                        "the stored one is kept",
+                    )
+                )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "duplicate": self.duplicate,
+            "conflicts": [[r.sheet, r.row, r.column, r.value, r.detail] for r in self.conflicts],
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> OutcomeCounts:
+        return cls(
+            dict(doc["created"]),
+            dict(doc["duplicate"]),
+            [Rejection(*conflict) for conflict in doc["conflicts"]],
+        )
+
+
 def build_report(
     *,
     import_id: str,
     extracted_on: date,
     workbook: AnnexAWorkbook,
     mapped: MappedWorkbook,
-    outcomes: Iterable[tuple[ImportedEvent, EventStatus]],
+    counts: OutcomeCounts,
     not_evaluable: Sequence[NotEvaluable],
 ) -> ImportReport:
-    """Count each event against the sheet that evidenced it; conflicts become rejections."""
-    created: dict[str, int] = {}
-    duplicate: dict[str, int] = {}
-    conflicts: list[Rejection] = []
-    for imported, status in outcomes:
-        if status == "created":
-            created[imported.sheet] = created.get(imported.sheet, 0) + 1
-        elif status == "duplicate":
-            duplicate[imported.sheet] = duplicate.get(imported.sheet, 0) + 1
-        else:
-            conflicts.append(
-                Rejection(
-                    imported.sheet,
-                    imported.row,
-                    imported.column,
-                    imported.event.id.rsplit(":", 1)[-1],
-                    f"event {imported.event.id} was stored before with different content; "
-                    "the stored one is kept",
-                )
-            )
+    """Each event counted against the sheet that evidenced it; conflicts become rejections."""
+    created, duplicate, conflicts = counts.created, counts.duplicate, counts.conflicts
     left_out: dict[str, set[int]] = {}
     for rejection in mapped.rejected:
         if rejection.field == CHILD_FIELD:

@@ -64,8 +64,9 @@ class Sheet:
     rows: list[list[CellValue]]
 
 
-def read_sheets(data: bytes) -> Iterator[Sheet]:
-    """Check the archive, then yield the sheets one at a time, in workbook order.
+def read_sheets(data: bytes, *, rows: int | None = None) -> Iterator[Sheet]:
+    """Check the archive, then yield the sheets one at a time, in workbook order (each one's
+    first `rows` rows only, when given).
 
     The checks run before the first sheet is yielded; any failure, then or while a sheet is
     parsed, raises :class:`WorkbookError`.
@@ -74,7 +75,9 @@ def read_sheets(data: bytes) -> Iterator[Sheet]:
     try:
         with CalamineWorkbook.from_filelike(io.BytesIO(data)) as workbook:
             for name in workbook.sheet_names:
-                values = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+                values = workbook.get_sheet_by_name(name).to_python(
+                    skip_empty_area=False, nrows=rows
+                )
                 yield Sheet(name=name, rows=values)
     except CalamineError as exc:
         raise WorkbookError(f"the workbook could not be read: {exc}") from exc

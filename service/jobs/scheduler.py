@@ -1,4 +1,5 @@
-"""APScheduler wiring: when the sweep and the delivery jobs run, nothing about what they do.
+"""APScheduler wiring: when the sweep, delivery and background jobs run, nothing about what
+they do.
 
 Every replica may run both jobs; correctness comes from the database (unique alert keys,
 `SKIP LOCKED` claims, leases), not from there being one scheduler. Per process, each job
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from typing import Any, TypeVar
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from fastapi import FastAPI
 
+from service.jobs.background import run_next_jobs
 from service.jobs.deliver import (
     HELD_ROUNDS,
     RUN_BUDGET_SECONDS,
@@ -35,6 +38,7 @@ from service.jobs.retention import RetentionRun, prune_history
 from service.jobs.sweep import SweepResult, sweep
 from service.settings import Settings
 from service.store.db import SessionFactory
+from service.store.jobs import when_queued
 
 log = logging.getLogger("caseclock.jobs")
 T = TypeVar("T")
@@ -43,6 +47,11 @@ Clock = Callable[[], datetime]
 SWEEP_JOB = "caseclock-sweep"
 DELIVER_JOB = "caseclock-deliver"
 PRUNE_JOB = "caseclock-retention"
+BACKGROUND_JOB = "caseclock-background"
+# Queued work wakes this process's runner at once; the interval finds work queued by other
+# replicas and jobs whose runner died.
+BACKGROUND_INTERVAL_SECONDS = 5.0
+BACKGROUND_MAX_RUN_SECONDS = 3600.0
 PRUNE_INTERVAL_SECONDS = 3600.0
 SWEEP_MAX_RUN_SECONDS = 600.0
 STALL_GRACE_SECONDS = 30.0
@@ -83,6 +92,9 @@ class Jobs:
         self.config = DeliveryConfig.from_settings(settings)
         self.sender: WebhookSender | None = None
         self.stopping = asyncio.Event()
+        # Background jobs run in threads, which check this between their steps.
+        self.stop_steps = threading.Event()
+        self._unsubscribe: Callable[[], None] | None = None
         self.runs: set[asyncio.Task[Any]] = set()
         self.scheduler = AsyncIOScheduler(
             timezone=UTC,
@@ -99,6 +111,7 @@ class Jobs:
                 started,
             ),
             PRUNE_JOB: _Beat(PRUNE_INTERVAL_SECONDS, PRUNE_BUDGET_SECONDS + 60, started),
+            BACKGROUND_JOB: _Beat(BACKGROUND_INTERVAL_SECONDS, BACKGROUND_MAX_RUN_SECONDS, started),
         }
 
     async def start(self) -> None:
@@ -135,6 +148,16 @@ class Jobs:
             next_run_time=first,
             replace_existing=True,
         )
+        self.scheduler.add_job(
+            self.run_background,
+            "interval",
+            seconds=BACKGROUND_INTERVAL_SECONDS,
+            id=BACKGROUND_JOB,
+            name="imports and rules activations",
+            next_run_time=first,
+            replace_existing=True,
+        )
+        self._unsubscribe = when_queued(self.wake_background)
         self.scheduler.start()
         log.info(
             "scheduler started: sweep every %gs, delivery every %gs",
@@ -145,6 +168,9 @@ class Jobs:
     async def stop(self, grace_seconds: float | None = None) -> None:
         """Start no more runs, let those under way finish (within the grace), close the client."""
         self.stopping.set()
+        self.stop_steps.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a loop callback
@@ -191,16 +217,32 @@ class Jobs:
             ),
         )
 
+    async def run_background(self) -> int | None:
+        return await self._run(
+            BACKGROUND_JOB,
+            lambda: run_next_jobs(
+                self.settings.database_url, self.factory, self.clock, self.stop_steps
+            ),
+        )
+
     def wake_delivery(self) -> None:
-        """Run delivery now rather than at its next tick; if a run is under way (it may be
-        finishing and miss the new work), it goes round again when it ends."""
+        """Run delivery now rather than at its next tick."""
+        self._wake(DELIVER_JOB)
+
+    def wake_background(self) -> None:
+        """Start a queued import or activation now rather than at the next tick."""
+        self._wake(BACKGROUND_JOB)
+
+    def _wake(self, job_id: str) -> None:
+        """Run the job now; if a run is under way (it may be finishing and miss the new
+        work), it goes round again when it ends."""
         if self.stopping.is_set() or not self.scheduler.running:
             return
-        beat = self.beats[DELIVER_JOB]
+        beat = self.beats[job_id]
         if beat.running:
             beat.again = True
             return
-        self.scheduler.modify_job(DELIVER_JOB, next_run_time=datetime.now(UTC))
+        self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
 
     async def _run(self, job_id: str, work: Callable[[], Awaitable[T]]) -> T | None:
         """Run one job in a task of its own; errors are logged, and the next tick tries again."""

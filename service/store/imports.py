@@ -1,67 +1,140 @@
-"""Annex A imports: the workbook's events through the ordinary write path, and kept reports.
+"""Annex A imports: the workbook's events through the ordinary write path, a chunk of cases
+at a time, and kept reports.
 
-Events go through `ingest_events` like any others, in the caller's one transaction, so
-obligations and alerts follow exactly as for events posted to the API, and a failure
-stores nothing. The file is read before this module is called: nothing is written for a
-file that cannot be read.
+Events go through `ingest_events` like any others, so obligations and alerts follow exactly as
+for events posted to the API. An import runs as a job (service/jobs/background.py): the file
+is read and mapped once (`plan_import`, pure), then written by `import_chunk`, each chunk a
+transaction the job commits with its checkpoint: the last case written and the counts so far.
+Cases are taken in id order and a case's events are never split across chunks, so each case is
+re-derived once, is at any moment wholly imported or untouched, and a resumed import starts
+after the last chunk that committed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.domain.rules import Ruleset
 from service.imports.annex_a import AnnexAWorkbook
 from service.imports.mapping import (
     FIELD_HEADINGS,
     Allocation,
     ImportedEvent,
+    MappedWorkbook,
     allocation_event,
     map_workbook,
     rules_not_evaluable,
 )
-from service.imports.report import EventStatus, ImportReport, build_report
+from service.imports.report import ImportReport, OutcomeCounts, build_report
 from service.store.alerts import enqueue_completed
 from service.store.ids import sortable_id
 from service.store.ingest import ingest_events
-from service.store.orgs import lock_ruleset
+from service.store.jobs import Claim, get_job, queue_job
 from service.store.tables import Import
 from service.store.tables import cases as cases_t
 
 imports_t: Table = Import.__table__  # type: ignore[attr-defined]
 log = logging.getLogger("caseclock.imports")
-# Events per call of the write path; a case's events are never split across calls, so each
-# case is re-derived once.
+# Events per chunk (a case's allocation counted as one): one transaction of the write path.
 INGEST_CHUNK = 2000
 _CASE_CHUNK = 500
 
 
-async def import_annex_a(
+@dataclass(frozen=True, slots=True)
+class CaseImport:
+    """One case's share of an import: the events the file evidences for it, its allocation
+    as the file gives it, and how many of the file's rows are about it."""
+
+    case_id: str
+    events: tuple[ImportedEvent, ...]
+    allocation: Allocation | None
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImportPlan:
+    """A read workbook mapped under a ruleset: what each case gets, in case id order."""
+
+    workbook: AnnexAWorkbook
+    mapped: MappedWorkbook
+    cases: tuple[CaseImport, ...]
+    rows_total: int
+
+    @property
+    def rows_without_case(self) -> int:
+        """Rows about no case this import writes (left out, or evidencing nothing)."""
+        return self.rows_total - sum(case.rows for case in self.cases)
+
+    def chunks_after(self, after: str | None) -> Iterator[list[CaseImport]]:
+        """Chunks of about INGEST_CHUNK events, of the cases whose id sorts after `after`."""
+        chunk: list[CaseImport] = []
+        size = 0
+        for case in self.cases:
+            if after is not None and case.case_id <= after:
+                continue
+            weight = len(case.events) + 1
+            if chunk and size + weight > INGEST_CHUNK:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(case)
+            size += weight
+        if chunk:
+            yield chunk
+
+
+def plan_import(workbook: AnnexAWorkbook, ruleset: Ruleset) -> ImportPlan:
+    """Map the workbook and group what it evidences by case; pure, and the CPU-heavy half of
+    an import with the reading, so it runs away from the event loop."""
+    mapped = map_workbook(workbook, ruleset=ruleset)
+    events: dict[str, list[ImportedEvent]] = {}
+    for item in mapped.events:
+        events.setdefault(item.event.case_id, []).append(item)
+    allocations = {allocation.child_id: allocation for allocation in mapped.allocations}
+    rows: dict[str, int] = {}
+    for read in workbook.lists:
+        for row in read.rows:
+            rows[row.child_id] = rows.get(row.child_id, 0) + 1
+    case_ids = sorted(events.keys() | allocations.keys())
+    return ImportPlan(
+        workbook=workbook,
+        mapped=mapped,
+        cases=tuple(
+            CaseImport(c, tuple(events.get(c, ())), allocations.get(c), rows.get(c, 0))
+            for c in case_ids
+        ),
+        rows_total=sum(len(read.rows) + read.rows_rejected for read in workbook.lists),
+    )
+
+
+async def import_chunk(
     session: AsyncSession,
     *,
     org_id: str,
-    workbook: AnnexAWorkbook,
+    ruleset: Ruleset,
+    chunk: Sequence[CaseImport],
     extracted_on: date,
     now: datetime,
-) -> ImportReport:
-    """Store the events a read workbook evidences, and keep the report of what happened.
+    counts: OutcomeCounts,
+) -> None:
+    """Store a chunk's events and the allocations that changed, counting what became of them.
 
-    The ruleset is read under the org row's share lock, as for every write that derives.
+    A backfill: no alert for the states its cases reached before the import was posted.
     """
-    ruleset = await lock_ruleset(session, org_id)
-    calendar = ruleset.calendar
-    mapped = map_workbook(workbook, ruleset=ruleset)
-    moved = await _changed_allocations(session, org_id, mapped.allocations)
+    moved = await _changed_allocations(
+        session, org_id, [case.allocation for case in chunk if case.allocation is not None]
+    )
     imported = [
-        *mapped.events,
+        *(item for case in chunk for item in case.events),
         *(
             ImportedEvent(
-                allocation_event(allocation, extracted_on, calendar),
+                allocation_event(allocation, extracted_on, ruleset.calendar),
                 allocation.list_number,
                 allocation.sheet,
                 allocation.row,
@@ -70,27 +143,38 @@ async def import_annex_a(
             for allocation in moved
         ),
     ]
-    outcomes: list[tuple[ImportedEvent, EventStatus]] = []
-    for chunk in _by_case(imported):
-        stored = await ingest_events(
-            session, org_id, ruleset, [i.event for i in chunk], now, backfill=True
-        )
-        outcomes += zip(chunk, (outcome.status for outcome in stored), strict=True)
+    stored = await ingest_events(
+        session, org_id, ruleset, [i.event for i in imported], now, backfill=True
+    )
+    counts.add(zip(imported, (outcome.status for outcome in stored), strict=True))
+
+
+async def finish_import(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    import_id: str,
+    plan: ImportPlan,
+    ruleset: Ruleset,
+    counts: OutcomeCounts,
+    now: datetime,
+) -> ImportReport:
+    """Raise the import's one summary alert and keep its report, once every chunk is in."""
     # An import is a backfill: one summary alert in place of its cases' alerts so far.
     await enqueue_completed(session, org_id, "import.completed", now)
     report = build_report(
-        import_id=sortable_id("imp_"),
-        extracted_on=extracted_on,
-        workbook=workbook,
-        mapped=mapped,
-        outcomes=outcomes,
+        import_id=import_id,
+        extracted_on=plan.workbook.extracted_on,
+        workbook=plan.workbook,
+        mapped=plan.mapped,
+        counts=counts,
         not_evaluable=rules_not_evaluable(ruleset),
     )
     await session.execute(
         imports_t.insert().values(
             id=report.id,
             org_id=org_id,
-            extracted_on=extracted_on,
+            extracted_on=report.extracted_on,
             created_at=now,
             report=report.to_json(),
         )
@@ -103,6 +187,82 @@ async def import_annex_a(
         sum(item.rows_rejected for item in report.lists),
     )
     return report
+
+
+async def queue_import(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    data: bytes,
+    extracted_on: date,
+    now: datetime,
+    claimed_until: datetime | None = None,
+) -> Claim:
+    """Queue the import of a workbook already checked to be importable.
+
+    Its events are written as received `now`. With `claimed_until`, the caller runs the import
+    itself under the claim returned (store/jobs.py, queue_job).
+    """
+    return await queue_job(
+        session,
+        job_id=sortable_id("imp_"),
+        org_id=org_id,
+        kind="annex-a-import",
+        now=now,
+        params={"extracted_on": extracted_on.isoformat(), "now": now.isoformat()},
+        payload=data,
+        claimed_until=claimed_until,
+    )
+
+
+async def import_status(
+    session: AsyncSession, org_id: str, import_id: str
+) -> dict[str, Any] | None:
+    """An import as a person polling it sees it: state, progress, and the report once done.
+    Imports kept from before they ran in the background have only their report."""
+    job = await get_job(session, org_id, import_id, "annex-a-import")
+    kept = (
+        None
+        if job is not None and job.state != "done"
+        else await get_import(session, org_id, import_id)
+    )
+    report = None if kept is None else {k: v for k, v in kept.items() if k != "created_at"}
+    if job is None:
+        if report is None or kept is None:
+            return None
+        rows = sum(item["rows"] for item in report["lists"])
+        return {
+            "id": import_id,
+            "state": "done",
+            "extracted_on": report["extracted_on"],
+            "created_at": kept["created_at"],
+            "started_at": kept["created_at"],
+            "finished_at": kept["created_at"],
+            "progress": {
+                "rows_done": rows,
+                "rows_total": rows,
+                "cases_done": 0,
+                "cases_total": None,
+            },
+            "report": report,
+            "problem": None,
+        }
+    return {
+        "id": job.id,
+        "state": job.state,
+        "extracted_on": job.params["extracted_on"],
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "progress": {
+            "rows_done": job.rows_done,
+            "rows_total": job.rows_total,
+            "cases_done": job.cases_done,
+            "cases_total": job.cases_total,
+        },
+        "report": report,
+        "problem": job.problem,
+    }
 
 
 async def list_imports(
@@ -126,21 +286,6 @@ async def get_import(session: AsyncSession, org_id: str, import_id: str) -> dict
         )
     ).one_or_none()
     return None if row is None else {"created_at": row.created_at, **row.report}
-
-
-def _by_case(imported: Sequence[ImportedEvent]) -> Iterator[list[ImportedEvent]]:
-    """Chunks of about INGEST_CHUNK events, each case's events all in one chunk."""
-    by_case: dict[str, list[ImportedEvent]] = {}
-    for item in imported:
-        by_case.setdefault(item.event.case_id, []).append(item)
-    chunk: list[ImportedEvent] = []
-    for events in by_case.values():
-        if chunk and len(chunk) + len(events) > INGEST_CHUNK:
-            yield chunk
-            chunk = []
-        chunk += events
-    if chunk:
-        yield chunk
 
 
 async def _changed_allocations(

@@ -28,9 +28,10 @@ from service.domain.rules import Ruleset
 from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
 from service.store.case_periods import periods_digest, replace_periods
-from service.store.completions import Tally, add_to_rollup, rebuild_rollup
+from service.store.completions import Tally, add_to_rollup
 from service.store.db import BulkInsert, Prebuilt, among
 from service.store.events import get_event
+from service.store.jobs import queue_job
 from service.store.orgs import lock_ruleset, set_ruleset
 from service.store.tables import cases, events, obligations, risk_periods
 
@@ -517,19 +518,49 @@ async def activate_ruleset(
     text: str | None,
     fmt: Literal["toml", "json"],
     now: datetime,
-) -> int:
-    """Make `ruleset` the organisation's active one (`text` None for a built-in) and re-derive
-    every open case under it; how many cases were re-derived.
+    activation_id: str,
+) -> None:
+    """Make `ruleset` the organisation's active one (`text` None for a built-in) and queue the
+    re-derivation of every open case under it (service/jobs/background.py), which commits a
+    chunk of cases at a time.
 
-    A new timezone moves every completion's local day, so the completions rollup is then
-    counted again from the obligations rather than added to.
+    A new timezone moves every completion's local day, so the job then counts the completions
+    rollup again at its end rather than adding to it.
     """
     previous = await set_ruleset(session, org_id=org_id, ruleset_id=ruleset.id, text=text, fmt=fmt)
-    if previous.calendar.timezone.key == ruleset.calendar.timezone.key:
-        return await rederive_open_cases(session, org_id, ruleset, now)
-    count = await _rederive_open_cases(session, org_id, ruleset, now, Tally())
-    await rebuild_rollup(session, org_id, ruleset.calendar)
-    return count
+    moved = previous.calendar.timezone.key != ruleset.calendar.timezone.key
+    await queue_job(
+        session,
+        job_id=activation_id,
+        org_id=org_id,
+        kind="rules-activation",
+        now=now,
+        params={"now": now.isoformat(), "rebuild_rollup": moved},
+    )
+
+
+async def open_cases_after(
+    session: AsyncSession, org_id: str, after: str | None, limit: int | None
+) -> list[str]:
+    """Open cases in id order, after `after` when given: a re-derivation of every open case
+    walks them a chunk at a time."""
+    query = select(cases.c.case_id).where(cases.c.org_id == org_id, cases.c.status == "open")
+    if after is not None:
+        query = query.where(cases.c.case_id > after)
+    return list((await session.execute(query.order_by(cases.c.case_id).limit(limit))).scalars())
+
+
+async def rederive_chunk(
+    session: AsyncSession,
+    org_id: str,
+    ruleset: Ruleset,
+    case_ids: Sequence[str],
+    now: datetime,
+    completions: Tally,
+) -> None:
+    """Lock and re-derive these cases, counting what that does to the rollup in `completions`."""
+    locked = await lock_cases(session, org_id, case_ids, now)
+    await rederive_cases(session, org_id, ruleset, locked, now, completions)
 
 
 async def _rederive_open_cases(
@@ -538,17 +569,8 @@ async def _rederive_open_cases(
     """Re-derive every open case a chunk at a time, counting into `completions`, which the
     caller adds once every case is done: it never holds a rollup row while waiting for the
     next chunk's case locks."""
-    case_ids = list(
-        (
-            await session.execute(
-                select(cases.c.case_id)
-                .where(cases.c.org_id == org_id, cases.c.status == "open")
-                .order_by(cases.c.case_id)
-            )
-        ).scalars()
-    )
+    case_ids = await open_cases_after(session, org_id, None, None)
     for start in range(0, len(case_ids), REDERIVE_CHUNK):
         chunk = case_ids[start : start + REDERIVE_CHUNK]
-        locked = await lock_cases(session, org_id, chunk, now)
-        await rederive_cases(session, org_id, ruleset, locked, now, completions)
+        await rederive_chunk(session, org_id, ruleset, chunk, now, completions)
     return len(case_ids)

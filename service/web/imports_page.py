@@ -1,11 +1,15 @@
-"""The dashboard's Annex A upload page: an admin uploads a workbook and reads the report.
+"""The dashboard's Annex A upload page: an admin uploads a workbook, watches it import, and
+reads the report.
 
 It rides on the dashboard's signed-in session (service/web/pages.py): the key is never in
 a URL or kept by the browser. Uploading needs the session to have been opened with a key
 holding the admin scope, checked again at every upload so a revoked or narrowed key stops
 at once; anyone signed in may read the kept reports, which hold no personal data. The
 upload is a plain multipart form with the session's CSRF token, and ends in a redirect to
-the report so reloading the page never imports twice.
+the import's page so reloading it never imports twice. While the import runs in the
+background that page shows a progress bar, kept up to date by a small script polling the
+import's progress (the page itself says how far it had got when loaded, for a browser without
+scripts), and then the report.
 """
 
 from __future__ import annotations
@@ -16,16 +20,16 @@ from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from service.api.deps import ClockDep, SessionDep
 from service.api.embed import signing_secret, unsign
-from service.api.imports import MAX_UPLOAD_BYTES, run_import
+from service.api.imports import MAX_UPLOAD_BYTES, start_import
 from service.api.problems import Problem
 from service.imports.mapping import extraction_day
-from service.store.imports import get_import, list_imports
+from service.store.imports import import_status, list_imports
 from service.store.orgs import live_key_scopes
 from service.web.pages import (
     SESSION_COOKIE,
@@ -40,6 +44,7 @@ from service.web.pages import (
 
 router = APIRouter(include_in_schema=False)
 RECENT = 20
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def _may_upload(
@@ -70,6 +75,7 @@ async def _page(
         "fmt": Formats(viewer.calendar),
         "imports": recent,
         "report": None,
+        "job": None,
         "may_upload": await _may_upload(request, session, viewer, now),
         "today": viewer.calendar.local_date(now).isoformat(),
         "max_mib": MAX_UPLOAD_BYTES // (1024 * 1024),
@@ -91,27 +97,41 @@ async def imports_page(request: Request, session: SessionDep, clock: ClockDep) -
 async def import_report(
     import_id: str, request: Request, session: SessionDep, clock: ClockDep
 ) -> Response:
+    """The import's report once done; until then how far it has got, or why it failed."""
     viewer = await _viewer(request, session, clock())
     if viewer is None:
         return _see_other("/dashboard/sign-in")
-    report = await get_import(session, viewer.org_id, import_id)
-    if report is None:
+    found = await import_status(session, viewer.org_id, import_id)
+    if found is None:
         missing = {"title": "Import not found", "message": f"There is no import {import_id}."}
         return render("error.html", missing, status=404)
     context = {
         "viewer": viewer,
         "fmt": Formats(viewer.calendar),
         "imports": [],
-        "report": report,
+        "report": found["report"],
+        "job": None if found["report"] else found,
         "may_upload": False,
         "message": None,
     }
     return render("imports.html", context)
 
 
+@router.get("/dashboard/imports/{import_id}/progress")
+async def import_progress(
+    import_id: str, request: Request, session: SessionDep, clock: ClockDep
+) -> Response:
+    """The import's state and progress, for the page's script to poll."""
+    viewer = await _viewer(request, session, clock())
+    found = None if viewer is None else await import_status(session, viewer.org_id, import_id)
+    if found is None:
+        return JSONResponse({"state": "unknown"}, status_code=404, headers=NO_STORE)
+    return JSONResponse({"state": found["state"], **found["progress"]}, headers=NO_STORE)
+
+
 @router.post("/dashboard/imports", max_body_size=MAX_UPLOAD_BYTES)
 async def upload(request: Request, session: SessionDep, clock: ClockDep) -> Response:
-    """Import the uploaded workbook, then show its report."""
+    """Queue the uploaded workbook's import, then show its page."""
     now = clock()
     viewer = await _viewer(request, session, now)
     if viewer is None:
@@ -129,13 +149,13 @@ async def upload(request: Request, session: SessionDep, clock: ClockDep) -> Resp
         else:
             data, day = form
             try:
-                report = await run_import(
+                import_id = await start_import(
                     session, org_id=viewer.org_id, data=data, extracted_on=day, now=now
                 )
             except Problem as problem:
                 refused = _Refused(422, problem.detail)
             else:
-                return _see_other(f"/dashboard/imports/{report.id}")
+                return _see_other(f"/dashboard/imports/{import_id}")
     return await _page(
         request, session, viewer, now, message=refused.message, status=refused.status
     )

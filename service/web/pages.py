@@ -1,7 +1,8 @@
 """The managers' dashboard in HTML, its case timeline, sign-in, and embeddable widgets.
 
-Pages are rendered on the server from the same SQL as the JSON widgets, with no script at
-all, so they work with a keyboard, a screen reader and a printer alike. A signed-in browser
+Pages are rendered on the server from the same SQL as the JSON widgets, with no script (but
+the one that moves an import's progress bar, web/imports_page.py), so they work with a
+keyboard, a screen reader and a printer alike. A signed-in browser
 holds a signed session cookie (HttpOnly, SameSite=Strict), never the API key itself: the
 key is checked once at sign-in, and the session names the key so revoking it ends the
 session. Widgets are opened with an embed token in the URL, as `<iframe src>` needs.
@@ -144,7 +145,8 @@ def _security_headers(frame_ancestors: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": (
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"form-action 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}"
+            "connect-src 'self'; form-action 'self'; base-uri 'none'; "
+            f"frame-ancestors {frame_ancestors}"
         ),
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
@@ -557,7 +559,7 @@ async def case_timeline(
 
 @router.get("/dashboard/static/{name}")
 async def static(name: str) -> Response:
-    """The vendored stylesheet: no CDN, nothing fetched from elsewhere."""
+    """The vendored stylesheet and script: no CDN, nothing fetched from elsewhere."""
     content = STATIC.get(name)
     if content is None:
         return Response(status_code=404)

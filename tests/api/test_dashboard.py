@@ -823,7 +823,7 @@ async def test_a_new_timezone_counts_completions_on_their_new_local_days(tenant:
     response = await tenant.admin.put(
         "/v1/rules", content=text, headers={"Content-Type": "application/toml"}
     )
-    assert response.status_code == 200, response.text
+    await tenant.activate(response)
     moved = {("2026-10", "referral-decision"): late}
     assert await completions(tenant, rule_id="referral-decision") == moved
     assert await completions(tenant, rule_id="referral-decision", team_id="T-1") == moved

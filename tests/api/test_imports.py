@@ -59,10 +59,8 @@ async def post_form(client: httpx.AsyncClient, data: bytes) -> httpx.Response:
 
 
 async def imported(tenant: Tenant, data: bytes) -> dict[str, Any]:
-    response = await post_raw(tenant.writer, data)
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
+    """The report of an import posted and run to its end."""
+    return await tenant.import_report(await post_raw(tenant.writer, data))
 
 
 async def stored_event_ids(tenant: Tenant) -> set[str]:
@@ -91,10 +89,9 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 async def test_a_workbook_posted_as_the_multipart_field_file_is_imported(tenant: Tenant) -> None:
-    response = await post_form(tenant.writer, a_workbook())
+    report = await tenant.import_report(await post_form(tenant.writer, a_workbook()))
 
-    assert response.status_code == 200, response.text
-    assert response.json()["lists"][0]["list"] == 3
+    assert report["lists"][0]["list"] == 3
 
 
 async def test_a_workbook_posted_as_the_raw_body_is_imported(tenant: Tenant) -> None:
@@ -141,10 +138,9 @@ async def test_the_report_has_exactly_the_contract_shape(tenant: Tenant) -> None
 
 
 async def test_extracted_on_defaults_to_today(tenant: Tenant) -> None:
-    response = await post_raw(tenant.writer, a_workbook(), params={})
+    report = await tenant.import_report(await post_raw(tenant.writer, a_workbook(), params={}))
 
-    assert response.status_code == 200, response.text
-    assert response.json()["extracted_on"] == "2026-11-20"
+    assert report["extracted_on"] == "2026-11-20"
 
 
 async def test_an_extraction_date_after_today_is_refused(tenant: Tenant) -> None:
@@ -268,7 +264,9 @@ async def test_the_allocation_becomes_the_cases_worker_and_team(tenant: Tenant) 
 async def test_a_later_file_that_moves_a_child_adds_one_allocation_event(tenant: Tenant) -> None:
     earlier = build_workbook(annex_a_sheet(3, [referral("C1", **{"Allocated Worker": "W1"})]))
     later = build_workbook(annex_a_sheet(3, [referral("C1", **{"Allocated Worker": "W2"})]))
-    await post_raw(tenant.writer, earlier, params={"extracted_on": "2026-11-13"})
+    await tenant.import_report(
+        await post_raw(tenant.writer, earlier, params={"extracted_on": "2026-11-13"})
+    )
     before = await stored_event_ids(tenant)
 
     await imported(tenant, later)
@@ -382,21 +380,60 @@ async def test_a_workbook_over_the_5_mib_event_limit_but_under_20_mib_is_accepte
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.getinfo("docProps/padding.bin").compress_size > 6 * MIB
 
-    response = await post_raw(tenant.writer, data)
+    report = await imported(tenant, data)
 
-    assert response.status_code == 200, response.text
-
-
-# Kept reports
+    assert report["lists"][0]["events_created"] >= 1
 
 
-async def test_the_kept_report_is_the_one_the_upload_returned(tenant: Tenant) -> None:
+# Following an import
+
+
+async def test_an_upload_is_accepted_with_its_import_to_poll(tenant: Tenant) -> None:
+    response = await post_raw(tenant.writer, a_workbook())
+
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert response.headers["location"] == f"/v1/imports/{body['id']}"
+    assert body["state"] == "queued"
+    assert body["report"] is None
+    assert body["progress"] == {
+        "rows_done": 0,
+        "rows_total": None,
+        "cases_done": 0,
+        "cases_total": None,
+    }
+
+
+async def test_nothing_is_imported_until_the_job_runs(tenant: Tenant) -> None:
+    await post_raw(tenant.writer, a_workbook())
+
+    assert await stored_event_ids(tenant) == set()
+
+
+async def test_a_finished_import_shows_done_every_row_and_case_and_its_report(
+    tenant: Tenant,
+) -> None:
+    response = await post_raw(
+        tenant.writer, build_workbook(annex_a_sheet(3, [referral("C1"), referral("C2")]))
+    )
+    await tenant.run_jobs()
+
+    body = (await tenant.reader.get(response.headers["location"])).json()
+
+    assert body["state"] == "done"
+    assert body["progress"] == {"rows_done": 2, "rows_total": 2, "cases_done": 2, "cases_total": 2}
+    assert body["report"]["lists"][0]["events_created"] == 2
+    assert body["started_at"] is not None
+    assert body["finished_at"] is not None
+    assert body["problem"] is None
+
+
+async def test_the_kept_report_is_the_one_the_finished_import_shows(tenant: Tenant) -> None:
     report = await imported(tenant, a_workbook())
 
-    response = await tenant.reader.get(f"/v1/imports/{report['id']}")
+    response = await tenant.reader.get("/v1/imports")
 
-    assert response.status_code == 200
-    assert response.json() == report
+    assert response.json()["items"] == [report]
 
 
 async def test_kept_reports_are_listed_newest_first_a_page_at_a_time(
@@ -493,6 +530,7 @@ async def test_an_admins_upload_shows_the_report_with_lists_rejections_and_rules
     async with signed_in(app, key_of(tenant.admin)) as client:
         response = await upload(client, data)
         assert response.status_code == 303, response.text
+        await tenant.run_jobs()
         html = (await client.get(response.headers["location"])).text
 
     lists = html[html.index('id="lists"') : html.index("</table>", html.index('id="lists"'))]
@@ -505,6 +543,25 @@ async def test_an_admins_upload_shows_the_report_with_lists_rejections_and_rules
         assert cell in rejected
     assert "referral-decision" in html
     assert await stored_event_ids(tenant) == {"annex-a:C1:referral_received:2026-08-14"}
+
+
+async def test_an_upload_shows_its_progress_until_the_import_is_done(
+    app: FastAPI, tenant: Tenant
+) -> None:
+    async with signed_in(app, key_of(tenant.admin)) as client:
+        response = await upload(client, a_workbook())
+        page = (await client.get(response.headers["location"])).text
+        progress = await client.get(response.headers["location"] + "/progress")
+
+    assert 'id="import-progress"' in page
+    assert "/dashboard/static/import_progress.js" in page
+    assert progress.json() == {
+        "state": "queued",
+        "rows_done": 0,
+        "rows_total": None,
+        "cases_done": 0,
+        "cases_total": None,
+    }
 
 
 async def test_the_report_page_lists_the_upload_among_recent_imports(

@@ -276,10 +276,40 @@ async def test_a_rule_naming_an_undeclared_event_type_is_invalid(tenant: Tenant)
 
 async def test_putting_toml_reports_the_activated_ruleset(tenant: Tenant) -> None:
     response = await tenant.admin.put("/v1/rules", content=FAMILY_MEETING_TOML, headers=TOML)
-    assert response.status_code == 200, response.text
+    assert response.status_code == 202, response.text
     body = response.json()
     assert body["source"] == "custom"
     assert [r["id"] for r in body["rules"]] == ["family-meeting"]
+
+
+async def test_putting_a_ruleset_answers_with_its_activation_to_poll(tenant: Tenant) -> None:
+    response = await tenant.admin.put("/v1/rules", content=FAMILY_MEETING_TOML, headers=TOML)
+
+    activation = response.json()["activation"]
+    assert response.headers["location"] == f"/v1/rules/activations/{activation['id']}"
+    assert activation["state"] == "queued"
+    polled = await tenant.reader.get(response.headers["location"])
+    assert polled.json() == activation
+
+
+async def test_an_activation_is_done_once_every_open_case_is_rederived(tenant: Tenant) -> None:
+    await tenant.writer.post("/v1/events", json=REFERRAL)
+    await tenant.writer.post("/v1/events", json={**REFERRAL, "id": "r2", "case_id": "C-2"})
+    response = await tenant.admin.put("/v1/rules", content=FAMILY_MEETING_TOML, headers=TOML)
+
+    activation = (await tenant.activate(response))["activation"]
+
+    assert (activation["state"], activation["cases_done"], activation["cases_total"]) == (
+        "done",
+        2,
+        2,
+    )
+
+
+async def test_an_unknown_activation_is_a_404_problem(tenant: Tenant) -> None:
+    response = await tenant.reader.get("/v1/rules/activations/act_nothing")
+
+    assert response.status_code == 404
 
 
 async def test_putting_toml_makes_it_the_active_ruleset(tenant: Tenant) -> None:
@@ -294,8 +324,7 @@ async def test_a_shorter_timescale_moves_the_due_date_of_open_cases(tenant: Tena
     assert await assessment_due(tenant) == "2027-01-07T23:59:59.999999Z"
     text = children_with_assessment_due("20 working days")
     response = await tenant.admin.put("/v1/rules", content=text, headers=TOML)
-    assert response.status_code == 200, response.text
-    assert response.json()["rederived_cases"] == 1
+    assert (await tenant.activate(response))["activation"]["cases_done"] == 1
     assert await assessment_due(tenant) == "2026-11-30T23:59:59.999999Z"
 
 
@@ -304,7 +333,7 @@ async def test_a_closure_day_added_by_the_ruleset_moves_due_dates(tenant: Tenant
     text = builtin_ruleset_text("england-children").replace(
         "closures = []", 'closures = ["2026-11-03"]'
     )
-    await tenant.admin.put("/v1/rules", content=text, headers=TOML)
+    await tenant.activate(await tenant.admin.put("/v1/rules", content=text, headers=TOML))
     response = await tenant.reader.get("/v1/obligations", params={"rule_id": "referral-decision"})
     assert response.json()["items"][0]["due_at"] == "2026-11-04T23:59:59.999999Z"
 
@@ -332,8 +361,9 @@ async def test_putting_json_activates_it_and_rederives(tenant: Tenant) -> None:
             }
         ],
     }
-    response = await tenant.admin.put("/v1/rules", content=json.dumps(ruleset), headers=JSON)
-    assert response.status_code == 200, response.text
+    await tenant.activate(
+        await tenant.admin.put("/v1/rules", content=json.dumps(ruleset), headers=JSON)
+    )
     items = (await tenant.reader.get("/v1/obligations")).json()["items"]
     assert [(o["rule_id"], o["due_at"], o["rule_name"]) for o in items] == [
         (
@@ -371,7 +401,7 @@ async def test_putting_a_builtin_name_switches_to_that_ruleset(tenant: Tenant) -
     response = await tenant.admin.put(
         "/v1/rules", content='{"builtin": "england-adults"}', headers=JSON
     )
-    assert response.status_code == 200, response.text
+    assert response.status_code == 202, response.text
     body = (await tenant.reader.get("/v1/rules")).json()
     assert (body["id"], body["source"]) == ("england-adults", "builtin")
 
@@ -380,15 +410,21 @@ async def test_switching_to_adults_drops_children_obligations_of_open_cases(
     tenant: Tenant,
 ) -> None:
     await tenant.writer.post("/v1/events", json=REFERRAL)
-    await tenant.admin.put("/v1/rules", content='{"builtin": "england-adults"}', headers=JSON)
+    await tenant.activate(
+        await tenant.admin.put("/v1/rules", content='{"builtin": "england-adults"}', headers=JSON)
+    )
     assert (await tenant.reader.get("/v1/obligations")).json()["items"] == []
 
 
 async def test_switching_back_to_a_builtin_restores_its_obligations(tenant: Tenant) -> None:
     await tenant.writer.post("/v1/events", json=REFERRAL)
     before = (await tenant.reader.get("/v1/obligations")).json()["items"]
-    await tenant.admin.put("/v1/rules", content=FAMILY_MEETING_TOML, headers=TOML)
-    await tenant.admin.put("/v1/rules", content='{"builtin": "england-children"}', headers=JSON)
+    await tenant.activate(
+        await tenant.admin.put("/v1/rules", content=FAMILY_MEETING_TOML, headers=TOML)
+    )
+    await tenant.activate(
+        await tenant.admin.put("/v1/rules", content='{"builtin": "england-children"}', headers=JSON)
+    )
     assert (await tenant.reader.get("/v1/obligations")).json()["items"] == before
 
 
@@ -430,4 +466,4 @@ async def test_closed_cases_are_not_rederived(tenant: Tenant) -> None:
     response = await tenant.admin.put(
         "/v1/rules", content=children_with_assessment_due("20 working days"), headers=TOML
     )
-    assert response.json()["rederived_cases"] == 0
+    assert (await tenant.activate(response))["activation"]["cases_done"] == 0

@@ -118,6 +118,6 @@ async def test_a_ruleset_is_active_the_moment_it_is_acknowledged(
         put = await admin.put(
             "/v1/rules", content=toml, headers={"Content-Type": "application/toml"}
         )
-        assert put.status_code == 200, put.text
+        assert put.status_code == 202, put.text
         rules = (await admin.get("/v1/rules")).json()
         assert f"family-meeting-{n}" in str(rules)

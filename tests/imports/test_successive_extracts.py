@@ -20,9 +20,7 @@ async def import_extract(tenant: Tenant, extracted_on: str, data: bytes) -> dict
         content=data,
         headers={"content-type": XLSX},
     )
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
+    return await tenant.import_report(response)
 
 
 async def event_ids(tenant: Tenant, case_id: str) -> set[str]:

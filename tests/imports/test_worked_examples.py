@@ -31,9 +31,7 @@ async def import_sheets(tenant: Tenant, *sheets: SheetSpec) -> dict[str, Any]:
         content=build_workbook(*sheets),
         headers={"content-type": XLSX},
     )
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
+    return await tenant.import_report(response)
 
 
 async def deadlines(tenant: Tenant, child: str) -> list[dict[str, Any]]:

@@ -95,7 +95,7 @@ async def test_without_a_warning_an_open_obligation_is_upcoming_until_its_due_in
     response = await tenant.admin.put(
         "/v1/rules", content=rules, headers={"Content-Type": "application/toml"}
     )
-    assert response.status_code == 200, response.text
+    await tenant.activate(response)
     await post(tenant, event("A-ref", "referral_received", "A", REFERRED))
 
     assert await listed_under(tenant, "upcoming", DECISION_DUE) == {("A", "decision")}

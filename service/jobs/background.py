@@ -1,0 +1,317 @@
+"""Long work run in the background: Annex A imports and rules activations.
+
+A request queues a job row (store/jobs.py); a runner claims it and runs it a step at a time,
+each step one committed transaction with the job's checkpoint, so people polling the job see
+it move, readers wait at most one step for a lock, and a job whose runner died is resumed by
+the next claim from its last committed step.
+
+A job runs in a thread of its own with its own event loop and its own connections, so what it
+costs in CPU (reading the workbook, mapping and deriving, building the statements) happens
+beside the service's event loop rather than on it: requests keep being answered while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.domain.rules import Ruleset
+from service.imports.annex_a import read_annex_a
+from service.imports.mapping import expected_headings
+from service.imports.report import OutcomeCounts
+from service.imports.workbook import WorkbookError
+from service.store.completions import Tally, add_to_rollup, rebuild_rollup
+from service.store.db import SessionFactory, make_engine, make_session_factory, transaction
+from service.store.faults import PASSING_FAULTS, connection_lost, fault_name
+from service.store.imports import ImportPlan, finish_import, import_chunk, plan_import
+from service.store.ingest import open_cases_after, rederive_chunk
+from service.store.jobs import (
+    MAX_ATTEMPTS,
+    Claim,
+    ClaimLost,
+    claim_next,
+    fail_job,
+    finish_job,
+    job_payload,
+    release_job,
+    renew,
+    save_progress,
+)
+from service.store.orgs import lock_ruleset
+
+log = logging.getLogger("caseclock.jobs.background")
+Clock = Callable[[], datetime]
+# Open cases re-derived per step of a rules activation.
+ACTIVATION_CHUNK = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a job has got, as a step commits it."""
+
+    rows_done: int
+    rows_total: int | None
+    cases_done: int
+    cases_total: int | None
+
+
+OnProgress = Callable[[Progress], None]
+
+
+class Stopped(Exception):
+    """The process is stopping: the job was handed back at the end of a step."""
+
+
+class JobFailed(Exception):
+    """The job cannot be done; `problem` (RFC 9457) says why, and is kept on the job."""
+
+    def __init__(self, problem: dict[str, Any]) -> None:
+        super().__init__(problem["detail"])
+        self.problem = problem
+
+
+async def run_next_jobs(
+    database_url: str, factory: SessionFactory, clock: Clock, stop: threading.Event
+) -> int:
+    """Claim the oldest runnable job and run it to its end in a thread of its own, then the
+    next, until none is left or `stop` is set; how many were run."""
+    ran = 0
+    while not stop.is_set():
+        async with transaction(factory) as session:
+            claim = await claim_next(session, clock())
+        if claim is None:
+            break
+        await asyncio.to_thread(run_in_thread, database_url, claim, clock, stop)
+        ran += 1
+    return ran
+
+
+def run_in_thread(
+    database_url: str,
+    claim: Claim,
+    clock: Clock,
+    stop: threading.Event,
+    on_progress: OnProgress | None = None,
+) -> None:
+    """Run a claimed job on an event loop and connections of this thread's own."""
+
+    async def run() -> None:
+        engine = make_engine(database_url)
+        try:
+            await run_claimed(make_session_factory(engine), claim, clock, stop, on_progress)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@dataclass(slots=True)
+class _Step:
+    """What every step of a job needs: the claim it holds, the clock, and the stop signal."""
+
+    factory: SessionFactory
+    claim: Claim
+    clock: Clock
+    stop: threading.Event
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A step's transaction: none once the process is stopping (the job is handed back
+        instead), and each one renews the claim first, or stops if it is lost."""
+        if self.stop.is_set():
+            async with transaction(self.factory) as session:
+                await release_job(session, self.claim)
+            raise Stopped(self.claim.id)
+        async with transaction(self.factory) as session:
+            await renew(session, self.claim, self.clock())
+            yield session
+
+
+async def run_claimed(
+    factory: SessionFactory,
+    claim: Claim,
+    clock: Clock,
+    stop: threading.Event,
+    on_progress: OnProgress | None = None,
+) -> None:
+    """Run a claimed job to done or failed. A lost connection leaves it to be resumed when
+    its lease runs out; anything else fails it with a problem saying how far it got."""
+    step = _Step(factory, claim, clock, stop)
+    try:
+        if claim.attempt > MAX_ATTEMPTS:
+            raise JobFailed(_problem(f"stopped {MAX_ATTEMPTS} times before it could finish"))
+        if claim.kind == "annex-a-import":
+            await _import(step, on_progress or _quiet)
+        else:
+            await _activate(step, on_progress or _quiet)
+    except Stopped:
+        log.info("job %s handed back at shutdown", claim.id)
+    except ClaimLost:
+        log.warning("job %s: its lease ran out and another runner has it", claim.id)
+    except JobFailed as exc:
+        await _fail(step, exc.problem)
+    except Exception as exc:
+        if connection_lost(exc) or isinstance(exc, PASSING_FAULTS):
+            log.warning(
+                "job %s stopped on %s; resumed once its lease runs out", claim.id, fault_name(exc)
+            )
+            return
+        log.exception("job %s failed", claim.id)
+        await _fail(step, _problem("stopped on an internal error"))
+
+
+def _quiet(_progress: Progress) -> None:
+    """No one watching."""
+
+
+def _problem(reason: str) -> dict[str, Any]:
+    return {
+        "type": "/problems/job-failed",
+        "title": "The job did not finish",
+        "status": 500,
+        "detail": f"The job {reason}. What its finished steps wrote stays; running it again "
+        "completes it (imports are idempotent).",
+    }
+
+
+async def _fail(step: _Step, problem: dict[str, Any]) -> None:
+    async with transaction(step.factory) as session:
+        if await fail_job(session, step.claim, step.clock(), problem):
+            log.warning("job %s failed: %s", step.claim.id, problem["title"])
+
+
+async def _import(step: _Step, on_progress: OnProgress) -> None:
+    """Read and map the workbook, write it a chunk of cases at a time, then keep the report."""
+    claim = step.claim
+    extracted_on = date.fromisoformat(claim.params["extracted_on"])
+    now = datetime.fromisoformat(claim.params["now"])
+    async with step.transaction() as session:
+        data = await job_payload(session, claim)
+        ruleset = await lock_ruleset(session, claim.org_id)
+    if data is None:
+        raise JobFailed(_problem("had no workbook left to read"))
+    plan = await asyncio.to_thread(_plan, data, extracted_on, ruleset)
+    checkpoint = claim.checkpoint or {}
+    after: str | None = checkpoint.get("after")
+    counts = OutcomeCounts.from_json(checkpoint["counts"]) if checkpoint else OutcomeCounts()
+    done = [case for case in plan.cases if after is not None and case.case_id <= after]
+    progress = Progress(
+        plan.rows_without_case + sum(case.rows for case in done),
+        plan.rows_total,
+        len(done),
+        len(plan.cases),
+    )
+    async with step.transaction() as session:
+        await save_progress(
+            session,
+            claim,
+            checkpoint=checkpoint,
+            rows_done=progress.rows_done,
+            cases_done=progress.cases_done,
+            rows_total=progress.rows_total,
+            cases_total=progress.cases_total,
+        )
+    on_progress(progress)
+    for chunk in plan.chunks_after(after):
+        async with step.transaction() as session:
+            await import_chunk(
+                session,
+                org_id=claim.org_id,
+                ruleset=await lock_ruleset(session, claim.org_id),
+                chunk=chunk,
+                extracted_on=extracted_on,
+                now=now,
+                counts=counts,
+            )
+            progress = replace(
+                progress,
+                rows_done=progress.rows_done + sum(case.rows for case in chunk),
+                cases_done=progress.cases_done + len(chunk),
+            )
+            await save_progress(
+                session,
+                claim,
+                checkpoint={"after": chunk[-1].case_id, "counts": counts.to_json()},
+                rows_done=progress.rows_done,
+                cases_done=progress.cases_done,
+            )
+        on_progress(progress)
+    async with step.transaction() as session:
+        await finish_import(
+            session,
+            org_id=claim.org_id,
+            import_id=claim.id,
+            plan=plan,
+            ruleset=await lock_ruleset(session, claim.org_id),
+            counts=counts,
+            now=now,
+        )
+        await finish_job(session, claim, step.clock())
+
+
+def _plan(data: bytes, extracted_on: date, ruleset: Ruleset) -> ImportPlan:
+    """The workbook read and mapped (CPU only); a file that cannot be read fails the job."""
+    try:
+        workbook = read_annex_a(data, extracted_on=extracted_on)
+    except WorkbookError as exc:
+        raise JobFailed(
+            {
+                "type": "/problems/unreadable-workbook",
+                "title": "The workbook cannot be imported",
+                "status": 422,
+                "detail": exc.detail,
+                "expected_headings": expected_headings(),
+            }
+        ) from exc
+    return plan_import(workbook, ruleset)
+
+
+async def _activate(step: _Step, on_progress: OnProgress) -> None:
+    """Re-derive every open case under the ruleset now active, a chunk of cases a step.
+
+    The ruleset was made active when the job was queued; each step reads it again, so a later
+    activation's cases are never derived under an older one. When the timezone changed, the
+    completions rollup is counted again at the end instead of added to at each step.
+    """
+    claim = step.claim
+    now = datetime.fromisoformat(claim.params["now"])
+    rebuild = bool(claim.params["rebuild_rollup"])
+    checkpoint = claim.checkpoint or {}
+    after: str | None = checkpoint.get("after")
+    cases_done = int(checkpoint.get("cases_done", 0))
+    total: int | None = checkpoint.get("cases_total")
+    while True:
+        async with step.transaction() as session:
+            ruleset = await lock_ruleset(session, claim.org_id)
+            if total is None:
+                total = len(await open_cases_after(session, claim.org_id, None, None))
+            chunk = await open_cases_after(session, claim.org_id, after, ACTIVATION_CHUNK)
+            if not chunk:
+                if rebuild:
+                    await rebuild_rollup(session, claim.org_id, ruleset.calendar)
+                await finish_job(session, claim, step.clock())
+                break
+            completions = Tally()
+            await rederive_chunk(session, claim.org_id, ruleset, chunk, now, completions)
+            if not rebuild:
+                await add_to_rollup(session, completions)
+            after, cases_done = chunk[-1], cases_done + len(chunk)
+            total = max(total, cases_done)
+            await save_progress(
+                session,
+                claim,
+                checkpoint={"after": after, "cases_done": cases_done, "cases_total": total},
+                rows_done=0,
+                cases_done=cases_done,
+                cases_total=total,
+            )
+        on_progress(Progress(0, None, cases_done, total))
+    log.info("rules activation %s done: %d open cases re-derived", claim.id, cases_done)
