@@ -2,10 +2,14 @@
 
 Loads a synthetic authority straight into the tables (COPY, not ingest: this measures
 reads), by default 1,000,000 obligations over 100,000 cases and 2,000 workers in 40 teams,
-with about a third of the cases open. Then, against `caseclock serve`, times each widget
-endpoint (sequential requests, after a warm-up) and the HTML dashboard's first render after
-sign-in, and runs EXPLAIN (ANALYZE, BUFFERS) on every statement the widgets issue, to show
-which indexes serve them.
+with about a third of the cases open (a fifth of those moved from an earlier worker). Then,
+against `caseclock serve`, times each widget endpoint (sequential requests, after a warm-up)
+and the HTML dashboard's first render after sign-in, and runs EXPLAIN (ANALYZE, BUFFERS) on
+every statement the widgets issue, to show which indexes serve them.
+
+Machines of this kind differ by up to 2x from day to day, so the same run measures a
+yardstick: an index-only count of the organisation's open obligations over the open-work
+index, straight through asyncpg; each widget's p95 is also printed as a ratio to its p95.
 
     .venv/bin/python -m bench.dashboard [--cases 100000] [--requests 60]
 """
@@ -82,10 +86,37 @@ def _before(now: datetime, opened: datetime, closed: datetime, rng: random.Rando
     return closed if closed < now else opened + (now - opened) * rng.random()
 
 
+Rows = list[tuple[Any, ...]]
+
+
+def _case_periods(
+    org_id: str,
+    case_id: str,
+    started: datetime,
+    still_open: bool,
+    now: datetime,
+    allocation: tuple[str, str],
+    rng: random.Random,
+) -> Rows:
+    """The case's open periods: closed cases end before now, and a fifth of the open ones
+    were moved to their worker from an earlier one."""
+    if not still_open:
+        return [(org_id, case_id, 0, started, _before(now, started, now, rng), *allocation)]
+    if rng.random() < 0.2:
+        moved = started + (now - started) * rng.random()
+        earlier = (f"W-{rng.randrange(WORKERS):04d}", allocation[1])
+        return [
+            (org_id, case_id, 0, started, moved, *earlier),
+            (org_id, case_id, 1, moved, None, *allocation),
+        ]
+    return [(org_id, case_id, 0, started, None, *allocation)]
+
+
 def synthetic(
     org_id: str, cases: int, now: datetime, seed: int = 5
-) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
-    """(case row, obligation rows, risk period rows) per case: mostly met, recent ones open."""
+) -> Iterator[tuple[tuple[Any, ...], Rows, Rows, Rows]]:
+    """(case row, obligation rows, risk period rows, case period rows) per case: mostly met,
+    recent ones open."""
     rng = random.Random(seed)
     rules = [(r.id, r.name) for r in builtin_ruleset("england-children").rules]
     for number in range(cases):
@@ -151,7 +182,13 @@ def synthetic(
                 periods.append((org_id, ob_id, due - timedelta(days=14), due))
             opened = closed or opened + timedelta(days=1)
         case = (org_id, case_id, worker_id, team_id, "open" if still_open else "closed", now)
-        yield case, obligations, periods
+        allocation = (worker_id, team_id)
+        yield (
+            case,
+            obligations,
+            periods,
+            _case_periods(org_id, case_id, started, still_open, now, allocation, rng),
+        )
 
 
 async def load(dsn: str, org_id: str, cases: int, now: datetime) -> dict[str, Any]:
@@ -161,6 +198,7 @@ async def load(dsn: str, org_id: str, cases: int, now: datetime) -> dict[str, An
         case_rows: list[tuple[Any, ...]] = []
         obligation_rows: list[tuple[Any, ...]] = []
         period_rows: list[tuple[Any, ...]] = []
+        case_period_rows: list[tuple[Any, ...]] = []
 
         async def flush() -> None:
             await connection.copy_records_to_table(
@@ -176,15 +214,30 @@ async def load(dsn: str, org_id: str, cases: int, now: datetime) -> dict[str, An
                 records=period_rows,
                 columns=["org_id", "obligation_id", "starts_at", "ends_at"],
             )
+            await connection.copy_records_to_table(
+                "case_periods",
+                records=case_period_rows,
+                columns=[
+                    "org_id",
+                    "case_id",
+                    "position",
+                    "starts_at",
+                    "ends_at",
+                    "worker_id",
+                    "team_id",
+                ],
+            )
             case_rows.clear()
             obligation_rows.clear()
             period_rows.clear()
+            case_period_rows.clear()
 
         totals = {"cases": 0, "obligations": 0, "risk_periods": 0}
-        for case, obligations, periods in synthetic(org_id, cases, now):
+        for case, obligations, periods, case_periods in synthetic(org_id, cases, now):
             case_rows.append(case)
             obligation_rows.extend(obligations)
             period_rows.extend(periods)
+            case_period_rows.extend(case_periods)
             totals["cases"] += 1
             totals["obligations"] += len(obligations)
             totals["risk_periods"] += len(periods)
@@ -194,6 +247,9 @@ async def load(dsn: str, org_id: str, cases: int, now: datetime) -> dict[str, An
         await connection.execute("VACUUM ANALYZE")
         totals["open_obligations"] = await connection.fetchval(
             "SELECT count(*) FROM obligations WHERE closed_at IS NULL"
+        )
+        totals["open_cases"] = await connection.fetchval(
+            "SELECT count(*) FROM case_periods WHERE ends_at IS NULL"
         )
         totals["load_seconds"] = round(time.perf_counter() - started, 1)
         return totals
@@ -290,6 +346,29 @@ async def explain(
     return report
 
 
+async def yardstick(dsn: str, org_id: str, requests: int) -> dict[str, float]:
+    """An index-only count of the open obligations over the open-work index: the least a
+    widget that counts open work can cost on this machine today."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        statement = await connection.prepare(
+            "SELECT count(*) FROM obligations WHERE org_id = $1 AND closed_at IS NULL"
+        )
+        for _ in range(5):
+            await statement.fetchval(org_id)
+        latencies = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            await statement.fetchval(org_id)
+            latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        await connection.close()
+    return {
+        "p50_ms": round(median(latencies), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+    }
+
+
 def time_requests(
     client: httpx.Client, path: str, params: dict[str, str], requests: int
 ) -> dict[str, float]:
@@ -364,6 +443,7 @@ def main() -> None:
         url = env["CASECLOCK_DATABASE_URL"]
         data["rollup_seconds"] = asyncio.run(count_completions(url, org))
         plans = asyncio.run(explain(url, org, team_id, worker_id, now))
+        base_line = asyncio.run(yardstick(pg, org, args.requests))
         port = free_port()
         command = [str(BIN / "caseclock"), "serve", "--port", str(port)]
         with server(command, env, port) as (base, _pid):
@@ -372,6 +452,12 @@ def main() -> None:
     report = {
         "scale": {**data, "workers": WORKERS, "teams": TEAMS},
         "latency": latency,
+        "yardstick": {"open_work_index_only_count": base_line},
+        "p95_ratio_to_yardstick": {
+            name: round(v["p95_ms"] / base_line["p95_ms"], 2)
+            for name, v in latency.items()
+            if "p95_ms" in v
+        },
         "targets": {
             "widget_p95_ms": TARGET_WIDGET_P95_MS,
             "widget_p95_met": max(widget_p95) < TARGET_WIDGET_P95_MS,
