@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -97,16 +98,28 @@ def check_storable_data(data: Mapping[str, Any]) -> list[Unstorable]:
     return []
 
 
+def _identifier_fault(value: str) -> str | None:
+    if not value.strip():
+        return "must not be empty or only spaces"
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        return "must not hold control characters (tabs, line breaks and the like)"
+    return None
+
+
 def check_identifiers(fields: Mapping[str, object]) -> list[DataProblem]:
-    """Refuse an event's identifiers that are empty or only spaces (any Unicode space).
+    """Refuse an event's identifiers that are empty, only spaces (any Unicode space), or
+    hold control characters.
 
     Identifiers are opaque and kept exactly as sent, spaces included; but one with nothing
-    else in it names no case, worker or team anyone could find again.
+    else in it names no case, worker or team anyone could find again, and a control
+    character is never part of a real id: derived obligation ids join case, rule and event
+    ids with one (`derive.obligation_id`), so only ids without them keep those apart.
     """
     return [
-        DataProblem(name, "must not be empty or only spaces")
+        DataProblem(name, fault)
         for name in IDENTIFIER_FIELDS
-        if isinstance(value := fields.get(name), str) and not value.strip()
+        if isinstance(value := fields.get(name), str)
+        and (fault := _identifier_fault(value)) is not None
     ]
 
 

@@ -189,6 +189,21 @@ async def test_an_identifier_of_only_spaces_is_refused_naming_the_field(
     ]
 
 
+@pytest.mark.parametrize("field", ["id", "case_id", "worker_id", "team_id"])
+@pytest.mark.parametrize("control", ["\x1f", "\t", "\n", "\x7f"])
+async def test_an_identifier_holding_a_control_character_is_refused_naming_the_field(
+    tenant: Tenant, field: str, control: str
+) -> None:
+    response = await tenant.writer.post("/v1/events", json={**referral(), field: f"C{control}1"})
+    body = problem(response, 422)
+    assert body["errors"] == [
+        {
+            "pointer": f"/{field}",
+            "detail": "must not hold control characters (tabs, line breaks and the like)",
+        }
+    ]
+
+
 async def test_a_referral_decision_without_an_outcome_is_refused(tenant: Tenant) -> None:
     decision = referral(type="referral_decision_made", data={})
     body = problem(await tenant.writer.post("/v1/events", json=decision), 422)
