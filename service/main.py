@@ -33,7 +33,12 @@ from service.logs import configure_logging
 from service.readiness import Readiness
 from service.settings import Settings, get_settings
 from service.store.calendar_data import rederive_for_calendar_data
-from service.store.db import make_engine, make_session_factory, transaction
+from service.store.db import (
+    make_engine,
+    make_read_session_factory,
+    make_session_factory,
+    transaction,
+)
 from service.store.group_commit import GroupCommitter
 from service.store.migrations import require_current_schema, upgrade_to_head
 from service.store.orgs import count_orgs, create_api_key, create_org
@@ -50,6 +55,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = make_engine(settings.database_url)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.read_session_factory = make_read_session_factory(engine)
     app.state.group_committer = GroupCommitter(app.state.session_factory)
     app.state.jobs = None
     try:

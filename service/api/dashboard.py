@@ -115,7 +115,9 @@ async def summary(
     ruleset = ruleset_of(principal)
     at = parse_query_instant(as_of, "as_of", ruleset.calendar) or clock()
     scope = dashboard_reads.Scope(principal.org_id, team_id, worker_id)
-    found = await dashboard_reads.summary(request.app.state.session_factory, scope, at, ruleset)
+    found = await dashboard_reads.summary(
+        request.app.state.read_session_factory, scope, at, ruleset
+    )
     return SummaryOut(
         as_of=at,
         open_cases=found.open_cases,

@@ -34,8 +34,11 @@ async def get_clock(request: Request) -> Clock:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed on success, rolled back on any error."""
-    factory: SessionFactory = request.app.state.session_factory
+    """One transaction per request: committed on success, rolled back on any error. A GET
+    only reads, so it never waits for the write lock on SQLite (store/db.py)."""
+    state = request.app.state
+    reads = request.method in ("GET", "HEAD")
+    factory: SessionFactory = state.read_session_factory if reads else state.session_factory
     async with factory() as session, session.begin():
         yield session
 
@@ -120,7 +123,7 @@ async def _principal(request: Request) -> Principal:
             headers=_UNAUTHORISED,
         )
     keys: KeyCache = request.app.state.key_cache
-    factory: SessionFactory = request.app.state.session_factory
+    factory: SessionFactory = request.app.state.read_session_factory
 
     async def look_up(plaintext: str) -> Principal | None:
         async with factory() as session:

@@ -39,7 +39,8 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
     """Make SQLite behave under concurrent async writers.
 
     WAL lets readers work beside a writer, and BEGIN IMMEDIATE takes the write lock at the
-    start of every transaction, so two writers queue on the busy timeout instead of one
+    start of every transaction that may write (read-only sessions begin DEFERRED:
+    `make_read_session_factory`), so two writers queue on the busy timeout instead of one
     failing when it upgrades a read lock. synchronous=FULL syncs the WAL at every commit, so
     a commit acknowledged to a client survives a power cut (NORMAL could undo it); group
     commit spreads that cost over the events of a group (docs/operations.md, Durability).
@@ -57,7 +58,8 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -76,6 +78,19 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+READ_ONLY = "caseclock_read_only"
+
+
+def make_read_session_factory(engine: AsyncEngine) -> SessionFactory:
+    """Sessions for work that only reads (GET requests, the key lookup).
+
+    On SQLite their transactions begin DEFERRED rather than IMMEDIATE: in WAL mode a reader
+    then reads its snapshot beside the one writer, instead of queuing for the write lock
+    behind a long write (an import's step, a sweep). On PostgreSQL they are ordinary sessions.
+    """
+    return make_session_factory(engine.execution_options(**{READ_ONLY: True}))
 
 
 @asynccontextmanager

@@ -435,7 +435,7 @@ def _chart_context() -> dict[str, Any]:
 @router.get("/dashboard")
 async def dashboard(request: Request, clock: ClockDep) -> Response:
     now = clock()
-    factory: SessionFactory = request.app.state.session_factory
+    factory: SessionFactory = request.app.state.read_session_factory
     async with factory() as session:
         viewer = await _viewer(request, session, now)
     if viewer is None:
@@ -592,7 +592,7 @@ async def widget(name: str, request: Request, clock: ClockDep) -> Response:
     grant = read_embed_token(
         signing_secret(request.app), request.query_params.get("token", ""), now
     )
-    factory: SessionFactory = request.app.state.session_factory
+    factory: SessionFactory = request.app.state.read_session_factory
     org = None
     if grant is not None:
         async with factory() as session:
