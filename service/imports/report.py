@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from service.domain.events import Event
 from service.imports.annex_a import CHILD_FIELD, AnnexAWorkbook, Rejection, SkippedSheet
 from service.imports.mapping import (
-    ImportedEvent,
     MappedWorkbook,
     MissingColumn,
     MissingList,
@@ -24,6 +24,20 @@ from service.imports.mapping import (
 )
 
 EventStatus = Literal["created", "duplicate", "conflict"]
+
+
+class Evidenced(Protocol):
+    """An imported event and the place in its file that evidences it (Annex A's cell, a
+    return's line)."""
+
+    @property
+    def event(self) -> Event: ...
+    @property
+    def sheet(self) -> str: ...
+    @property
+    def row(self) -> int: ...
+    @property
+    def column(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +168,7 @@ class OutcomeCounts:
     duplicate: dict[str, int] = field(default_factory=dict)
     conflicts: list[Rejection] = field(default_factory=list)
 
-    def add(self, outcomes: Iterable[tuple[ImportedEvent, EventStatus]]) -> None:
+    def add(self, outcomes: Iterable[tuple[Evidenced, EventStatus]]) -> None:
         for imported, status in outcomes:
             if status == "created":
                 self.created[imported.sheet] = self.created.get(imported.sheet, 0) + 1
@@ -231,7 +245,7 @@ def build_report(
 def report_lines(report: ImportReport) -> list[str]:
     """The report as plain-text tables, for the command line."""
     lines = [f"import {report.id}: workbook extracted on {report.extracted_on.isoformat()}", ""]
-    lines += _table(
+    lines += text_table(
         ("list", "sheet", "rows", "events created", "duplicates", "rows left out"),
         [
             (
@@ -247,16 +261,18 @@ def report_lines(report: ImportReport) -> list[str]:
     )
     if report.skipped_sheets:
         lines += ["", "skipped sheets:"]
-        lines += _table(("sheet", "reason"), [(s.sheet, s.reason) for s in report.skipped_sheets])
+        lines += text_table(
+            ("sheet", "reason"), [(s.sheet, s.reason) for s in report.skipped_sheets]
+        )
     if report.missing_lists:
         lines += ["", "lists missing (the rules they would have fed):"]
-        lines += _table(
+        lines += text_table(
             ("list", "title", "rules"),
             [(str(m.list_number), m.title, _names(m.rules)) for m in report.missing_lists],
         )
     if report.missing_columns:
         lines += ["", "columns missing (rules not judged for the list's children):"]
-        lines += _table(
+        lines += text_table(
             ("list", "sheet", "column", "rules"),
             [
                 (str(m.list_number), m.sheet, m.column, _names(m.rules))
@@ -265,7 +281,7 @@ def report_lines(report: ImportReport) -> list[str]:
         )
     if report.rejected:
         lines += ["", "rejected cells (the rest of the row still counts):"]
-        lines += _table(
+        lines += text_table(
             ("sheet", "row", "column", "value", "reason", "rules not judged for the child"),
             [
                 (r.sheet, str(r.row), r.column, r.value, r.detail, _names(r.rules))
@@ -274,7 +290,7 @@ def report_lines(report: ImportReport) -> list[str]:
         )
     if report.rules_not_evaluable:
         lines += ["", "rules not evaluable from Annex A:"]
-        lines += _table(
+        lines += text_table(
             ("rule", "reason"), [(n.rule_id, n.reason) for n in report.rules_not_evaluable]
         )
     return lines
@@ -284,7 +300,7 @@ def _names(rules: Sequence[str]) -> str:
     return ", ".join(rules) or "-"
 
 
-def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+def text_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     return [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()

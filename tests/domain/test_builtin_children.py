@@ -177,7 +177,7 @@ def with_each(attribute: str) -> list[Any]:
 TABLE = {
     # rule id: (starts on, due, met by, repeat, cancelled by, restart, source must mention)
     "referral-decision": (
-        [{"type": "referral_received", "unless": {"source": ["annex-a"]}}],
+        [{"type": "referral_received", "unless": {"source": ["annex-a", "cin-census"]}}],
         "1 working day",
         ["referral_decision_made"],
         [],
@@ -186,7 +186,7 @@ TABLE = {
         ("Working Together", "2023", "one working day"),
     ),
     "first-contact": (
-        [{"type": "referral_received", "unless": {"source": ["annex-a"]}}],
+        [{"type": "referral_received", "unless": {"source": ["annex-a", "cin-census"]}}],
         "3 working days",
         ["contact_made", "child_seen"],
         [],
@@ -225,7 +225,12 @@ TABLE = {
         ("Working Together", "2023", "ICPC within 15 working days of the strategy discussion"),
     ),
     "core-group": (
-        [{"type": "child_protection_plan_started", "unless": {"source": ["annex-a"]}}],
+        [
+            {
+                "type": "child_protection_plan_started",
+                "unless": {"source": ["annex-a", "cin-census"]},
+            }
+        ],
         "10 working days",
         ["core_group_held"],
         [],
@@ -243,7 +248,7 @@ TABLE = {
         ("Working Together", "2023", "first review within 3 months, then at most 6-monthly"),
     ),
     "cp-visit": (
-        ["child_protection_plan_started"],
+        [{"type": "child_protection_plan_started", "unless": {"source": ["cin-census"]}}],
         "10 working days",
         ["child_visited"],
         ["10 working days"],
@@ -261,7 +266,7 @@ TABLE = {
         ("Care Planning, Placement and Case Review (England) Regulations 2010", "reg. 33"),
     ),
     "cla-visit": (
-        ["placement_started"],
+        [{"type": "placement_started", "unless": {"source": ["ssda903"]}}],
         "1 week",
         ["child_visited"],
         ["6 weeks"],
