@@ -30,6 +30,7 @@ from service.store.events import find_events
 from service.store.group_commit import GroupCommitter
 from service.store.ingest import ingest_events, mark_void
 from service.store.orgs import lock_ruleset, ruleset_of
+from service.store.statistics import analyze_grown
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -213,6 +214,9 @@ async def post_batch(
     )
     if body.backfill:
         await enqueue_completed(session, principal.org_id, "backfill.completed", now)
+    # Batches are how histories arrive (a sync, a backfill): statistics the batch made stale
+    # are gathered again before it commits (docs/operations.md, Statistics).
+    await analyze_grown(session)
     results: list[IngestResult] = []
     for raw, item in zip(body.events, checked, strict=True):
         if isinstance(item, list):

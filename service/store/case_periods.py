@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import bindparam, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.caseload import OpenPeriod
 from service.domain.derive import CaseState
-from service.store.db import BulkInsert, Prebuilt, among
+from service.store.db import BulkInsert, DeleteEach
 from service.store.tables import case_periods
 
 
@@ -30,12 +29,7 @@ def periods_digest(periods: Sequence[OpenPeriod]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-_DELETE_PERIODS = Prebuilt(
-    lambda dialect: delete(case_periods).where(
-        case_periods.c.org_id == bindparam("org_id"),
-        among(dialect, case_periods.c.case_id, "case_ids"),
-    )
-)
+_DELETE_PERIODS = DeleteEach(case_periods, "case_id")
 _INSERT_PERIODS = BulkInsert(
     case_periods, ("org_id", "case_id", "position", "starts_at", "ends_at", "worker_id", "team_id")
 )
@@ -47,8 +41,7 @@ async def replace_periods(
     """Write the periods of `states` in place of what is stored; cases in `created` were
     created by this transaction and have none stored yet."""
     stale = [s.case_id for s in states if s.case_id not in created]
-    if stale:
-        await session.execute(_DELETE_PERIODS(session), {"org_id": org_id, "case_ids": stale})
+    await _DELETE_PERIODS.execute(session, org_id, stale)
     rows = [
         {
             "org_id": org_id,

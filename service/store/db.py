@@ -12,15 +12,18 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Result,
+    Select,
     Table,
     Text,
-    any_,
     bindparam,
     cast,
+    delete,
     event,
     func,
+    literal_column,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
@@ -62,6 +65,16 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+# Every statement planned for the values it runs with and the tables as they are now. asyncpg
+# prepares each statement once per connection, and after five runs PostgreSQL may keep one
+# generic plan for it: a plan made while the tables were nearly empty, when reading a case by
+# organisation alone costs the same as by organisation and case, then serves every later run
+# however much the tables have grown (statistics only replace it when ANALYZE runs). Planning
+# the write path's short statements costs less than one such plan (docs/operations.md,
+# Statistics).
+CUSTOM_PLANS = {"plan_cache_mode": "force_custom_plan"}
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(
@@ -72,6 +85,11 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 40)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_recycle", 1800)
+    connect_args = kwargs.pop("connect_args", {})
+    kwargs["connect_args"] = {
+        **connect_args,
+        "server_settings": {**CUSTOM_PLANS, **connect_args.get("server_settings", {})},
+    }
     # Parameters are personal data and secrets: errors and logs must never quote them.
     return create_async_engine(url, hide_parameters=True, **kwargs)
 
@@ -117,12 +135,43 @@ def upsert(dialect: str, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-def among(dialect: str, column: ColumnElement[Any], name: str) -> Any:
-    """`column IN :name`, the list given when the statement runs. On PostgreSQL the list is
-    one array parameter, so lists of every length share one prepared statement."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
+def each_of(dialect: str, query: Select[Any], column: ColumnElement[Any], name: str) -> Select[Any]:
+    """`query`'s rows whose `column` is one of the list given as `name` when it runs.
+
+    On PostgreSQL the list is one array parameter and `query` runs once per value (a LATERAL
+    subquery that OFFSET 0 keeps from being merged into a join), as an equality on `column`:
+    the planner cannot help but search the index by it. Given `column = ANY(:list)` instead,
+    it may read every row of the organisation through the index and filter, and does whenever
+    it thinks an organisation has few rows (no statistics, or stale ones): the cost of a write
+    then grows with the organisation (docs/operations.md, Statistics).
+    """
+    if dialect != "postgresql":
+        return query.where(column.in_(bindparam(name, expanding=True)))
+    keys = (
+        func.unnest(bindparam(name, type_=postgresql.ARRAY(column.type)))
+        .table_valued("key")
+        .render_derived(name="keys")
+    )
+    found = query.where(column == keys.c.key).offset(literal_column("0")).lateral("found")
+    return select(*found.c).select_from(keys).join(found, true())
+
+
+class DeleteEach:
+    """A DELETE of an organisation's rows by each of a list of keys, one equality per key.
+
+    It runs once per key (an executemany, which asyncpg sends as one pipeline), so every run
+    searches the index by organisation and key whatever the statistics say; given
+    `key = ANY(:list)` PostgreSQL may read the whole organisation and filter (see `each_of`).
+    """
+
+    def __init__(self, table: Table, column: str) -> None:
+        self.statement = delete(table).where(
+            table.c.org_id == bindparam("b_org"), table.c[column] == bindparam("b_key")
+        )
+
+    async def execute(self, session: AsyncSession, org_id: str, keys: Sequence[str]) -> None:
+        if keys:
+            await session.execute(self.statement, [{"b_org": org_id, "b_key": k} for k in keys])
 
 
 class Prebuilt(Generic[T]):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, bindparam, delete, literal, literal_column, select, update
+from sqlalchemy import Row, bindparam, literal, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import next_check_at
@@ -29,7 +29,7 @@ from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
 from service.store.case_periods import periods_digest, replace_periods
 from service.store.completions import Tally, add_to_rollup
-from service.store.db import BulkInsert, Prebuilt, among
+from service.store.db import BulkInsert, DeleteEach, Prebuilt, each_of
 from service.store.events import get_event
 from service.store.jobs import queue_job
 from service.store.orgs import lock_ruleset, set_ruleset
@@ -141,8 +141,11 @@ _INSERT_EVENTS = BulkInsert(
     ).returning(events.c.id),
 )
 _STORED_HASHES = Prebuilt(
-    lambda dialect: select(events.c.id, events.c.content_hash).where(
-        events.c.org_id == bindparam("org_id"), among(dialect, events.c.id, "ids")
+    lambda dialect: each_of(
+        dialect,
+        select(events.c.id, events.c.content_hash).where(events.c.org_id == bindparam("org_id")),
+        events.c.id,
+        "ids",
     )
 )
 
@@ -181,18 +184,19 @@ async def store_events(
 
 # The columns are in the order of Event's fields, so each row builds one directly.
 _CASE_LOGS = Prebuilt(
-    lambda dialect: select(
-        events.c.id,
-        events.c.type,
+    lambda dialect: each_of(
+        dialect,
+        select(
+            events.c.id,
+            events.c.type,
+            events.c.case_id,
+            events.c.occurred_at,
+            events.c.worker_id,
+            events.c.team_id,
+            events.c.data,
+        ).where(events.c.org_id == bindparam("org_id"), events.c.voided_at.is_(None)),
         events.c.case_id,
-        events.c.occurred_at,
-        events.c.worker_id,
-        events.c.team_id,
-        events.c.data,
-    ).where(
-        events.c.org_id == bindparam("org_id"),
-        among(dialect, events.c.case_id, "case_ids"),
-        events.c.voided_at.is_(None),
+        "case_ids",
     )
 )
 
@@ -255,25 +259,23 @@ def _obligation_columns(
 
 
 _STORED_OBLIGATIONS = Prebuilt(
-    lambda dialect: select(
-        obligations.c.id,
-        obligations.c.digest,
-        obligations.c.rule_id,
-        obligations.c.team_id,
-        obligations.c.met_at,
-        obligations.c.cancelled_at,
-        obligations.c.due_at,
-        obligations.c.at_risk_periods,
-    ).where(
-        obligations.c.org_id == bindparam("org_id"),
-        among(dialect, obligations.c.case_id, "case_ids"),
+    lambda dialect: each_of(
+        dialect,
+        select(
+            obligations.c.id,
+            obligations.c.digest,
+            obligations.c.rule_id,
+            obligations.c.team_id,
+            obligations.c.met_at,
+            obligations.c.cancelled_at,
+            obligations.c.due_at,
+            obligations.c.at_risk_periods,
+        ).where(obligations.c.org_id == bindparam("org_id")),
+        obligations.c.case_id,
+        "case_ids",
     )
 )
-_DELETE_OBLIGATIONS = Prebuilt(
-    lambda dialect: delete(obligations).where(
-        obligations.c.org_id == bindparam("org_id"), among(dialect, obligations.c.id, "ids")
-    )
-)
+_DELETE_OBLIGATIONS = DeleteEach(obligations, "id")
 # New and changed obligations in one statement: a changed one conflicts on its id.
 _WRITE_OBLIGATIONS = BulkInsert(
     obligations,
@@ -283,12 +285,7 @@ _WRITE_OBLIGATIONS = BulkInsert(
         set_={name: insert.excluded[name] for name in _OBLIGATION_FIELDS},
     ),
 )
-_DELETE_RISK_PERIODS = Prebuilt(
-    lambda dialect: delete(risk_periods).where(
-        risk_periods.c.org_id == bindparam("org_id"),
-        among(dialect, risk_periods.c.obligation_id, "ids"),
-    )
-)
+_DELETE_RISK_PERIODS = DeleteEach(risk_periods, "obligation_id")
 _INSERT_RISK_PERIODS = BulkInsert(risk_periods, ("org_id", "obligation_id", "starts_at", "ends_at"))
 
 
@@ -321,8 +318,7 @@ async def _replace_obligations(
         completions.count(org_id, calendar, stored[i], sign=-1)
     for row in (*new, *changed):
         completions.count(org_id, calendar, row)
-    for chunk in _chunks(gone):
-        await session.execute(_DELETE_OBLIGATIONS(session), {"org_id": org_id, "ids": chunk})
+    await _DELETE_OBLIGATIONS.execute(session, org_id, gone)
     for chunk in _chunks([*new, *changed]):
         await _WRITE_OBLIGATIONS.execute(session, chunk)
     stale = [i for i in (*gone, *(r["id"] for r in changed)) if stored[i]["at_risk_periods"]]
@@ -334,8 +330,7 @@ async def _replace_risk_periods(
     session: AsyncSession, org_id: str, stale: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> None:
     """Replace the periods of the obligations in `stale` (those that had any) with `rows`'."""
-    for chunk in _chunks(stale):
-        await session.execute(_DELETE_RISK_PERIODS(session), {"org_id": org_id, "ids": chunk})
+    await _DELETE_RISK_PERIODS.execute(session, org_id, stale)
     periods = [
         {
             "org_id": org_id,
