@@ -60,6 +60,8 @@ class ObligationOut(BaseModel):
     opened_at: datetime
     due_at: datetime
     met_at: datetime | None
+    # True when `met_at` is only the latest it can have been met (a snapshot's latest date).
+    met_at_latest: bool
     cancelled_at: datetime | None
     worker_id: str | None
     team_id: str | None
@@ -151,6 +153,7 @@ def present(stored: StoredObligation, at: datetime, calendar: Calendar) -> Oblig
         opened_at=ob.opened_at,
         due_at=ob.due_at,
         met_at=ob.met_at if met else None,
+        met_at_latest=met and ob.met_at_latest,
         cancelled_at=ob.cancelled_at if cancelled else None,
         worker_id=stored.worker_id,
         team_id=stored.team_id,

@@ -175,6 +175,7 @@ def obligation_snapshot(
         "opened_at": rfc3339(obligation.opened_at),
         "due_at": rfc3339(obligation.due_at),
         "met_at": _optional(obligation.met_at) if met else None,
+        "met_at_latest": met and obligation.met_at_latest,
         "cancelled_at": _optional(obligation.cancelled_at) if cancelled else None,
         "worker_id": worker_id,
         "team_id": team_id,

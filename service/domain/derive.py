@@ -63,6 +63,9 @@ class Obligation:
     cancelled_at: datetime | None = None
     cancelled_by_event: str | None = None
     at_risk_periods: tuple[Period, ...] = ()
+    # `met_at` is only the latest it can have been met: the meeting event is a snapshot's
+    # latest date (an Annex A extract), and an earlier event the log lacks may have met it.
+    met_at_latest: bool = False
 
     @property
     def closed_at(self) -> datetime | None:
@@ -225,7 +228,12 @@ class _RuleDeriver:
         self.done: list[Obligation] = []
 
     def _obligation(
-        self, chain: _Chain, *, met_by: Event | None = None, cancelled_by: Event | None = None
+        self,
+        chain: _Chain,
+        *,
+        met_by: Event | None = None,
+        cancelled_by: Event | None = None,
+        met_at_latest: bool = False,
     ) -> Obligation:
         """The obligation a chain position became, built once it is closed or the log ends."""
         rule = self.rule
@@ -246,6 +254,7 @@ class _RuleDeriver:
             met_by_event=met_by.id if met_by else None,
             cancelled_at=cancelled_by.occurred_at if cancelled_by else None,
             cancelled_by_event=cancelled_by.id if cancelled_by else None,
+            met_at_latest=met_at_latest,
         )
 
     def _due_day(self, event: Event) -> date | None:
@@ -366,7 +375,7 @@ class _RuleDeriver:
         self.open.remove(chain)
         on_time = self.calendar.local_date(event.occurred_at) <= chain.due_day
         if chain.proven_missed or (chain.sequence >= position and on_time):
-            self.done.append(self._obligation(chain, met_by=event))
+            self.done.append(self._obligation(chain, met_by=event, met_at_latest=True))
         self._repeat(chain.root_event, chain.correlation, event, max(chain.sequence, position))
 
     def _repeat(self, root_event: str, correlation: object, event: Event, reached: int) -> None:

@@ -247,6 +247,7 @@ def _obligation_columns(
             for start, end in ob.at_risk_periods
         ],
         "met_at": ob.met_at,
+        "met_at_latest": ob.met_at_latest,
         "cancelled_at": ob.cancelled_at,
         "closed_at": ob.closed_at,
         "opened_by_event": ob.opened_by_event,

@@ -101,6 +101,7 @@ def from_row(row: Any) -> StoredObligation:
         met_by_event=row.met_by_event,
         cancelled_at=row.cancelled_at,
         cancelled_by_event=row.cancelled_by_event,
+        met_at_latest=row.met_at_latest,
         at_risk_periods=periods,
     )
     return StoredObligation(obligation, row.rule_name, row.worker_id, row.team_id)

@@ -238,6 +238,9 @@ class Obligation(SQLModel, table=True):
     met_at: datetime | None = _utc(nullable=True)
     cancelled_at: datetime | None = _utc(nullable=True)
     closed_at: datetime | None = _utc(nullable=True)
+    met_at_latest: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     opened_by_event: str = Field(sa_column=Column(String(200), nullable=False))
     met_by_event: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     cancelled_by_event: str | None = Field(

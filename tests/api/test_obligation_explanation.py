@@ -27,6 +27,7 @@ LIST_FIELDS = {
     "rule_name",
     "status",
     "missed",
+    "met_at_latest",
     "opened_at",
     "due_at",
     "met_at",

@@ -21,6 +21,7 @@ FIELDS = {
     "opened_at",
     "due_at",
     "met_at",
+    "met_at_latest",
     "cancelled_at",
     "worker_id",
     "team_id",
@@ -206,6 +207,7 @@ async def test_met_at_is_hidden_until_the_meeting_event_has_happened(tenant: Ten
     after = (await by_rule(tenant, as_of="2026-11-06T12:00:00Z"))["referral-decision"]
     assert (before["met_at"], before["met_by_event"]) == (None, None)
     assert (after["met_at"], after["met_by_event"]) == ("2026-11-05T09:00:00Z", "C-1-dec")
+    assert after["met_at_latest"] is False  # the event says when it happened
 
 
 async def test_a_cancelled_obligation_shows_when_it_was_cancelled(tenant: Tenant) -> None:

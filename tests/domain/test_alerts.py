@@ -200,6 +200,7 @@ def test_an_alert_payload_carries_the_obligation_the_case_and_the_rule() -> None
         "opened_at": "2026-03-02T00:00:00Z",
         "due_at": "2026-05-07T22:59:59.999999Z",
         "met_at": None,
+        "met_at_latest": False,
         "cancelled_at": None,
         "worker_id": "W-1",
         "team_id": "T-1",

@@ -201,6 +201,27 @@ def test_a_later_snapshot_visit_on_time_meets_the_resumed_position() -> None:
     ]
 
 
+def test_a_deadline_met_by_a_snapshot_date_is_met_then_at_the_latest() -> None:
+    log = [
+        event("child_protection_plan_started", "2026-02-02", **IMPORTED),
+        event("child_visited", "2026-11-02", sequence=2, **IMPORTED),
+        event("child_visited", "2026-11-13", sequence=2, **IMPORTED),
+    ]
+
+    [met] = [o for o in of_rule(derive(log), "cp-visit") if o.met_at is not None]
+    assert (met.met_at, met.met_at_latest) == (local("2026-11-13", "00:00"), True)
+
+
+def test_a_deadline_met_by_an_event_the_log_holds_is_met_exactly_then() -> None:
+    log = [
+        event("child_protection_plan_started", "2026-11-02"),
+        event("child_visited", "2026-11-06"),
+    ]
+
+    [met] = [o for o in of_rule(derive(log), "cp-visit") if o.met_at is not None]
+    assert (met.met_at, met.met_at_latest) == (local("2026-11-06", "00:00"), False)
+
+
 def test_a_later_snapshot_visit_past_the_deadline_claims_no_late_visit() -> None:
     log = [
         event("child_protection_plan_started", "2026-02-02", **IMPORTED),

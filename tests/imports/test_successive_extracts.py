@@ -93,4 +93,5 @@ async def test_a_visit_an_earlier_extract_proved_missed_stays_met_late_by_the_la
     assert missed["status"] == "met_late"
     # Met by 20 April at the latest: the meeting event is the later extract's latest visit.
     assert datetime.fromisoformat(missed["met_at"]) == london("2026-04-20", time.min)
+    assert missed["met_at_latest"] is True
     assert missed["met_by_event"] == "annex-a:SE-2:child_visited:2026-04-20"
