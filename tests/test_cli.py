@@ -639,3 +639,42 @@ def test_demo_seeds_an_organisation_whose_overdue_work_check_reports(database: P
     assert overdue.code == 0, overdue.err
     assert overdue.out.splitlines()[0].split()[:2] == ["worker", "team"]
     assert len(overdue.out.splitlines()) > 10
+
+
+def annex_a_file(tmp_path: Path) -> Path:
+    from imports.workbooks import annex_a_sheet, build_workbook
+
+    rows = [
+        {"Child Unique ID": child, "Date of referral": "2026-08-14", "Allocated Worker": "W1"}
+        for child in ("C1", "C2")
+    ]
+    workbook = tmp_path / "annex-a.xlsx"
+    workbook.write_bytes(build_workbook(annex_a_sheet(3, rows)))
+    return workbook
+
+
+def test_importing_a_workbook_shows_its_progress_then_prints_the_report(tmp_path: Path) -> None:
+    database = tmp_path / "caseclock.db"
+    assert caseclock(database, "org", "create", "kent").code == 0
+    workbook = annex_a_file(tmp_path)
+
+    run = caseclock(database, "import", "annex-a", str(workbook), "--extracted-on", "2026-11-20")
+
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert lines[0] == "importing annex-a.xlsx: 0/2 rows, 0/2 cases"
+    assert lines[1] == "importing annex-a.xlsx: 2/2 rows, 2/2 cases"
+    assert lines[2].startswith("import imp_")
+    assert "workbook extracted on 2026-11-20" in lines[2]
+
+
+def test_importing_a_file_that_is_not_a_workbook_stops_in_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "caseclock.db"
+    assert caseclock(database, "org", "create", "kent").code == 0
+    not_a_workbook = tmp_path / "annex-a.xlsx"
+    not_a_workbook.write_text("Child Unique ID,Date of referral\n")
+
+    run = caseclock(database, "import", "annex-a", str(not_a_workbook))
+
+    assert run.code == 2
+    assert one_line_reason(run).startswith(f"caseclock: {not_a_workbook}: not an .xlsx workbook")

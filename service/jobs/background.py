@@ -1,4 +1,5 @@
-"""Long work run in the background: Annex A imports and rules activations.
+"""Long work run in the background: imports (Annex A, CIN census, SSDA903) and rules
+activations.
 
 A request queues a job row (store/jobs.py); a runner claims it and runs it a step at a time,
 each step one committed transaction with the job's checkpoint, so people polling the job see
@@ -8,6 +9,7 @@ the next claim from its last committed step.
 A job runs in a thread of its own with its own event loop and its own connections, so what it
 costs in CPU (reading the workbook, mapping and deriving, building the statements) happens
 beside the service's event loop rather than on it: requests keep being answered while it runs.
+A job that wrote a lot ends by refreshing the planner's statistics (store/statistics.py).
 """
 
 from __future__ import annotations
@@ -24,14 +26,23 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.rules import Ruleset
+from service.imports import cin_census, ssda903
 from service.imports.annex_a import read_annex_a
 from service.imports.mapping import expected_headings
 from service.imports.report import OutcomeCounts
+from service.imports.returns import ReturnError
 from service.imports.workbook import WorkbookError
 from service.store.completions import Tally, add_to_rollup, rebuild_rollup
 from service.store.db import SessionFactory, make_engine, make_session_factory, transaction
 from service.store.faults import PASSING_FAULTS, connection_lost, fault_name
-from service.store.imports import ImportPlan, finish_import, import_chunk, plan_import
+from service.store.imports import (
+    SOURCES,
+    ImportPlan,
+    finish_import,
+    import_chunk,
+    plan_import,
+    plan_return,
+)
 from service.store.ingest import open_cases_after, rederive_chunk
 from service.store.jobs import (
     MAX_ATTEMPTS,
@@ -46,6 +57,7 @@ from service.store.jobs import (
     save_progress,
 )
 from service.store.orgs import lock_ruleset
+from service.store.statistics import analyze_grown
 
 log = logging.getLogger("caseclock.jobs.background")
 Clock = Callable[[], datetime]
@@ -148,7 +160,7 @@ async def run_claimed(
     try:
         if claim.attempt > MAX_ATTEMPTS:
             raise JobFailed(_problem(f"stopped {MAX_ATTEMPTS} times before it could finish"))
-        if claim.kind == "annex-a-import":
+        if claim.kind in SOURCES:
             await _import(step, on_progress or _quiet)
         else:
             await _activate(step, on_progress or _quiet)
@@ -189,7 +201,7 @@ async def _fail(step: _Step, problem: dict[str, Any]) -> None:
 
 
 async def _import(step: _Step, on_progress: OnProgress) -> None:
-    """Read and map the workbook, write it a chunk of cases at a time, then keep the report."""
+    """Read and map the file, write it a chunk of cases at a time, then keep the report."""
     claim = step.claim
     extracted_on = date.fromisoformat(claim.params["extracted_on"])
     now = datetime.fromisoformat(claim.params["now"])
@@ -197,8 +209,8 @@ async def _import(step: _Step, on_progress: OnProgress) -> None:
         data = await job_payload(session, claim)
         ruleset = await lock_ruleset(session, claim.org_id)
     if data is None:
-        raise JobFailed(_problem("had no workbook left to read"))
-    plan = await asyncio.to_thread(_plan, data, extracted_on, ruleset)
+        raise JobFailed(_problem("had no file left to read"))
+    plan = await asyncio.to_thread(_plan, claim, data, ruleset)
     checkpoint = claim.checkpoint or {}
     after: str | None = checkpoint.get("after")
     counts = OutcomeCounts.from_json(checkpoint["counts"]) if checkpoint else OutcomeCounts()
@@ -254,13 +266,35 @@ async def _import(step: _Step, on_progress: OnProgress) -> None:
             counts=counts,
             now=now,
         )
+        await analyze_grown(session)
         await finish_job(session, claim, step.clock())
 
 
-def _plan(data: bytes, extracted_on: date, ruleset: Ruleset) -> ImportPlan:
-    """The workbook read and mapped (CPU only); a file that cannot be read fails the job."""
+def _plan(claim: Claim, data: bytes, ruleset: Ruleset) -> ImportPlan:
+    """The file read and mapped (CPU only); a file that cannot be read fails the job."""
+    source = SOURCES[claim.kind]
+    # Dates after the day the import was posted are refused, as for events posted then.
+    today = ruleset.calendar.local_date(datetime.fromisoformat(claim.params["now"]))
     try:
-        workbook = read_annex_a(data, extracted_on=extracted_on)
+        if source == cin_census.SOURCE:
+            census = cin_census.read_cin_census(data, today=today)
+            mapped = cin_census.map_census(census, ruleset=ruleset)
+            return plan_return(mapped, cin_census.rules_not_evaluable)
+        if source == ssda903.SOURCE:
+            returns = ssda903.read_packed(data, year=claim.params.get("year"), today=today)
+            return plan_return(
+                ssda903.map_returns(returns, ruleset=ruleset), ssda903.rules_not_evaluable
+            )
+        workbook = read_annex_a(data, extracted_on=date.fromisoformat(claim.params["extracted_on"]))
+    except ReturnError as exc:
+        raise JobFailed(
+            {
+                "type": "/problems/unreadable-return",
+                "title": "The file cannot be imported",
+                "status": 422,
+                "detail": exc.detail,
+            }
+        ) from exc
     except WorkbookError as exc:
         raise JobFailed(
             {
@@ -297,6 +331,7 @@ async def _activate(step: _Step, on_progress: OnProgress) -> None:
             if not chunk:
                 if rebuild:
                     await rebuild_rollup(session, claim.org_id, ruleset.calendar)
+                await analyze_grown(session)
                 await finish_job(session, claim, step.clock())
                 break
             completions = Tally()
