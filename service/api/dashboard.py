@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
+from service.api.csv_export import CSV_RESPONSE, FormatQuery, csv_of, wants_csv
 from service.api.deps import ClockDep, Reader, SessionDep
 from service.api.pagination import Cursor, Limit, Page, bad_cursor, decode_cursor, encode_cursor
 from service.api.problems import Problem
@@ -137,8 +138,9 @@ async def summary(
     )
 
 
-@router.get("/workers", response_model=Page[WorkerOut])
+@router.get("/workers", response_model=Page[WorkerOut], responses=CSV_RESPONSE)
 async def workers(
+    request: Request,
     principal: Reader,
     session: SessionDep,
     clock: ClockDep,
@@ -147,11 +149,16 @@ async def workers(
     worker_id: WorkerQuery = None,
     limit: Limit = 100,
     cursor: Cursor = None,
-) -> Page[WorkerOut]:
-    """Open work per worker, most overdue first: who is drowning."""
+    format: FormatQuery = None,
+) -> Page[WorkerOut] | Response:
+    """Open work per worker, most overdue first: who is drowning. As CSV, every worker in
+    one file (`limit` and `cursor` apply to the JSON pages only)."""
     calendar = ruleset_of(principal).calendar
     at, offset = _instant_and_offset(as_of, cursor, calendar, clock())
     scope = dashboard_reads.Scope(principal.org_id, team_id, worker_id)
+    if wants_csv(request, format):
+        every = await dashboard_reads.loads(session, scope, at, calendar, by="worker")
+        return csv_of("workers.csv", WorkerOut, every)
     found = await dashboard_reads.loads(
         session, scope, at, calendar, by="worker", limit=limit + 1, offset=offset
     )
@@ -159,8 +166,9 @@ async def workers(
     return Page[WorkerOut](items=items, next_cursor=_next_cursor(at, offset, len(found), limit))
 
 
-@router.get("/teams", response_model=Page[TeamOut])
+@router.get("/teams", response_model=Page[TeamOut], responses=CSV_RESPONSE)
 async def teams(
+    request: Request,
     principal: Reader,
     session: SessionDep,
     clock: ClockDep,
@@ -168,11 +176,15 @@ async def teams(
     team_id: TeamQuery = None,
     limit: Limit = 100,
     cursor: Cursor = None,
-) -> Page[TeamOut]:
-    """Open work per team, most overdue first."""
+    format: FormatQuery = None,
+) -> Page[TeamOut] | Response:
+    """Open work per team, most overdue first. As CSV, every team in one file."""
     calendar = ruleset_of(principal).calendar
     at, offset = _instant_and_offset(as_of, cursor, calendar, clock())
     scope = dashboard_reads.Scope(principal.org_id, team_id)
+    if wants_csv(request, format):
+        every = await dashboard_reads.loads(session, scope, at, calendar, by="team")
+        return csv_of("teams.csv", TeamOut, every)
     found = await dashboard_reads.loads(
         session, scope, at, calendar, by="team", limit=limit + 1, offset=offset
     )
@@ -208,8 +220,9 @@ def timeliness_periods(
     return spans
 
 
-@router.get("/timeliness", response_model=Page[TimelinessOut])
+@router.get("/timeliness", response_model=Page[TimelinessOut], responses=CSV_RESPONSE)
 async def timeliness(
+    request: Request,
     principal: Reader,
     session: SessionDep,
     clock: ClockDep,
@@ -222,7 +235,8 @@ async def timeliness(
     as_of: AsOfQuery = None,
     team_id: TeamQuery = None,
     worker_id: WorkerQuery = None,
-) -> Page[TimelinessOut]:
+    format: FormatQuery = None,
+) -> Page[TimelinessOut] | Response:
     """Deadlines met on time or late per period (local months or ISO weeks) and rule.
 
     Every period in the range is listed for every rule with a completion in it, so a
@@ -246,4 +260,6 @@ async def timeliness(
         )
         for row in found
     ]
+    if wants_csv(request, format):
+        return csv_of("timeliness.csv", TimelinessOut, items)
     return Page[TimelinessOut](items=items, next_cursor=None)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.api.csv_export import (
+    CSV_RESPONSE,
+    FormatQuery,
+    columns_of,
+    csv_response,
+    row_of,
+    wants_csv,
+)
 from service.api.deps import ClockDep, Reader, SessionDep
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem
@@ -24,6 +35,7 @@ from service.domain.status import (
     status_at,
     working_days_overdue,
 )
+from service.store.db import SessionFactory
 from service.store.events import get_event
 from service.store.obligations import (
     StoredObligation,
@@ -166,8 +178,54 @@ def present(stored: StoredObligation, at: datetime, calendar: Calendar) -> Oblig
     )
 
 
-@router.get("", response_model=Page[ObligationOut])
+EXPORT_PAGE = 1000
+
+
+async def _exported(
+    first: list[StoredObligation],
+    factory: SessionFactory,
+    org_id: str,
+    at: datetime,
+    calendar: Calendar,
+    filters: dict[str, Any],
+) -> AsyncIterator[list[object]]:
+    """Every matching obligation as a CSV row, a page at a time, each page read in a short
+    transaction of its own (a long export holds no snapshot open for its whole length)."""
+    columns = columns_of(ObligationOut)
+    found = first
+    while True:
+        for stored in found[:EXPORT_PAGE]:
+            yield row_of(present(stored, at, calendar), columns)
+        if len(found) <= EXPORT_PAGE:
+            return
+        last = found[EXPORT_PAGE - 1].obligation
+        async with factory() as session, session.begin():
+            found = await find_obligations(
+                session, org_id, at=at, limit=EXPORT_PAGE, after=(last.due_at, last.id), **filters
+            )
+
+
+async def obligations_csv(
+    session: AsyncSession,
+    factory: SessionFactory,
+    org_id: str,
+    at: datetime,
+    calendar: Calendar,
+    filters: dict[str, Any],
+) -> StreamingResponse:
+    """Every obligation matching `filters` (find_obligations' keywords) as a CSV download.
+
+    The first page is read in `session`, so a fault is answered as one before the file
+    starts; the rest are read from `factory` as the file is sent.
+    """
+    first = await find_obligations(session, org_id, at=at, limit=EXPORT_PAGE, after=None, **filters)
+    rows = _exported(first, factory, org_id, at, calendar, filters)
+    return csv_response("obligations.csv", columns_of(ObligationOut), rows)
+
+
+@router.get("", response_model=Page[ObligationOut], responses=CSV_RESPONSE)
 async def list_obligations(
+    request: Request,
     principal: Reader,
     session: SessionDep,
     clock: ClockDep,
@@ -180,11 +238,14 @@ async def list_obligations(
     as_of: AsOfQuery = None,
     limit: Limit = 100,
     cursor: Cursor = None,
-) -> Page[ObligationOut]:
+    format: FormatQuery = None,
+) -> Page[ObligationOut] | Response:
     """Obligations by due date, as they stood at `as_of` (default now).
 
     `status` takes one or more of upcoming, due_soon, overdue, met, met_late, cancelled,
-    comma-separated.
+    comma-separated. As CSV (`format=csv` or `Accept: text/csv`) every matching obligation
+    is in one streamed file, with the list's fields as columns; `limit` and `cursor` apply
+    to the JSON pages only.
     """
     calendar = ruleset_of(principal).calendar
     at = parse_query_instant(as_of, "as_of", calendar) or clock()
@@ -204,20 +265,20 @@ async def list_obligations(
                     }
                 ],
             )
-    before = parse_query_instant(due_before, "due_before", calendar)
+    filters: dict[str, Any] = {
+        "statuses": statuses,
+        "rule_id": rule_id,
+        "case_id": case_id,
+        "team_id": team_id,
+        "worker_id": worker_id,
+        "due_before": parse_query_instant(due_before, "due_before", calendar),
+    }
+    if wants_csv(request, format):
+        factory = request.app.state.read_session_factory
+        return await obligations_csv(session, factory, principal.org_id, at, calendar, filters)
     after = decode_instant_cursor(cursor) if cursor is not None else None
     found = await find_obligations(
-        session,
-        principal.org_id,
-        at=at,
-        statuses=statuses,
-        rule_id=rule_id,
-        case_id=case_id,
-        team_id=team_id,
-        worker_id=worker_id,
-        due_before=before,
-        limit=limit,
-        after=after,
+        session, principal.org_id, at=at, limit=limit, after=after, **filters
     )
     items = [present(stored, at, calendar) for stored in found[:limit]]
     next_cursor = None

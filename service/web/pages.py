@@ -26,6 +26,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.api.csv_export import csv_of
+from service.api.dashboard import TeamOut, TimelinessOut, WorkerOut
 from service.api.deps import ClockDep, SessionDep
 from service.api.embed import (
     WIDGETS,
@@ -35,7 +37,7 @@ from service.api.embed import (
     signing_secret,
     unsign,
 )
-from service.api.obligations import ObligationOut, present
+from service.api.obligations import ObligationOut, obligations_csv, present
 from service.api.times import EARLIEST_YEAR, LATEST_YEAR, in_range
 from service.domain.calendar import Calendar
 from service.domain.events import parse_day_or_instant
@@ -367,6 +369,12 @@ class Links:
         suffix = f"?{urlencode({'as_of': self.params['as_of']})}" if "as_of" in self.params else ""
         return f"/dashboard/cases/{quote(case_id, safe='')}{suffix}"
 
+    def export(self, name: str) -> str:
+        """The CSV of a section, for the same instant, team and worker."""
+        kept = {k: v for k, v in self.params.items() if k in ("as_of", "team_id", "worker_id")}
+        query = urlencode(kept)
+        return f"/dashboard/export/{name}.csv" + (f"?{query}" if query else "")
+
 
 def _names(ruleset: Ruleset) -> dict[str, str]:
     return {rule.id: rule.name for rule in ruleset.rules}
@@ -628,3 +636,45 @@ async def widget(name: str, request: Request, clock: ClockDep) -> Response:
         else:
             context |= await _timeliness(session, scope, now, ruleset)
     return render("widget.html", context, frameable_by=frame)
+
+
+EXPORTS = ("overdue", "workers", "teams", "timeliness")
+
+
+@router.get("/dashboard/export/{name}.csv")
+async def export(name: str, request: Request, clock: ClockDep) -> Response:
+    """What a dashboard section shows, every row of it, as CSV (docs/dashboard.md, CSV)."""
+    if name not in EXPORTS:
+        return render(
+            "error.html", {"title": "Not found", "message": "No such export."}, status=404
+        )
+    now = clock()
+    factory: SessionFactory = request.app.state.read_session_factory
+    async with factory() as session, session.begin():
+        viewer = await _viewer(request, session, now)
+        if viewer is None:
+            return _see_other("/dashboard/sign-in")
+        calendar = viewer.calendar
+        try:
+            at = _instant(request.query_params.get("as_of"), calendar, now)
+        except BadQuery as exc:
+            return _bad_query(exc)
+        team_id = viewer.team_id or _text(request.query_params.get("team_id"))
+        worker_id = _text(request.query_params.get("worker_id"))
+        scope = dashboard_reads.Scope(viewer.org_id, team_id, worker_id)
+        if name == "overdue":
+            filters: dict[str, Any] = {
+                "statuses": ["overdue"],
+                "rule_id": None,
+                "case_id": None,
+                "team_id": team_id,
+                "worker_id": worker_id,
+                "due_before": None,
+            }
+            return await obligations_csv(session, factory, viewer.org_id, at, calendar, filters)
+        if name == "timeliness":
+            found = (await _timeliness(session, scope, at, viewer.ruleset))["timeliness"]
+            return csv_of("timeliness.csv", TimelinessOut, found)
+        by: Literal["worker", "team"] = "worker" if name == "workers" else "team"
+        loads = await dashboard_reads.loads(session, scope, at, calendar, by=by)
+        return csv_of(f"{name}.csv", WorkerOut if by == "worker" else TeamOut, loads)

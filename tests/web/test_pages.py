@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import re
 from collections.abc import AsyncIterator
@@ -649,3 +651,46 @@ async def test_a_team_view_session_ends_when_its_token_expires(
     await sign_in(visitor, await embed_token(tenant, team_id="T-1"))
     clock.now += timedelta(hours=1, seconds=1)
     assert (await visitor.get("/dashboard")).status_code == 303
+
+
+# CSV downloads
+
+
+def csv_rows(response: httpx.Response) -> list[list[str]]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    return list(csv.reader(io.StringIO(response.text, newline="")))
+
+
+async def test_each_dashboard_section_links_its_csv_with_the_filters_in_force(
+    signed_in: httpx.AsyncClient,
+) -> None:
+    html = (await signed_in.get("/dashboard", params={"team_id": "T-1"})).text
+    for name in ("overdue", "workers", "timeliness"):
+        assert f'href="/dashboard/export/{name}.csv?team_id=T-1" download' in html
+
+
+async def test_the_overdue_csv_lists_what_the_dashboard_shows_overdue(
+    signed_in: httpx.AsyncClient,
+) -> None:
+    header, *rows = csv_rows(await signed_in.get("/dashboard/export/overdue.csv"))
+    assert {(r[header.index("case_id")], r[header.index("status")]) for r in rows} == {
+        ("C-1", "overdue"),
+        ("C-3", "overdue"),
+    }
+
+
+async def test_the_workers_csv_follows_the_team_filter(signed_in: httpx.AsyncClient) -> None:
+    header, *rows = csv_rows(
+        await signed_in.get("/dashboard/export/workers.csv", params={"team_id": "T-2"})
+    )
+    assert [r[header.index("worker_id")] for r in rows] == ["W-2"]
+
+
+async def test_a_csv_download_needs_a_signed_in_session(visitor: httpx.AsyncClient) -> None:
+    response = await visitor.get("/dashboard/export/workers.csv")
+    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/sign-in")
+
+
+async def test_an_unknown_csv_download_is_not_found(signed_in: httpx.AsyncClient) -> None:
+    assert (await signed_in.get("/dashboard/export/secrets.csv")).status_code == 404
