@@ -45,6 +45,7 @@ from service.store.tables import ApiKey, Org, metadata
 
 if TYPE_CHECKING:
     from service.jobs.background import Progress
+    from service.store.jobs import Claim
 
 T = TypeVar("T")
 ORG_NAME_MAX = 200  # the width of orgs.name
@@ -333,9 +334,8 @@ def cmd_import_annex_a(args: argparse.Namespace, settings: Settings) -> int:
     from service.imports.mapping import extraction_day
     from service.imports.report import ImportReport, report_lines
     from service.imports.workbook import WorkbookError
-    from service.jobs.background import run_in_thread
-    from service.store.imports import import_status, queue_import
-    from service.store.jobs import LEASE, Claim
+    from service.store.imports import queue_import
+    from service.store.jobs import LEASE
 
     path = Path(args.file)
     try:
@@ -360,8 +360,17 @@ def cmd_import_annex_a(args: argparse.Namespace, settings: Settings) -> int:
             session, org_id=org.id, data=data, extracted_on=day, now=now, claimed_until=now + LEASE
         )
 
-    claim = _in_session(settings, queue)
-    with _progress_display(f"importing {path.name}") as show:
+    report = _run_import(settings, _in_session(settings, queue), path.name)
+    print("\n".join(report_lines(ImportReport.from_json(report))))
+    return 0
+
+
+def _run_import(settings: Settings, claim: Claim, label: str) -> dict[str, Any]:
+    """Run a queued import's job here, showing its progress; its report once done."""
+    from service.jobs.background import run_in_thread
+    from service.store.imports import import_status
+
+    with _progress_display(f"importing {label}") as show:
         run_in_thread(settings.database_url, claim, _now, threading.Event(), show)
 
     async def status(session: AsyncSession) -> dict[str, Any] | None:
@@ -373,7 +382,88 @@ def cmd_import_annex_a(args: argparse.Namespace, settings: Settings) -> int:
         raise DatabaseProblem(
             f"import {claim.id} did not finish: {problem.get('detail', 'it stopped midway')}"
         )
-    print("\n".join(report_lines(ImportReport.from_json(done["report"]))))
+    report: dict[str, Any] = done["report"]
+    return report
+
+
+def _read_files(paths: Sequence[str], limit: int) -> list[tuple[str, bytes]]:
+    """Each file's name and bytes; one too large or unreadable stops the command."""
+    files = []
+    for name in paths:
+        path = Path(name)
+        try:
+            if path.stat().st_size > limit:
+                raise CommandError(f"{path} is over {limit // (1024 * 1024)} MiB")
+            files.append((path.name, path.read_bytes()))
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror}") from exc
+    return files
+
+
+def cmd_import_cin_census(args: argparse.Namespace, settings: Settings) -> int:
+    """Import a CIN census XML file and print its report; a file that cannot be read stops it."""
+    from service.api.imports import MAX_RETURN_BYTES
+    from service.imports.cin_census import SOURCE, read_cin_census
+    from service.imports.returns import ReturnError, ReturnReport, return_report_lines
+    from service.store.imports import queue_import
+    from service.store.jobs import LEASE
+
+    ((name, data),) = _read_files([args.file], MAX_RETURN_BYTES)
+
+    async def queue(session: AsyncSession) -> Claim:
+        org = await _pick_org(session, args.org)
+        now = _now()
+        try:
+            census = read_cin_census(data, today=ruleset_of(org).calendar.local_date(now))
+        except ReturnError as exc:
+            raise CommandError(f"{name}: {exc.detail}") from exc
+        return await queue_import(
+            session,
+            org_id=org.id,
+            data=data,
+            extracted_on=census.reference_date,
+            now=now,
+            claimed_until=now + LEASE,
+            source=SOURCE,
+        )
+
+    report = _run_import(settings, _in_session(settings, queue), name)
+    print("\n".join(return_report_lines(ReturnReport.from_json(report), "CIN census")))
+    return 0
+
+
+def cmd_import_ssda903(args: argparse.Namespace, settings: Settings) -> int:
+    """Import SSDA903 return files (CSVs, or zips of them) and print the report."""
+    from service.api.imports import MAX_RETURN_BYTES
+    from service.imports.returns import ReturnError, ReturnReport, return_report_lines
+    from service.imports.ssda903 import SOURCE, Upload, pack, read_ssda903
+    from service.store.imports import queue_import
+    from service.store.jobs import LEASE
+
+    uploads = [Upload(name, data) for name, data in _read_files(args.files, MAX_RETURN_BYTES)]
+
+    async def queue(session: AsyncSession) -> Claim:
+        org = await _pick_org(session, args.org)
+        now = _now()
+        today = ruleset_of(org).calendar.local_date(now)
+        try:
+            returns = read_ssda903(uploads, year=args.year, today=today)
+        except ReturnError as exc:
+            raise CommandError(exc.detail) from exc
+        return await queue_import(
+            session,
+            org_id=org.id,
+            data=pack(uploads),
+            extracted_on=returns.reference_date,
+            now=now,
+            claimed_until=now + LEASE,
+            source=SOURCE,
+            year=args.year,
+        )
+
+    label = ", ".join(upload.name for upload in uploads)
+    report = _run_import(settings, _in_session(settings, queue), label)
+    print("\n".join(return_report_lines(ReturnReport.from_json(report), "SSDA903 return")))
     return 0
 
 
@@ -502,6 +592,21 @@ def build_parser() -> argparse.ArgumentParser:
     annex_a.add_argument("--extracted-on", help="the day the workbook was produced; default today")
     annex_a.add_argument("--org", help="organisation name (needed when there are several)")
     annex_a.set_defaults(handler=cmd_import_annex_a)
+    census = import_kinds.add_parser("cin-census", help="import a CIN census file (.xml)")
+    census.add_argument("file")
+    census.add_argument("--org", help="organisation name (needed when there are several)")
+    census.set_defaults(handler=cmd_import_cin_census)
+    returns = import_kinds.add_parser(
+        "ssda903", help="import SSDA903 return files (.csv, or a .zip of them)"
+    )
+    returns.add_argument("files", nargs="+", metavar="FILE")
+    returns.add_argument(
+        "--year",
+        type=int,
+        help="collection year of files whose names give none (2024: the year to 31 March 2024)",
+    )
+    returns.add_argument("--org", help="organisation name (needed when there are several)")
+    returns.set_defaults(handler=cmd_import_ssda903)
 
     demo = commands.add_parser("demo", help="seed a realistic demo caseload for the dashboard")
     demo.add_argument("--org", default="demo", help="organisation to seed (created if missing)")

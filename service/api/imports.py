@@ -1,4 +1,5 @@
-"""Annex A imports (SPEC section 8): upload a workbook, follow its import, read the kept reports.
+"""Imports: upload an Annex A workbook (SPEC section 8), a CIN census file or SSDA903 return
+files, follow the import, read the kept reports.
 
 An upload is checked at once (a file that cannot be imported is a 422 and nothing is kept),
 then imported in the background (service/jobs/background.py): the answer is 202 with the
@@ -20,8 +21,10 @@ from starlette.datastructures import UploadFile
 from service.api.deps import ClockDep, Reader, SessionDep, Writer
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem
+from service.imports import cin_census, ssda903
 from service.imports.annex_a import check_annex_a
 from service.imports.mapping import expected_headings, extraction_day
+from service.imports.returns import ReturnError
 from service.imports.workbook import WorkbookError
 from service.store.imports import import_status, list_imports, queue_import
 from service.store.orgs import ruleset_of
@@ -32,7 +35,16 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 RAW_TYPES = (XLSX, "application/octet-stream")
 # Bodies these paths may take, above the app's 5 MiB: this upload and the dashboard's form.
-LARGE_BODIES = {"/v1/imports/annex-a": MAX_UPLOAD_BYTES, "/dashboard/imports": MAX_UPLOAD_BYTES}
+# A return's files: a large authority's census is a few tens of MiB.
+MAX_RETURN_BYTES = cin_census.MAX_CENSUS_BYTES
+XML_TYPES = ("application/xml", "text/xml", "application/octet-stream")
+RETURN_TYPES = ("text/csv", "application/zip", "application/octet-stream")
+LARGE_BODIES = {
+    "/v1/imports/annex-a": MAX_UPLOAD_BYTES,
+    "/v1/imports/cin-census": MAX_RETURN_BYTES,
+    "/v1/imports/ssda903": MAX_RETURN_BYTES,
+    "/dashboard/imports": MAX_UPLOAD_BYTES,
+}
 
 
 class ListOut(BaseModel):
@@ -90,6 +102,42 @@ class ImportOut(BaseModel):
     rules_not_evaluable: list[NotEvaluableOut]
 
 
+class PartOut(BaseModel):
+    part: str = Field(description="A census block (CINdetails, Assessments, ...) or a file.")
+    kind: str
+    reference_date: date | None = Field(description="The end of the return's year.")
+    rows: int
+    events_created: int
+    events_duplicate: int
+    rows_rejected: int
+
+
+class SkippedPartOut(BaseModel):
+    part: str
+    reason: str
+
+
+class PlaceOut(BaseModel):
+    part: str
+    row: int = Field(description="The line of the file.")
+    column: str = Field(description="The element or column.")
+    value: str
+    detail: str
+
+
+class ReturnImportOut(BaseModel):
+    """The report of a CIN census or SSDA903 import (docs/sources.md)."""
+
+    id: str
+    source: Literal["cin-census", "ssda903"]
+    reference_date: date
+    parts: list[PartOut]
+    skipped: list[SkippedPartOut]
+    rejected: list[PlaceOut] = Field(description="Values refused: not believed, not fatal.")
+    revised: list[PlaceOut] = Field(description="Rows a later return replaced.")
+    rules_not_evaluable: list[NotEvaluableOut]
+
+
 class ProgressOut(BaseModel):
     rows_done: int = Field(description="Rows of the workbook whose cases are written.")
     rows_total: int | None = Field(description="The workbook's rows; null until it is read.")
@@ -99,13 +147,16 @@ class ProgressOut(BaseModel):
 
 class ImportStatusOut(BaseModel):
     id: str
+    source: Literal["annex-a", "cin-census", "ssda903"]
     state: Literal["queued", "running", "done", "failed"]
     extracted_on: date
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     progress: ProgressOut
-    report: ImportOut | None = Field(description="The import's report, once it is done.")
+    report: ImportOut | ReturnImportOut | None = Field(
+        description="The import's report, once it is done."
+    )
     problem: dict[str, Any] | None = Field(
         description="Why it failed (RFC 9457), and that what its finished steps wrote stays."
     )
@@ -136,10 +187,8 @@ def unreadable(error: WorkbookError) -> Problem:
     )
 
 
-def too_large() -> Problem:
-    return Problem(
-        413, f"The workbook is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB.", slug="too-large"
-    )
+def too_large(limit: int = MAX_UPLOAD_BYTES) -> Problem:
+    return Problem(413, f"The upload is over {limit // (1024 * 1024)} MiB.", slug="too-large")
 
 
 async def start_import(
@@ -159,32 +208,48 @@ async def start_import(
 
 async def _uploaded_file(request: Request) -> bytes:
     """The workbook: the multipart field `file`, or the raw body with a spreadsheet type."""
+    ((_, data),) = await _uploaded_files(
+        request, limit=MAX_UPLOAD_BYTES, raw_types=RAW_TYPES, what="the .xlsx workbook"
+    )
+    return data
+
+
+async def _uploaded_files(
+    request: Request,
+    *,
+    limit: int,
+    raw_types: tuple[str, ...],
+    what: str,
+    max_files: int = 1,
+) -> list[tuple[str, bytes]]:
+    """The uploaded files with their names: the multipart field `file` (repeated, up to
+    `max_files`), or the raw body with one of `raw_types` (named "upload")."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        raise too_large()
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in (*RAW_TYPES, "multipart/form-data"):
+    if media not in (*raw_types, "multipart/form-data"):
         raise Problem(
             415,
-            f"Send the workbook as multipart/form-data (field 'file') or as the raw body with "
-            f"Content-Type {XLSX}.",
+            f"Send {what} as multipart/form-data (field 'file') or as the raw body with "
+            f"Content-Type {raw_types[0]}.",
             slug="unsupported-media-type",
         )
     body = await request.body()
-    if len(body) > MAX_UPLOAD_BYTES:
-        raise too_large()
+    if len(body) > limit:
+        raise too_large(limit)
     if media != "multipart/form-data":
-        return body
-    async with request.form(max_files=1, max_fields=10) as form:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
+        return [("upload", body)]
+    async with request.form(max_files=max_files, max_fields=10) as form:
+        uploads = [item for item in form.getlist("file") if isinstance(item, UploadFile)]
+        if not uploads:
             raise Problem(
                 422,
                 "The form has no file in its 'file' field.",
                 slug="validation",
-                errors=[{"pointer": "/file", "detail": "is required: the .xlsx workbook"}],
+                errors=[{"pointer": "/file", "detail": f"is required: {what}"}],
             )
-        return await upload.read()
+        return [(upload.filename or "upload", await upload.read()) for upload in uploads]
 
 
 _UPLOAD_BODY = {
@@ -258,7 +323,148 @@ async def post_annex_a(
     )
 
 
-@router.get("", response_model=Page[ImportOut])
+def unreadable_return(error: ReturnError) -> Problem:
+    return Problem(422, error.detail, slug="unreadable-return", title="The file cannot be imported")
+
+
+async def _queued(session: AsyncSession, principal: Writer, import_id: str) -> JSONResponse:
+    """The 202 answer to an upload: the import as it stands, and where to poll it."""
+    queued = await get_one_import(import_id, principal, session)
+    return JSONResponse(
+        ImportStatusOut.model_validate(queued).model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/imports/{import_id}"},
+    )
+
+
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Accepted: the import runs in the background; poll `Location`",
+        "headers": {
+            "Location": {
+                "description": "The import to poll: /v1/imports/{id}",
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    415: {"description": "The body is neither multipart/form-data nor a file of this kind"},
+    422: {"description": "The file cannot be imported (unsafe, unreadable, not of this kind)"},
+}
+
+
+def _files_body(media: str, many: bool) -> dict[str, Any]:
+    field: dict[str, Any] = {"type": "string", "format": "binary"}
+    files = {"type": "array", "items": field} if many else field
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": files},
+                        "required": ["file"],
+                    }
+                },
+                media: {"schema": field},
+            },
+        }
+    }
+
+
+@router.post(
+    "/cin-census",
+    status_code=202,
+    response_model=ImportStatusOut,
+    responses=_ACCEPTED,
+    openapi_extra=_files_body("application/xml", many=False),
+    max_body_size=MAX_RETURN_BYTES,
+)
+async def post_cin_census(
+    request: Request, principal: Writer, session: SessionDep, clock: ClockDep
+) -> Any:
+    """Import a Children in Need census XML file (any schema year from 2017): its episodes'
+    dates become events, idempotently, so several years build one history.
+
+    The file is checked at once; the import runs in the background, followed at
+    `GET /v1/imports/{id}`.
+    """
+    now = clock()
+    today = ruleset_of(principal).calendar.local_date(now)
+    ((_, data),) = await _uploaded_files(
+        request, limit=MAX_RETURN_BYTES, raw_types=XML_TYPES, what="the census .xml file"
+    )
+    try:
+        census = await asyncio.to_thread(cin_census.read_cin_census, data, today=today)
+    except ReturnError as exc:
+        raise unreadable_return(exc) from exc
+    queued = await queue_import(
+        session,
+        org_id=principal.org_id,
+        data=data,
+        extracted_on=census.reference_date,
+        now=now,
+        source=cin_census.SOURCE,
+    )
+    return await _queued(session, principal, queued.id)
+
+
+Year = Annotated[
+    int | None,
+    Query(
+        ge=2000,
+        le=2100,
+        description="The collection year (2024: the year to 31 March 2024) of files whose "
+        "names give none.",
+    ),
+]
+
+
+@router.post(
+    "/ssda903",
+    status_code=202,
+    response_model=ImportStatusOut,
+    responses=_ACCEPTED,
+    openapi_extra=_files_body("text/csv", many=True),
+    max_body_size=MAX_RETURN_BYTES,
+)
+async def post_ssda903(
+    request: Request, principal: Writer, session: SessionDep, clock: ClockDep, year: Year = None
+) -> Any:
+    """Import SSDA903 return CSVs (several files in one request, field `file` repeated, or a
+    zip): periods of care, placements, reviews and social workers become events; a later
+    return replaces what it revises.
+
+    The files are checked at once; the import runs in the background, followed at
+    `GET /v1/imports/{id}`.
+    """
+    now = clock()
+    today = ruleset_of(principal).calendar.local_date(now)
+    files = await _uploaded_files(
+        request,
+        limit=MAX_RETURN_BYTES,
+        raw_types=RETURN_TYPES,
+        what="the return's .csv files (or a zip of them)",
+        max_files=ssda903.MAX_FILES,
+    )
+    uploads = [ssda903.Upload(name, data) for name, data in files]
+    try:
+        returns = await asyncio.to_thread(ssda903.read_ssda903, uploads, year=year, today=today)
+    except ReturnError as exc:
+        raise unreadable_return(exc) from exc
+    queued = await queue_import(
+        session,
+        org_id=principal.org_id,
+        data=ssda903.pack(uploads),
+        extracted_on=returns.reference_date,
+        now=now,
+        source=ssda903.SOURCE,
+        year=year,
+    )
+    return await _queued(session, principal, queued.id)
+
+
+@router.get("", response_model=Page[ImportOut | ReturnImportOut])
 async def get_imports(
     principal: Reader, session: SessionDep, limit: Limit = 100, cursor: Cursor = None
 ) -> Any:

@@ -178,7 +178,7 @@ async def get_activation(
 ) -> ActivationOut:
     """A rules activation: its state (queued, running, done, failed) and the open cases
     re-derived so far."""
-    job = await get_job(session, principal.org_id, activation_id, "rules-activation")
+    job = await get_job(session, principal.org_id, activation_id, ("rules-activation",))
     if job is None:
         raise Problem(
             404, f"No rules activation {activation_id!r} in this organisation.", slug="not-found"

@@ -60,6 +60,8 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_TOTAL_BYTES = 128 * 1024 * 1024
 MAX_FILES = 60
 ZIP_MAGIC = b"PK\x03\x04"
+# The name `read_packed` gives its payload: its files keep their own names.
+_PACKED = ""
 
 EPISODES, REVIEWS, SOCIAL_WORKERS = "episodes", "reviews", "social workers"
 # The columns that identify each file caseclock reads, and each it skips with why.
@@ -252,6 +254,21 @@ def read_ssda903(uploads: Sequence[Upload], *, year: int | None, today: date) ->
     )
 
 
+def pack(uploads: Sequence[Upload]) -> bytes:
+    """Several uploaded files as one payload, so a queued import keeps them together under
+    their names (a zip, stored as it came: an uploaded zip stays one, opened when read)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for upload in uploads:
+            archive.writestr(upload.name, upload.data)
+    return buffer.getvalue()
+
+
+def read_packed(data: bytes, *, year: int | None, today: date) -> Returns:
+    """The files `pack` put together, read as `read_ssda903` reads them."""
+    return read_ssda903(_zip_members(Upload(_PACKED, data)), year=year, today=today)
+
+
 def _why_skipped(skipped: Sequence[SkippedSheet]) -> str:
     return "".join(f"; {s.sheet}: {s.reason}" for s in skipped[:5])
 
@@ -301,7 +318,8 @@ def _zip_members(upload: Upload) -> list[Upload]:
                         f"{upload.name} expands past a safe size "
                         f"({MAX_FILE_BYTES // (1024 * 1024)} MiB a file)"
                     )
-                members.append(Upload(f"{upload.name}/{info.filename}", data))
+                name = info.filename if upload.name == _PACKED else f"{upload.name}/{info.filename}"
+                members.append(Upload(name, data))
             return members
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
         raise ReturnError(f"{upload.name} is not a readable zip: {exc}") from exc

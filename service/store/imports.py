@@ -1,5 +1,5 @@
-"""Annex A imports: the workbook's events through the ordinary write path, a chunk of cases
-at a time, and kept reports.
+"""Imports (Annex A workbooks, CIN census files, SSDA903 returns): the file's events through
+the ordinary write path, a chunk of cases at a time, and kept reports.
 
 Events go through `ingest_events` like any others, so obligations and alerts follow exactly as
 for events posted to the API. An import runs as a job (service/jobs/background.py): the file
@@ -13,7 +13,7 @@ after the last chunk that committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,21 +22,23 @@ from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.rules import Ruleset
+from service.imports import cin_census, ssda903
 from service.imports.annex_a import AnnexAWorkbook
 from service.imports.mapping import (
     FIELD_HEADINGS,
     Allocation,
     ImportedEvent,
-    MappedWorkbook,
+    NotEvaluable,
     allocation_event,
     map_workbook,
     rules_not_evaluable,
 )
-from service.imports.report import ImportReport, OutcomeCounts, build_report
+from service.imports.report import Evidenced, ImportReport, OutcomeCounts, build_report
+from service.imports.returns import MappedReturn, ReturnReport, build_return_report
 from service.store.alerts import enqueue_completed
 from service.store.ids import sortable_id
 from service.store.ingest import ingest_events
-from service.store.jobs import Claim, get_job, queue_job
+from service.store.jobs import Claim, JobKind, get_job, queue_job
 from service.store.tables import Import
 from service.store.tables import cases as cases_t
 
@@ -45,6 +47,14 @@ log = logging.getLogger("caseclock.imports")
 # Events per chunk (a case's allocation counted as one): one transaction of the write path.
 INGEST_CHUNK = 2000
 _CASE_CHUNK = 500
+# Each source's job, and the source each job kind imports.
+IMPORT_KINDS: Mapping[str, JobKind] = {
+    "annex-a": "annex-a-import",
+    cin_census.SOURCE: "cin-census-import",
+    ssda903.SOURCE: "ssda903-import",
+}
+SOURCES: Mapping[str, str] = {kind: source for source, kind in IMPORT_KINDS.items()}
+Report = ImportReport | ReturnReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +63,20 @@ class CaseImport:
     as the file gives it, and how many of the file's rows are about it."""
 
     case_id: str
-    events: tuple[ImportedEvent, ...]
+    events: tuple[Evidenced, ...]
     allocation: Allocation | None
     rows: int
 
 
 @dataclass(frozen=True, slots=True)
 class ImportPlan:
-    """A read workbook mapped under a ruleset: what each case gets, in case id order."""
+    """A read file mapped under a ruleset: what each case gets, in case id order, and how
+    its report is made (from the import's id, the counts and the ruleset in force) once
+    every chunk is in."""
 
-    workbook: AnnexAWorkbook
-    mapped: MappedWorkbook
     cases: tuple[CaseImport, ...]
     rows_total: int
+    report: Callable[[str, OutcomeCounts, Ruleset], Report]
 
     @property
     def rows_without_case(self) -> int:
@@ -93,23 +104,58 @@ def plan_import(workbook: AnnexAWorkbook, ruleset: Ruleset) -> ImportPlan:
     """Map the workbook and group what it evidences by case; pure, and the CPU-heavy half of
     an import with the reading, so it runs away from the event loop."""
     mapped = map_workbook(workbook, ruleset=ruleset)
-    events: dict[str, list[ImportedEvent]] = {}
-    for item in mapped.events:
-        events.setdefault(item.event.case_id, []).append(item)
-    allocations = {allocation.child_id: allocation for allocation in mapped.allocations}
     rows: dict[str, int] = {}
     for read in workbook.lists:
         for row in read.rows:
             rows[row.child_id] = rows.get(row.child_id, 0) + 1
-    case_ids = sorted(events.keys() | allocations.keys())
+
+    def report(import_id: str, counts: OutcomeCounts, ruleset: Ruleset) -> Report:
+        return build_report(
+            import_id=import_id,
+            extracted_on=workbook.extracted_on,
+            workbook=workbook,
+            mapped=mapped,
+            counts=counts,
+            not_evaluable=rules_not_evaluable(ruleset),
+        )
+
     return ImportPlan(
-        workbook=workbook,
-        mapped=mapped,
-        cases=tuple(
-            CaseImport(c, tuple(events.get(c, ())), allocations.get(c), rows.get(c, 0))
-            for c in case_ids
-        ),
+        cases=_cases(mapped.events, mapped.allocations, rows),
         rows_total=sum(len(read.rows) + read.rows_rejected for read in workbook.lists),
+        report=report,
+    )
+
+
+def plan_return(
+    mapped: MappedReturn, not_evaluable: Callable[[Ruleset], list[NotEvaluable]]
+) -> ImportPlan:
+    """A mapped CIN census or SSDA903 return grouped by case; pure, as `plan_import`."""
+
+    def report(import_id: str, counts: OutcomeCounts, ruleset: Ruleset) -> Report:
+        return build_return_report(
+            import_id=import_id,
+            mapped=mapped,
+            counts=counts,
+            not_evaluable=not_evaluable(ruleset),
+        )
+
+    return ImportPlan(
+        cases=_cases(mapped.events, (), mapped.rows_by_case),
+        rows_total=sum(part.rows for part in mapped.parts),
+        report=report,
+    )
+
+
+def _cases(
+    evidenced: Sequence[Evidenced], allocations: Sequence[Allocation], rows: Mapping[str, int]
+) -> tuple[CaseImport, ...]:
+    events: dict[str, list[Evidenced]] = {}
+    for item in evidenced:
+        events.setdefault(item.event.case_id, []).append(item)
+    allocated = {allocation.child_id: allocation for allocation in allocations}
+    return tuple(
+        CaseImport(c, tuple(events.get(c, ())), allocated.get(c), rows.get(c, 0))
+        for c in sorted(events.keys() | allocated.keys())
     )
 
 
@@ -130,7 +176,7 @@ async def import_chunk(
     moved = await _changed_allocations(
         session, org_id, [case.allocation for case in chunk if case.allocation is not None]
     )
-    imported = [
+    imported: list[Evidenced] = [
         *(item for case in chunk for item in case.events),
         *(
             ImportedEvent(
@@ -158,33 +204,26 @@ async def finish_import(
     ruleset: Ruleset,
     counts: OutcomeCounts,
     now: datetime,
-) -> ImportReport:
+) -> Report:
     """Raise the import's one summary alert and keep its report, once every chunk is in."""
     # An import is a backfill: one summary alert in place of its cases' alerts so far.
     await enqueue_completed(session, org_id, "import.completed", now)
-    report = build_report(
-        import_id=import_id,
-        extracted_on=plan.workbook.extracted_on,
-        workbook=plan.workbook,
-        mapped=plan.mapped,
-        counts=counts,
-        not_evaluable=rules_not_evaluable(ruleset),
-    )
+    report = plan.report(import_id, counts, ruleset)
+    kept_on = report.extracted_on if isinstance(report, ImportReport) else report.reference_date
     await session.execute(
         imports_t.insert().values(
             id=report.id,
             org_id=org_id,
-            extracted_on=report.extracted_on,
+            extracted_on=kept_on,
             created_at=now,
             report=report.to_json(),
         )
     )
     log.info(
-        "Annex A import %s: %d lists, %d events created, %d rows rejected",
+        "import %s: %d events created, %d values refused",
         report.id,
-        len(report.lists),
         report.events_created,
-        sum(item.rows_rejected for item in report.lists),
+        len(report.rejected),
     )
     return report
 
@@ -197,19 +236,26 @@ async def queue_import(
     extracted_on: date,
     now: datetime,
     claimed_until: datetime | None = None,
+    source: str = "annex-a",
+    year: int | None = None,
 ) -> Claim:
-    """Queue the import of a workbook already checked to be importable.
+    """Queue the import of a file already checked to be importable: a workbook extracted on
+    `extracted_on`, or a return whose reference date it is (an SSDA903 upload's files packed
+    in one zip, with the collection year given for files whose names have none).
 
     Its events are written as received `now`. With `claimed_until`, the caller runs the import
     itself under the claim returned (store/jobs.py, queue_job).
     """
+    params: dict[str, Any] = {"extracted_on": extracted_on.isoformat(), "now": now.isoformat()}
+    if year is not None:
+        params["year"] = year
     return await queue_job(
         session,
         job_id=sortable_id("imp_"),
         org_id=org_id,
-        kind="annex-a-import",
+        kind=IMPORT_KINDS[source],
         now=now,
-        params={"extracted_on": extracted_on.isoformat(), "now": now.isoformat()},
+        params=params,
         payload=data,
         claimed_until=claimed_until,
     )
@@ -220,7 +266,7 @@ async def import_status(
 ) -> dict[str, Any] | None:
     """An import as a person polling it sees it: state, progress, and the report once done.
     Imports kept from before they ran in the background have only their report."""
-    job = await get_job(session, org_id, import_id, "annex-a-import")
+    job = await get_job(session, org_id, import_id, tuple(IMPORT_KINDS.values()))
     kept = (
         None
         if job is not None and job.state != "done"
@@ -230,9 +276,10 @@ async def import_status(
     if job is None:
         if report is None or kept is None:
             return None
-        rows = sum(item["rows"] for item in report["lists"])
+        rows = sum(item["rows"] for item in report.get("lists", report.get("parts", ())))
         return {
             "id": import_id,
+            "source": report.get("source", "annex-a"),
             "state": "done",
             "extracted_on": report["extracted_on"],
             "created_at": kept["created_at"],
@@ -249,6 +296,7 @@ async def import_status(
         }
     return {
         "id": job.id,
+        "source": SOURCES[job.kind],
         "state": job.state,
         "extracted_on": job.params["extracted_on"],
         "created_at": job.created_at,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import aliased
 from service.metrics import on_commit
 from service.store.tables import jobs
 
-JobKind = Literal["annex-a-import", "rules-activation"]
+JobKind = Literal["annex-a-import", "cin-census-import", "ssda903-import", "rules-activation"]
 JobState = Literal["queued", "running", "done", "failed"]
 UNFINISHED = ("queued", "running")
 # A step renews the lease; the longest gap between renewals is reading a 20 MiB workbook.
@@ -249,8 +249,9 @@ class JobStatus:
 
 
 async def get_job(
-    session: AsyncSession, org_id: str, job_id: str, kind: JobKind
+    session: AsyncSession, org_id: str, job_id: str, kinds: tuple[JobKind, ...]
 ) -> JobStatus | None:
+    """The job, if it is of one of `kinds`."""
     row = (
         await session.execute(
             select(
@@ -266,7 +267,7 @@ async def get_job(
                 jobs.c.cases_total,
                 jobs.c.params,
                 jobs.c.problem,
-            ).where(jobs.c.org_id == org_id, jobs.c.id == job_id, jobs.c.kind == kind)
+            ).where(jobs.c.org_id == org_id, jobs.c.id == job_id, jobs.c.kind.in_(kinds))
         )
     ).one_or_none()
     return None if row is None else JobStatus(**row._mapping)
