@@ -313,7 +313,6 @@ def build_return_report(
     )
 
 
-
 def return_report_lines(report: ReturnReport, label: str) -> list[str]:
     """The report as plain-text tables, for the command line."""
     lines = [f"import {report.id}: {label} to {report.reference_date.isoformat()}", ""]
