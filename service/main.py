@@ -22,6 +22,7 @@ from service.api import (
     obligations,
     openapi,
     problems,
+    reports,
     rules,
     webhooks,
 )
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     for module in (health, events, obligations, cases, rules):
         app.include_router(module.router)
     app.include_router(dashboard.router)
+    app.include_router(reports.router)
     app.include_router(embed.router)
     app.include_router(pages.router)
     app.include_router(webhooks.router)
