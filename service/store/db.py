@@ -138,12 +138,15 @@ def upsert(dialect: str, table: Table) -> Any:
 def each_of(dialect: str, query: Select[Any], column: ColumnElement[Any], name: str) -> Select[Any]:
     """`query`'s rows whose `column` is one of the list given as `name` when it runs.
 
-    On PostgreSQL the list is one array parameter and `query` runs once per value (a LATERAL
-    subquery that OFFSET 0 keeps from being merged into a join), as an equality on `column`:
-    the planner cannot help but search the index by it. Given `column = ANY(:list)` instead,
-    it may read every row of the organisation through the index and filter, and does whenever
-    it thinks an organisation has few rows (no statistics, or stale ones): the cost of a write
-    then grows with the organisation (docs/operations.md, Statistics).
+    On PostgreSQL the list is one array parameter (one prepared statement for lists of every
+    length) and `query` runs once per value, as an equality on `column` beside the
+    organisation's: a LATERAL subquery, which OFFSET 0 keeps from being merged into a join.
+    Searching the index that names `column` then costs the planner no more than any other
+    plan, whatever its statistics. Given `column = ANY(:list)` instead, it weighs one search
+    per value against reading the whole organisation through the index and filtering, and
+    chooses the second whenever it reckons an organisation has few rows (no statistics, or
+    stale ones): the cost of a write then grows with the organisation (docs/operations.md,
+    Statistics).
     """
     if dialect != "postgresql":
         return query.where(column.in_(bindparam(name, expanding=True)))
@@ -159,9 +162,9 @@ def each_of(dialect: str, query: Select[Any], column: ColumnElement[Any], name: 
 class DeleteEach:
     """A DELETE of an organisation's rows by each of a list of keys, one equality per key.
 
-    It runs once per key (an executemany, which asyncpg sends as one pipeline), so every run
-    searches the index by organisation and key whatever the statistics say; given
-    `key = ANY(:list)` PostgreSQL may read the whole organisation and filter (see `each_of`).
+    It runs once per key (an executemany, which asyncpg sends as one pipeline), each run an
+    equality that the index on (organisation, key) answers; given `key = ANY(:list)`,
+    PostgreSQL may read the whole organisation and filter instead (see `each_of`).
     """
 
     def __init__(self, table: Table, column: str) -> None:

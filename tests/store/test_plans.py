@@ -7,6 +7,9 @@ for the plan of exactly that with the same values (EXPLAIN, FORMAT JSON). It doe
 databases of their own, each holding an organisation of 1,200 cases beside a small one: never
 analyzed; analyzed; and analyzed at 150 cases, before the rest arrived in bulk. No plan may
 scan a table sequentially or read an organisation through an index by the organisation alone.
+(1,200 cases: below a few hundred, PostgreSQL without statistics reckons an organisation has
+about one row of a table, and then any index that leads with it costs the same: the window
+docs/operations.md describes under Statistics.)
 """
 
 from __future__ import annotations
