@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     # How long an alert raised by an event write waits before its first attempt, so that the
     # rest of a history posted in quick requests can withdraw it (docs/webhooks.md).
     alert_settle_seconds: float = Field(default=5, ge=0)
+    # How often a firing alert is posted again to an Alertmanager: well inside its
+    # resolve_timeout (5 minutes by default), which resolves alerts no longer posted.
+    alertmanager_repost_seconds: float = Field(default=60, gt=0)
+    # Where people reach this service (https://caseclock.example.org): links in digests and
+    # Alertmanager annotations start with it; unset, they are paths.
+    public_url: str = ""
     # Finished deliveries, their attempts and alert payloads older than this are pruned
     # (docs/operations.md, Retention); an open obligation's history is always kept.
     retention_days: int = Field(default=400, ge=1)
@@ -90,6 +96,13 @@ class Settings(BaseSettings):
             if not _ORIGIN.fullmatch(origin):
                 raise ValueError(f"{origin!r} is not an origin such as https://intranet.example")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s?#]+", value):
+            raise ValueError(f"{value!r} is not an address such as https://caseclock.example.org")
+        return value.rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,12 +6,22 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from service.api.deps import ClockDep, SessionDep, SettingsDep, require
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem
 from service.api.text import Text
+from service.domain.alertmanager import API_PATH, PUSHED_TYPES
+from service.domain.digests import DigestSchedule
 from service.store.db import SessionFactory, transaction
 from service.store.deliveries import (
     DeliveryLog,
@@ -29,6 +39,7 @@ from service.store.subscriptions import (
     get_subscription,
     list_subscriptions,
     rotate_secret,
+    set_digest_schedule,
 )
 from service.store.tables import Subscription
 from service.webhooks.targets import UnsafeTarget, check_target
@@ -48,7 +59,43 @@ AlertTypeName = Literal[
 Reference = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
 Url = Annotated[Text, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
 Description = Annotated[Text, StringConstraints(max_length=1000)]
+Level = Annotated[StrictInt, Field(ge=0, le=100)]
+Kind = Literal["webhook", "alertmanager"]
 FILTER_DOC = "Only alerts matching one of these; omit (or null) for all."
+LEVELS_DOC = (
+    "Only alerts at these escalation levels (`obligation.escalated` at level n); 0 is every "
+    "alert that is not an escalation. Omit (or null) for all."
+)
+WORKERS_DOC = "Only alerts about cases allocated to these workers; omit (or null) for all."
+KIND_DOC = (
+    "`webhook` (default): signed JSON POSTs to `url`. `alertmanager`: `url` is a Prometheus "
+    "Alertmanager's address; alerts are posted to its `/api/v2/alerts` and resolved there "
+    "(docs/alertmanager.md)."
+)
+DIGEST_DOC = (
+    "Makes this a digest subscription: instead of each alert, one signed `digest.daily` or "
+    "`digest.weekly` per period (and per team in `team_ids`), in the organisation's timezone, "
+    "on its working days."
+)
+
+
+class DigestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schedule: Annotated[Text, StringConstraints(max_length=40)] = Field(
+        description='"daily HH:MM" or "weekly mon HH:MM" (local time; a weekly digest whose '
+        "day is not a working day goes on the next working day of its week).",
+        examples=["daily 08:00", "weekly mon 08:00"],
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _is_schedule(cls, value: str) -> str:
+        return str(DigestSchedule.parse(value))
+
+
+class DigestOut(BaseModel):
+    schedule: str
 
 
 class SubscriptionIn(BaseModel):
@@ -65,6 +112,14 @@ class SubscriptionIn(BaseModel):
     rule_ids: list[Reference] | None = Field(
         default=None, min_length=1, max_length=1000, description=FILTER_DOC
     )
+    worker_ids: list[Reference] | None = Field(
+        default=None, min_length=1, max_length=1000, description=WORKERS_DOC
+    )
+    escalation_levels: list[Level] | None = Field(
+        default=None, min_length=1, max_length=100, description=LEVELS_DOC
+    )
+    kind: Kind = Field(default="webhook", description=KIND_DOC)
+    digest: DigestIn | None = Field(default=None, description=DIGEST_DOC)
 
 
 class SubscriptionPatch(BaseModel):
@@ -77,6 +132,11 @@ class SubscriptionPatch(BaseModel):
     event_types: list[AlertTypeName] | None = Field(default=None, min_length=1)
     team_ids: list[Reference] | None = Field(default=None, min_length=1, max_length=1000)
     rule_ids: list[Reference] | None = Field(default=None, min_length=1, max_length=1000)
+    worker_ids: list[Reference] | None = Field(default=None, min_length=1, max_length=1000)
+    escalation_levels: list[Level] | None = Field(default=None, min_length=1, max_length=100)
+    digest: DigestIn | None = Field(
+        default=None, description="A digest schedule, or null for every alert again."
+    )
     enabled: StrictBool | None = Field(
         default=None,
         description="false stops deliveries (pending ones fail, redeliverable); "
@@ -86,11 +146,15 @@ class SubscriptionPatch(BaseModel):
 
 class SubscriptionOut(BaseModel):
     id: str
+    kind: Kind
     url: str
     description: str | None
     event_types: list[str] | None
     team_ids: list[str] | None
     rule_ids: list[str] | None
+    worker_ids: list[str] | None
+    escalation_levels: list[int] | None
+    digest: DigestOut | None
     enabled: bool
     disabled_reason: str | None
     failing_since: datetime | None
@@ -139,8 +203,57 @@ class DeliveryOut(BaseModel):
     attempts: list[AttemptOut]
 
 
+_STORED_FIELDS = [name for name in SubscriptionOut.model_fields if name != "digest"]
+
+
 def _out(subscription: Subscription) -> SubscriptionOut:
-    return SubscriptionOut.model_validate(subscription, from_attributes=True)
+    schedule = subscription.digest_schedule
+    fields = {name: getattr(subscription, name) for name in _STORED_FIELDS}
+    digest = DigestOut(schedule=schedule) if schedule is not None else None
+    return SubscriptionOut.model_validate({**fields, "digest": digest})
+
+
+def _refuse(errors: list[dict[str, str]]) -> None:
+    if errors:
+        raise Problem(
+            422, "The subscription is not valid; see errors.", slug="validation", errors=errors
+        )
+
+
+def _check_shape(subscription: Subscription) -> None:
+    """What a kind of subscription can do: a digest summarises teams (its only filter is
+    `team_ids`) and goes to a webhook; an Alertmanager takes the alerts it can route."""
+    errors = []
+    if subscription.digest_schedule is not None:
+        if subscription.kind != "webhook":
+            errors.append(
+                {"pointer": "/digest", "detail": "digests are delivered to webhooks only"}
+            )
+        for name in ("event_types", "rule_ids", "worker_ids", "escalation_levels"):
+            if getattr(subscription, name) is not None:
+                errors.append(
+                    {
+                        "pointer": f"/{name}",
+                        "detail": "a digest covers its teams whole: filter it by team_ids only",
+                    }
+                )
+    if subscription.kind == "alertmanager":
+        refused = sorted(set(subscription.event_types or ()) - PUSHED_TYPES)
+        if refused:
+            errors.append(
+                {
+                    "pointer": "/event_types",
+                    "detail": f"an Alertmanager is sent states to route, not {', '.join(refused)}",
+                }
+            )
+        if subscription.url.rstrip("/").endswith(API_PATH):
+            errors.append(
+                {
+                    "pointer": "/url",
+                    "detail": f"give the Alertmanager's address, without {API_PATH}",
+                }
+            )
+    _refuse(errors)
 
 
 def _delivery_out(log: DeliveryLog) -> DeliveryOut:
@@ -210,8 +323,13 @@ async def create_webhook(
         event_types=filters_of(body.event_types),
         team_ids=filters_of(body.team_ids),
         rule_ids=filters_of(body.rule_ids),
+        worker_ids=filters_of(body.worker_ids),
+        escalation_levels=filters_of(body.escalation_levels),
+        kind=body.kind,
+        digest_schedule=body.digest.schedule if body.digest is not None else None,
         now=clock(),
     )
+    _check_shape(subscription)
     return SubscriptionCreated(**_out(subscription).model_dump(), secret=subscription.secret)
 
 
@@ -266,6 +384,14 @@ async def patch_webhook(
         subscription.team_ids = filters_of(body.team_ids)
     if "rule_ids" in given:
         subscription.rule_ids = filters_of(body.rule_ids)
+    if "worker_ids" in given:
+        subscription.worker_ids = filters_of(body.worker_ids)
+    if "escalation_levels" in given:
+        subscription.escalation_levels = filters_of(body.escalation_levels)
+    if "digest" in given:
+        schedule = body.digest.schedule if body.digest is not None else None
+        set_digest_schedule(subscription, schedule, now)
+    _check_shape(subscription)
     if body.enabled is True and not subscription.enabled:
         subscription.enabled = True
         subscription.disabled_reason = None

@@ -32,6 +32,8 @@ AlertType = Literal[
     "webhook.test",
     "backfill.completed",
     "import.completed",
+    "digest.daily",
+    "digest.weekly",
 ]
 OBLIGATION_ALERT_TYPES: tuple[AlertType, ...] = (
     "obligation.due_soon",

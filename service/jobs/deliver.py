@@ -37,6 +37,7 @@ from service.store.deliveries import fail_pending
 from service.store.outbox import (
     Claim,
     Decided,
+    PushSettings,
     Recorded,
     claim_due,
     fan_out,
@@ -98,6 +99,7 @@ class DeliveryConfig:
     allow_private: bool
     settle: timedelta = timedelta(0)  # the first attempt's wait for alerts raised by events
     concurrency: int = CONCURRENCY
+    push: PushSettings = field(default_factory=PushSettings)
 
     @property
     def lease(self) -> timedelta:
@@ -115,6 +117,10 @@ class DeliveryConfig:
             timeout_seconds=settings.webhook_timeout_seconds,
             allow_private=settings.webhook_allow_private_networks,
             settle=timedelta(seconds=settings.alert_settle_seconds),
+            push=PushSettings(
+                repost_every=timedelta(seconds=settings.alertmanager_repost_seconds),
+                public_url=settings.public_url,
+            ),
         )
 
 
@@ -311,16 +317,24 @@ def _ms(started: float) -> int:
 def decide(
     claim: Claim, sent: Sent, attempted_at: datetime, policy: RetryPolicy, rng: random.Random
 ) -> Decided:
-    """What an attempt means for its delivery: done, retry when, or give up (and why)."""
+    """What an attempt means for its delivery: done, retry when, or give up (and why).
+
+    A firing Alertmanager alert is never given up while it fires: it is posted again
+    `repost_after` a success, and retried no later than that after a failure.
+    """
     disable_reason = None
     next_at = None
     outcome: Literal["succeeded", "retrying", "failed"] = "failed"
+    repost_at = attempted_at + claim.repost_after if claim.repost_after is not None else None
     if sent.succeeded:
         outcome = "succeeded"
+        next_at = repost_at
     elif sent.status_code == 410:
         disable_reason = "the receiver answered 410 Gone"
     else:
         next_at = policy.next_attempt_at(claim.round_attempt, attempted_at, sent.retry_after, rng)
+        if repost_at is not None:
+            next_at = min(next_at or repost_at, repost_at)
         if next_at is not None:
             outcome = "retrying"
     return Decided(
@@ -401,7 +415,7 @@ class _Recorder:
         for item, outcome in recorded.outcomes:
             DELIVERIES.labels(outcome).inc()
             self.run.outcomes[outcome] = self.run.outcomes.get(outcome, 0) + 1
-            if outcome == "succeeded":
+            if outcome == "succeeded" and not item.claim.posted_before:
                 ALERT_TO_DELIVERY.observe(
                     max(0.0, (now - item.claim.alert_created_at).total_seconds())
                 )
@@ -520,7 +534,7 @@ async def deliver_due(
             now = clock()
             wanted = limit - held
             async with transaction(factory) as session:
-                claims = await claim_due(session, now, wanted, now + config.lease)
+                claims = await claim_due(session, now, wanted, now + config.lease, config.push)
             for claim in claims:
                 queue.put_nowait(claim)
             held += len(claims)

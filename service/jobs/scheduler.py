@@ -33,6 +33,7 @@ from service.jobs.deliver import (
     WebhookSender,
     deliver_due,
 )
+from service.jobs.digests import raise_due_digests
 from service.jobs.retention import RUN_BUDGET_SECONDS as PRUNE_BUDGET_SECONDS
 from service.jobs.retention import RetentionRun, prune_history
 from service.jobs.sweep import SweepResult, sweep
@@ -48,6 +49,8 @@ SWEEP_JOB = "caseclock-sweep"
 DELIVER_JOB = "caseclock-deliver"
 PRUNE_JOB = "caseclock-retention"
 BACKGROUND_JOB = "caseclock-background"
+DIGEST_JOB = "caseclock-digests"
+DIGEST_INTERVAL_SECONDS = 60.0  # digests are due at a minute of the day
 # Queued work wakes this process's runner at once; the interval finds work queued by other
 # replicas and jobs whose runner died.
 BACKGROUND_INTERVAL_SECONDS = 5.0
@@ -112,6 +115,7 @@ class Jobs:
             ),
             PRUNE_JOB: _Beat(PRUNE_INTERVAL_SECONDS, PRUNE_BUDGET_SECONDS + 60, started),
             BACKGROUND_JOB: _Beat(BACKGROUND_INTERVAL_SECONDS, BACKGROUND_MAX_RUN_SECONDS, started),
+            DIGEST_JOB: _Beat(DIGEST_INTERVAL_SECONDS, SWEEP_MAX_RUN_SECONDS, started),
         }
 
     async def start(self) -> None:
@@ -154,6 +158,15 @@ class Jobs:
             seconds=BACKGROUND_INTERVAL_SECONDS,
             id=BACKGROUND_JOB,
             name="imports and rules activations",
+            next_run_time=first,
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.run_digests,
+            "interval",
+            seconds=DIGEST_INTERVAL_SECONDS,
+            id=DIGEST_JOB,
+            name="digests",
             next_run_time=first,
             replace_existing=True,
         )
@@ -224,6 +237,17 @@ class Jobs:
                 self.settings.database_url, self.factory, self.clock, self.stop_steps
             ),
         )
+
+    async def run_digests(self) -> int | None:
+        async def raise_and_wake() -> int:
+            raised = await raise_due_digests(
+                self.factory, now=self.clock(), public_url=self.settings.public_url
+            )
+            if raised:
+                self.wake_delivery()
+            return raised
+
+        return await self._run(DIGEST_JOB, raise_and_wake)
 
     def wake_delivery(self) -> None:
         """Run delivery now rather than at its next tick."""

@@ -88,6 +88,7 @@ def owed_rows(
                     "case_id": ob.case_id,
                     "rule_id": ob.rule_id,
                     "team_id": subject.team_id,
+                    "worker_id": subject.worker_id,
                     "payload": payload,
                     "created_at": now,
                     "fanned_out_at": now if silenced else None,

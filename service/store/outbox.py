@@ -9,12 +9,19 @@ when the claim that produced it is still the current one.
 A claimed obligation alert is first judged against the obligation as stored now (re-derived
 from the event log on every write): one the log no longer supports is withdrawn in the
 claiming transaction, never sent, and the claim is not handed out.
+
+A delivery to an Alertmanager is built when it is claimed, from the obligation as stored
+now: firing, or resolved with the instant it stopped firing. While it fires, each success
+leaves it pending, due again `repost_every` later, so Alertmanager never resolves it by
+timeout; the claim that posts it resolved finishes it. One the log no longer supports is
+withdrawn only if it was never posted: once Alertmanager holds it, it is resolved instead.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -22,6 +29,7 @@ from sqlalchemy import Text, bindparam, func, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.domain.alertmanager import API_PATH, PUSHED_TYPES, alertmanager_alert, ended_at
 from service.domain.alerts import AlertType, OwedAlert, withdrawal_reason
 from service.domain.derive import Obligation
 from service.metrics import DELIVERIES, on_commit
@@ -33,12 +41,24 @@ from service.store.tables import (
     deliveries,
     delivery_attempts,
     obligations,
+    orgs,
     subscriptions,
 )
+from service.store.types import UTCDateTime
 from service.webhooks.signing import signing_secrets
 
 Outcome = Literal["succeeded", "retrying", "failed", "superseded"]
 WITHDRAWN = "withdrawn"  # a delivery's status and its attempt's outcome: never sent
+ALERTMANAGER = "alertmanager"  # a subscription's kind: posts to an Alertmanager's alerts API
+
+
+@dataclass(frozen=True, slots=True)
+class PushSettings:
+    """How deliveries to an Alertmanager are built: how often a firing alert is posted again
+    (well inside Alertmanager's resolve_timeout), and the address links start with."""
+
+    repost_every: timedelta = timedelta(seconds=60)
+    public_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +68,21 @@ class FanOut:
 
 
 def _wants(subscription: Any, alert: Any) -> bool:
-    """A subscription's filters: each one left unset means everything."""
+    """A subscription's filters: each one left unset means everything. A digest
+    subscription receives its digests only (store.digests), an Alertmanager the alerts it
+    can route."""
+    if subscription.digest_schedule is not None:
+        return False
+    if subscription.kind == ALERTMANAGER and alert.type not in PUSHED_TYPES:
+        return False
     return all(
         wanted is None or value in wanted
         for wanted, value in (
             (subscription.event_types, alert.type),
             (subscription.team_ids, alert.team_id),
             (subscription.rule_ids, alert.rule_id),
+            (subscription.worker_ids, alert.worker_id),
+            (subscription.escalation_levels, alert.level),
         )
     )
 
@@ -72,7 +100,9 @@ async def fan_out(
                 alerts.c.id,
                 alerts.c.org_id,
                 alerts.c.type,
+                alerts.c.level,
                 alerts.c.team_id,
+                alerts.c.worker_id,
                 alerts.c.rule_id,
                 alerts.c.created_at,
                 alerts.c.settles,
@@ -93,6 +123,10 @@ async def fan_out(
             subscriptions.c.event_types,
             subscriptions.c.team_ids,
             subscriptions.c.rule_ids,
+            subscriptions.c.worker_ids,
+            subscriptions.c.escalation_levels,
+            subscriptions.c.kind,
+            subscriptions.c.digest_schedule,
         ).where(
             subscriptions.c.org_id.in_(sorted({alert.org_id for alert in new_alerts})),
             subscriptions.c.enabled.is_(True),
@@ -133,12 +167,19 @@ class Claim:
     failing: bool  # the subscription had failed without a success since, when claimed
     body: bytes
     alert_created_at: datetime
+    posted_before: bool = False  # an Alertmanager alert re-posted: it reached its receiver
+    repost_after: timedelta | None = None  # a firing Alertmanager alert: post it again then
 
 
 async def claim_due(
-    session: AsyncSession, now: datetime, limit: int, lease_until: datetime
+    session: AsyncSession,
+    now: datetime,
+    limit: int,
+    lease_until: datetime,
+    push: PushSettings | None = None,
 ) -> list[Claim]:
     """Lease up to `limit` due deliveries, oldest due first."""
+    push = push or PushSettings()
     if limit <= 0:
         return []
     due = (
@@ -174,39 +215,75 @@ async def claim_due(
             alerts.c.obligation_id,
             alerts.c.type,
             alerts.c.level,
+            deliveries.c.succeeded_at,
+            subscriptions.c.kind,
             subscriptions.c.url,
             subscriptions.c.secret,
             subscriptions.c.previous_secret,
             subscriptions.c.previous_secret_expires_at,
             subscriptions.c.enabled,
             subscriptions.c.failing_since,
+            orgs.c.name.label("org_name"),
         )
         .join(alerts, alerts.c.id == deliveries.c.alert_id)
         .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+        .join(orgs, orgs.c.id == deliveries.c.org_id)
         .where(deliveries.c.id.in_(list(tokens)))
     )
-    rows = await _withdraw_unsupported(session, found.all(), tokens, now)
+    rows = found.all()
+    current = await _obligations_now(session, rows)
+    kept = await _withdraw_unsupported(session, rows, current, tokens, now)
     claims = []
-    for row in rows:
+    for row in kept:
         attempt, round_attempt = tokens[row.id]
-        claims.append(
-            Claim(
-                delivery_id=row.id,
-                org_id=row.org_id,
-                subscription_id=row.subscription_id,
-                attempt=attempt,
-                round_attempt=round_attempt,
-                url=row.url,
-                secrets=signing_secrets(
-                    row.secret, row.previous_secret, row.previous_secret_expires_at, now
-                ),
-                enabled=row.enabled,
-                failing=row.failing_since is not None,
-                body=row.body.encode(),
-                alert_created_at=row.alert_created_at,
-            )
+        claim = Claim(
+            delivery_id=row.id,
+            org_id=row.org_id,
+            subscription_id=row.subscription_id,
+            attempt=attempt,
+            round_attempt=round_attempt,
+            url=row.url,
+            secrets=signing_secrets(
+                row.secret, row.previous_secret, row.previous_secret_expires_at, now
+            ),
+            enabled=row.enabled,
+            failing=row.failing_since is not None,
+            body=row.body.encode(),
+            alert_created_at=row.alert_created_at,
         )
+        if row.kind == ALERTMANAGER:
+            claim = _to_alertmanager(claim, row, current, now, push)
+        claims.append(claim)
     return claims
+
+
+def _to_alertmanager(
+    claim: Claim,
+    row: Any,
+    current: dict[tuple[str, str], Obligation],
+    now: datetime,
+    push: PushSettings,
+) -> Claim:
+    """The claim as a post to the Alertmanager's alerts API: firing (posted again after
+    `repost_every`) or resolved, as the obligation stands now."""
+    alert = OwedAlert(cast(AlertType, row.type), row.level)
+    obligation = current.get((row.org_id, row.obligation_id))
+    ends_at = ended_at(alert, obligation, raised_at=row.alert_created_at, now=now)
+    body = alertmanager_alert(
+        alert.type,
+        alert.level,
+        json.loads(row.body),
+        org=row.org_name,
+        ends_at=ends_at,
+        public_url=push.public_url,
+    )
+    return replace(
+        claim,
+        url=row.url.rstrip("/") + API_PATH,
+        body=json.dumps([body], separators=(",", ":")).encode(),
+        posted_before=row.succeeded_at is not None,
+        repost_after=push.repost_every if ends_at is None else None,
+    )
 
 
 async def _obligations_now(
@@ -228,6 +305,7 @@ async def _obligations_now(
 async def _withdraw_unsupported(
     session: AsyncSession,
     rows: Sequence[Any],
+    current: dict[tuple[str, str], Obligation],
     tokens: dict[str, tuple[int, int]],
     now: datetime,
 ) -> list[Any]:
@@ -235,20 +313,25 @@ async def _withdraw_unsupported(
 
     Withdrawn in the claiming transaction: the delivery is finished (`withdrawn`, never
     redelivered) and its claimed attempt is logged with the reason, so it is never sent,
-    by this replica or any other.
+    by this replica or any other. An alert an Alertmanager already holds is kept, to be
+    resolved; one that stopped firing before it was ever posted (an `overdue` its escalation
+    took over at once) is withdrawn too: Alertmanager could only show it resolved.
     """
-    current = await _obligations_now(session, rows)
     withdrawn: list[tuple[Any, str]] = []
     kept: list[Any] = []
     for row in rows:
         reason = None
-        if row.obligation_id is not None:
-            reason = withdrawal_reason(
-                OwedAlert(cast(AlertType, row.type), row.level),
-                current.get((row.org_id, row.obligation_id)),
-                raised_at=row.alert_created_at,
-                now=now,
+        held = row.kind == ALERTMANAGER and row.succeeded_at is not None
+        if row.obligation_id is not None and not held:
+            alert = OwedAlert(cast(AlertType, row.type), row.level)
+            obligation = current.get((row.org_id, row.obligation_id))
+            raised_at = row.alert_created_at
+            reason = withdrawal_reason(alert, obligation, raised_at=raised_at, now=now)
+            ended = row.kind == ALERTMANAGER and ended_at(
+                alert, obligation, raised_at=raised_at, now=now
             )
+            if reason is None and ended:
+                reason = "stopped firing before it was posted"
         if reason is None:
             kept.append(row)
         else:
@@ -388,17 +471,23 @@ async def record_attempts(session: AsyncSession, decided: Sequence[Decided]) -> 
                 last_attempt_at=bindparam("b_at"),
                 last_status_code=bindparam("b_code"),
                 last_error=bindparam("b_error"),
-                succeeded_at=bindparam("b_succeeded"),
+                # A re-posted alert's failed attempt keeps the mark that it was once posted.
+                succeeded_at=func.coalesce(
+                    bindparam("b_succeeded", type_=UTCDateTime()), deliveries.c.succeeded_at
+                ),
+                round_attempts=bindparam("b_round"),
             ),
             [
                 {
                     "b_id": item.claim.delivery_id,
-                    "b_status": _status(outcome),
-                    "b_next": item.next_attempt_at if outcome == "retrying" else None,
+                    "b_status": _status(outcome, item.next_attempt_at),
+                    "b_next": item.next_attempt_at,
                     "b_at": item.attempted_at,
                     "b_code": item.status_code,
                     "b_error": item.error,
                     "b_succeeded": item.attempted_at if outcome == "succeeded" else None,
+                    # A success starts a re-posted alert's retry schedule afresh.
+                    "b_round": 0 if outcome == "succeeded" else item.claim.round_attempt,
                 }
                 for item, outcome in applied
             ],
@@ -417,10 +506,11 @@ async def record_attempts(session: AsyncSession, decided: Sequence[Decided]) -> 
     return Recorded(outcomes, cleared, failing, gone)
 
 
-def _status(outcome: Outcome) -> DeliveryStatus:
-    if outcome == "succeeded":
-        return "succeeded"
-    return "failed" if outcome == "failed" else "pending"
+def _status(outcome: Outcome, next_attempt_at: datetime | None) -> DeliveryStatus:
+    """Pending while another attempt is due: a retry, or a firing alert's next post."""
+    if next_attempt_at is not None:
+        return "pending"
+    return "succeeded" if outcome == "succeeded" else "failed"
 
 
 async def backlog(session: AsyncSession) -> dict[str, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,7 @@ from service.store.tables import Subscription, deliveries, subscriptions
 from service.webhooks.signing import new_secret
 
 ROTATION_OVERLAP = timedelta(hours=24)
+Filtered = TypeVar("Filtered", str, int)
 
 
 async def create_subscription(
@@ -31,6 +33,10 @@ async def create_subscription(
     event_types: list[str] | None,
     team_ids: list[str] | None,
     rule_ids: list[str] | None,
+    worker_ids: list[str] | None = None,
+    escalation_levels: list[int] | None = None,
+    kind: str = "webhook",
+    digest_schedule: str | None = None,
     now: datetime,
 ) -> Subscription:
     subscription = Subscription(
@@ -41,6 +47,11 @@ async def create_subscription(
         event_types=event_types,
         team_ids=team_ids,
         rule_ids=rule_ids,
+        worker_ids=worker_ids,
+        escalation_levels=escalation_levels,
+        kind=kind,
+        digest_schedule=digest_schedule,
+        digest_starts_at=now if digest_schedule is not None else None,
         secret=new_secret(),
         enabled=True,
         created_at=now,
@@ -81,9 +92,16 @@ async def list_subscriptions(
     return list(rows.scalars())
 
 
-def filters_of(values: Iterable[str] | None) -> list[str] | None:
+def filters_of(values: Iterable[Filtered] | None) -> list[Filtered] | None:
     """Store a filter as a sorted list without repeats; None (everything) stays None."""
     return None if values is None else sorted(set(values))
+
+
+def set_digest_schedule(subscription: Subscription, schedule: str | None, now: datetime) -> None:
+    """Change the schedule; periods before the change are never sent for the new one."""
+    if schedule != subscription.digest_schedule:
+        subscription.digest_schedule = schedule
+        subscription.digest_starts_at = now if schedule is not None else None
 
 
 async def rotate_secret(session: AsyncSession, subscription: Subscription, now: datetime) -> None:

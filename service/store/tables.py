@@ -356,6 +356,17 @@ class Subscription(SQLModel, table=True):
     event_types: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     team_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     rule_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    escalation_levels: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    worker_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # `webhook` (signed alerts to any URL) or `alertmanager` (an Alertmanager's alerts API).
+    kind: str = Field(
+        default="webhook",
+        sa_column=Column(String(20), nullable=False, server_default=text("'webhook'")),
+    )
+    # Set for a digest subscription ("daily 08:00"): digests only, none of its periods
+    # before `digest_starts_at` (when the schedule was set).
+    digest_schedule: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
+    digest_starts_at: datetime | None = _utc(nullable=True)
     secret: str = Field(sa_column=Column(String(100), nullable=False))
     previous_secret: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
     previous_secret_expires_at: datetime | None = _utc(nullable=True)
@@ -391,6 +402,7 @@ class Alert(SQLModel, table=True):
     case_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     rule_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     team_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    worker_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _utc()
     fanned_out_at: datetime | None = _utc(nullable=True)
@@ -399,6 +411,23 @@ class Alert(SQLModel, table=True):
     settles: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
+
+
+class Digest(SQLModel, table=True):
+    """A digest raised for one subscription, team ("" for every team) and period: the key
+    is what makes it once per period, ever, across replicas and restarts."""
+
+    __tablename__: ClassVar[str] = "digests"
+
+    subscription_id: str = Field(
+        sa_column=Column(
+            String(40), ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    team_id: str = Field(sa_column=Column(String(200), primary_key=True))
+    period: str = Field(sa_column=Column(String(20), primary_key=True))
+    org_id: str = Field(sa_column=Column(String(64), ForeignKey("orgs.id"), nullable=False))
+    created_at: datetime = _utc()
 
 
 class Delivery(SQLModel, table=True):
@@ -541,5 +570,6 @@ jobs = metadata.tables[Job.__tablename__]
 subscriptions = metadata.tables[Subscription.__tablename__]
 alerts = metadata.tables[Alert.__tablename__]
 deliveries = metadata.tables[Delivery.__tablename__]
+digests = metadata.tables[Digest.__tablename__]
 delivery_attempts = metadata.tables[DeliveryAttempt.__tablename__]
 imports = metadata.tables[Import.__tablename__]

@@ -40,6 +40,7 @@ from service.api.embed import (
 from service.api.obligations import ObligationOut, obligations_csv, present
 from service.api.times import EARLIEST_YEAR, LATEST_YEAR, in_range
 from service.domain.calendar import Calendar
+from service.domain.digests import previous_working_day
 from service.domain.events import parse_day_or_instant
 from service.domain.explain import explain
 from service.domain.rules import Ruleset
@@ -47,6 +48,7 @@ from service.settings import Settings, embed_origins
 from service.store import dashboard_reads
 from service.store.cases import read_case
 from service.store.db import SessionFactory, gather_reads
+from service.store.digests import digest_content
 from service.store.orgs import authenticate, live_key_scopes, org_by_id, ruleset_of
 from service.web import charts
 from service.web.throttle import FailedSignIns
@@ -563,6 +565,31 @@ async def case_timeline(
         "back": Links({"as_of": request.query_params.get("as_of")})(),
     }
     return render("case.html", context)
+
+
+@router.get("/dashboard/digest")
+async def digest(request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    """The digest a subscription would be sent, as a page to print: as of `as_of`, new since
+    the same time on the working day before."""
+    now = clock()
+    viewer = await _viewer(request, session, now)
+    if viewer is None:
+        return _see_other("/dashboard/sign-in")
+    try:
+        at = _instant(request.query_params.get("as_of"), viewer.calendar, now)
+    except BadQuery as exc:
+        return _bad_query(exc)
+    team_id = viewer.team_id or _text(request.query_params.get("team_id"))
+    scope = dashboard_reads.Scope(viewer.org_id, team_id)
+    since = previous_working_day(viewer.calendar, at)
+    context = {
+        "viewer": viewer,
+        "team_id": team_id,
+        "content": await digest_content(session, scope, at, since, viewer.ruleset),
+        "fmt": Formats(viewer.calendar),
+        "back": Links({"team_id": None if viewer.team_id else team_id})(),
+    }
+    return render("digest.html", context)
 
 
 @router.get("/dashboard/static/{name}")
