@@ -266,3 +266,28 @@ async def test_a_firing_alert_is_posted_again_by_any_replica_until_it_resolves(
     log = (await tenant.admin.get(f"/v1/webhooks/{subscription['id']}/deliveries")).json()
     statuses = sorted((d["type"], d["status"]) for d in log["items"])
     assert statuses == [("obligation.escalated", "succeeded"), ("obligation.overdue", "withdrawn")]
+
+
+async def test_a_test_ping_fires_for_five_minutes_then_resolves_by_itself(
+    pushing: Alerting, routed: Receiver
+) -> None:
+    tenant = await make_tenant(pushing.app)
+    subscription = await subscribe(tenant, routed.url("/am"), kind="alertmanager")
+    response = await tenant.admin.post(f"/v1/webhooks/{subscription['id']}/test")
+    assert response.status_code == 202, response.text
+    await pushing.deliver()
+    ((alert,),) = [r.payload for r in routed.at("/am/api/v2/alerts")]
+    assert alert["labels"]["alertname"] == "CaseclockTest"
+    starts = datetime.fromisoformat(alert["startsAt"])
+    assert datetime.fromisoformat(alert["endsAt"]) - starts == timedelta(minutes=5)
+
+
+async def test_an_alertmanager_address_is_given_without_the_api_path(pushing: Alerting) -> None:
+    tenant = await make_tenant(pushing.app)
+    response = await tenant.admin.post(
+        "/v1/webhooks",
+        json={"kind": "alertmanager", "url": "http://127.0.0.1:9093/api/v2/alerts"},
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["pointer"] for e in response.json()["errors"]] == ["/url"]
