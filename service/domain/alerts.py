@@ -20,6 +20,7 @@ from service.domain.status import (
     is_at_risk,
     is_missed,
     status_at,
+    working_days_late,
     working_days_overdue,
 )
 
@@ -211,6 +212,8 @@ def alert_payload(
         calendar=calendar,
         at=at,
     )
+    if alert.type == "obligation.met_late":
+        snapshot["working_days_late"] = working_days_late(obligation, at, calendar)
     return {
         "type": alert.type,
         "timestamp": rfc3339(at),

@@ -59,6 +59,15 @@ def working_days_overdue(obligation: Obligation, at: datetime, calendar: Calenda
     return calendar.working_days_between(due_day, calendar.local_date(at))
 
 
+def working_days_late(obligation: Obligation, at: datetime, calendar: Calendar) -> int:
+    """Working days in (due day, day met] for an obligation met late by `at`, else 0: how
+    late it was met, counted as the deadline was."""
+    if status_at(obligation, at) != "met_late" or obligation.met_at is None:
+        return 0
+    due_day = calendar.local_date(obligation.due_at)
+    return calendar.working_days_between(due_day, calendar.local_date(obligation.met_at))
+
+
 def is_at_risk(obligation: Obligation, at: datetime) -> bool:
     """At risk only while still open and not yet overdue: after that, overdue says it all."""
     if status_at(obligation, at) not in ("upcoming", "due_soon"):

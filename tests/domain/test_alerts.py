@@ -238,3 +238,20 @@ def test_a_ping_payload_names_its_subscription() -> None:
     assert payload["type"] == "webhook.test"
     assert payload["timestamp"] == "2026-11-20T12:00:00Z"
     assert payload["data"]["subscription_id"] == "wh_1"
+
+
+def test_a_met_late_payload_says_by_how_many_working_days() -> None:
+    # Due Thu 7 May 2026, met Tue 12 May: Fri 8, Mon 11 and Tue 12 May are working days.
+    met = replace(ASSESSMENT, met_at=local("2026-05-12") + timedelta(hours=10), met_by_event="ev")
+    rule = CHILDREN.rule("assessment-completion")
+    payload = alert_payload(
+        OwedAlert("obligation.met_late"),
+        met,
+        rule=rule,
+        rule_name="Assessment",
+        worker_id=None,
+        team_id=None,
+        calendar=CHILDREN.calendar,
+        at=local("2026-05-13"),
+    )
+    assert payload["data"]["obligation"]["working_days_late"] == 3
