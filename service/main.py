@@ -43,7 +43,7 @@ from service.store.db import (
 from service.store.group_commit import GroupCommitter
 from service.store.migrations import require_current_schema, upgrade_to_head
 from service.store.orgs import count_orgs, create_api_key, create_org
-from service.web import imports_page, pages
+from service.web import imports_page, pages, reports_page
 from service.web.throttle import FailedSignIns
 
 log = logging.getLogger("caseclock")
@@ -143,4 +143,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.include_router(metrics.router)
     app.include_router(imports.router)
     app.include_router(imports_page.router)
+    app.include_router(reports_page.router)
     return app
