@@ -20,7 +20,7 @@ from service.domain.calendar import Calendar, Duration
 DigestType = Literal["digest.daily", "digest.weekly"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SCHEDULE = re.compile(
-    r"(?P<every>daily|weekly)\s+(?:(?P<day>[a-z]{3})\s+)?(?P<hour>\d{2}):(?P<minute>\d{2})"
+    r"(?P<every>daily|weekly)\s+(?:(?P<day>[a-z]{3})\s+)?(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
 )
 # A daily digest looks back this far for a working day (long closures included).
 _LOOKBACK_DAYS = 31
