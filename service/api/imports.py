@@ -44,6 +44,8 @@ LARGE_BODIES = {
     "/v1/imports/cin-census": MAX_RETURN_BYTES,
     "/v1/imports/ssda903": MAX_RETURN_BYTES,
     "/dashboard/imports": MAX_UPLOAD_BYTES,
+    "/dashboard/imports/cin-census": MAX_RETURN_BYTES,
+    "/dashboard/imports/ssda903": MAX_RETURN_BYTES,
 }
 
 
@@ -327,6 +329,54 @@ def unreadable_return(error: ReturnError) -> Problem:
     return Problem(422, error.detail, slug="unreadable-return", title="The file cannot be imported")
 
 
+async def start_cin_census(
+    session: AsyncSession, *, org_id: str, data: bytes, today: date, now: datetime
+) -> str:
+    """Check the census can be imported (off the event loop), then queue its import; the
+    import's id. Raises the 422 problem when it cannot be, before anything is kept."""
+    try:
+        census = await asyncio.to_thread(cin_census.read_cin_census, data, today=today)
+    except ReturnError as exc:
+        raise unreadable_return(exc) from exc
+    queued = await queue_import(
+        session,
+        org_id=org_id,
+        data=data,
+        extracted_on=census.reference_date,
+        now=now,
+        source=cin_census.SOURCE,
+    )
+    return queued.id
+
+
+async def start_ssda903(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    files: list[tuple[str, bytes]],
+    year: int | None,
+    today: date,
+    now: datetime,
+) -> str:
+    """Check the return's files (named, as their names may give the year) can be imported,
+    then queue their import; the import's id. Raises the 422 problem when they cannot be."""
+    uploads = [ssda903.Upload(name, data) for name, data in files]
+    try:
+        returns = await asyncio.to_thread(ssda903.read_ssda903, uploads, year=year, today=today)
+    except ReturnError as exc:
+        raise unreadable_return(exc) from exc
+    queued = await queue_import(
+        session,
+        org_id=org_id,
+        data=ssda903.pack(uploads),
+        extracted_on=returns.reference_date,
+        now=now,
+        source=ssda903.SOURCE,
+        year=year,
+    )
+    return queued.id
+
+
 async def _queued(session: AsyncSession, principal: Writer, import_id: str) -> JSONResponse:
     """The 202 answer to an upload: the import as it stands, and where to poll it."""
     queued = await get_one_import(import_id, principal, session)
@@ -394,19 +444,10 @@ async def post_cin_census(
     ((_, data),) = await _uploaded_files(
         request, limit=MAX_RETURN_BYTES, raw_types=XML_TYPES, what="the census .xml file"
     )
-    try:
-        census = await asyncio.to_thread(cin_census.read_cin_census, data, today=today)
-    except ReturnError as exc:
-        raise unreadable_return(exc) from exc
-    queued = await queue_import(
-        session,
-        org_id=principal.org_id,
-        data=data,
-        extracted_on=census.reference_date,
-        now=now,
-        source=cin_census.SOURCE,
+    import_id = await start_cin_census(
+        session, org_id=principal.org_id, data=data, today=today, now=now
     )
-    return await _queued(session, principal, queued.id)
+    return await _queued(session, principal, import_id)
 
 
 Year = Annotated[
@@ -447,21 +488,10 @@ async def post_ssda903(
         what="the return's .csv files (or a zip of them)",
         max_files=ssda903.MAX_FILES,
     )
-    uploads = [ssda903.Upload(name, data) for name, data in files]
-    try:
-        returns = await asyncio.to_thread(ssda903.read_ssda903, uploads, year=year, today=today)
-    except ReturnError as exc:
-        raise unreadable_return(exc) from exc
-    queued = await queue_import(
-        session,
-        org_id=principal.org_id,
-        data=ssda903.pack(uploads),
-        extracted_on=returns.reference_date,
-        now=now,
-        source=ssda903.SOURCE,
-        year=year,
+    import_id = await start_ssda903(
+        session, org_id=principal.org_id, files=files, year=year, today=today, now=now
     )
-    return await _queued(session, principal, queued.id)
+    return await _queued(session, principal, import_id)
 
 
 @router.get("", response_model=Page[ImportOut | ReturnImportOut])

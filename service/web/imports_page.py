@@ -1,5 +1,5 @@
-"""The dashboard's Annex A upload page: an admin uploads a workbook, watches it import, and
-reads the report.
+"""The dashboard's upload page: an admin uploads an Annex A workbook, a CIN census file or an
+SSDA903 return's files, watches the import, and reads the report.
 
 It rides on the dashboard's signed-in session (service/web/pages.py): the key is never in
 a URL or kept by the browser. Uploading needs the session to have been opened with a key
@@ -15,8 +15,9 @@ scripts), and then the report.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,8 +27,15 @@ from starlette.datastructures import UploadFile
 
 from service.api.deps import ClockDep, SessionDep
 from service.api.embed import signing_secret, unsign
-from service.api.imports import MAX_UPLOAD_BYTES, start_import
+from service.api.imports import (
+    MAX_RETURN_BYTES,
+    MAX_UPLOAD_BYTES,
+    start_cin_census,
+    start_import,
+    start_ssda903,
+)
 from service.api.problems import Problem
+from service.imports import ssda903
 from service.imports.mapping import extraction_day
 from service.store.imports import import_status, list_imports
 from service.store.orgs import live_key_scopes
@@ -79,6 +87,8 @@ async def _page(
         "may_upload": await _may_upload(request, session, viewer, now),
         "today": viewer.calendar.local_date(now).isoformat(),
         "max_mib": MAX_UPLOAD_BYTES // (1024 * 1024),
+        "max_return_mib": MAX_RETURN_BYTES // (1024 * 1024),
+        "max_files": ssda903.MAX_FILES,
         "message": message,
     }
     return render("imports.html", context, status=status)
@@ -129,10 +139,30 @@ async def import_progress(
     return JSONResponse({"state": found["state"], **found["progress"]}, headers=NO_STORE)
 
 
-@router.post("/dashboard/imports", max_body_size=MAX_UPLOAD_BYTES)
-async def upload(request: Request, session: SessionDep, clock: ClockDep) -> Response:
-    """Queue the uploaded workbook's import, then show its page."""
-    now = clock()
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    status: int
+    message: str
+
+
+Files = list[tuple[str, bytes]]
+# Queues the import of the files and fields a form posted; its id. Raises a Problem, whose
+# detail the page shows, when they cannot be imported.
+Starter = Callable[[AsyncSession, Viewer, Files, Mapping[str, str], datetime], Awaitable[str]]
+
+
+async def _upload(
+    request: Request,
+    session: AsyncSession,
+    now: datetime,
+    start: Starter,
+    *,
+    limit: int,
+    max_files: int,
+    what: str,
+) -> Response:
+    """Queue the import of what the form posted, then show its page; or the upload page again,
+    saying why not."""
     viewer = await _viewer(request, session, now)
     if viewer is None:
         return _see_other("/dashboard/sign-in")
@@ -143,15 +173,12 @@ async def upload(request: Request, session: SessionDep, clock: ClockDep) -> Resp
             403, "Uploading needs an API key with the admin scope: sign in with one."
         )
     else:
-        form = await _upload_form(request, viewer, now)
+        form = await _upload_form(request, viewer, limit=limit, max_files=max_files, what=what)
         if isinstance(form, _Refused):
             refused = form
         else:
-            data, day = form
             try:
-                import_id = await start_import(
-                    session, org_id=viewer.org_id, data=data, extracted_on=day, now=now
-                )
+                import_id = await start(session, viewer, *form, now)
             except Problem as problem:
                 refused = _Refused(422, problem.detail)
             else:
@@ -161,31 +188,102 @@ async def upload(request: Request, session: SessionDep, clock: ClockDep) -> Resp
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    status: int
-    message: str
-
-
 async def _upload_form(
-    request: Request, viewer: Viewer, now: datetime
-) -> tuple[bytes, date] | _Refused:
-    """The workbook and its extraction day from the form, or why they cannot be taken."""
-    too_big = _Refused(413, f"The workbook is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB.")
+    request: Request, viewer: Viewer, *, limit: int, max_files: int, what: str
+) -> tuple[Files, dict[str, str]] | _Refused:
+    """The files (field `file`, up to `max_files`) and text fields of the form, or why they
+    cannot be taken."""
+    too_big = _Refused(413, f"The upload is over {limit // (1024 * 1024)} MiB.")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         return too_big
-    if len(await request.body()) > MAX_UPLOAD_BYTES:
+    if len(await request.body()) > limit:
         return too_big
-    async with request.form(max_files=1, max_fields=10) as form:
-        token, day_text, upload = form.get("csrf"), form.get("extracted_on"), form.get("file")
+    async with request.form(max_files=max_files, max_fields=10) as form:
+        token = form.get("csrf")
         if not isinstance(token, str) or not hmac.compare_digest(token, viewer.csrf):
             return _Refused(403, "The form has expired: reload the page and upload again.")
-        if not isinstance(upload, UploadFile) or not upload.filename:
-            return _Refused(422, "Choose the Annex A workbook (.xlsx) to upload.")
-        data = await upload.read()
+        uploads = [u for u in form.getlist("file") if isinstance(u, UploadFile) and u.filename]
+        if not uploads:
+            return _Refused(422, f"Choose {what} to upload.")
+        files = [(upload.filename or "upload", await upload.read()) for upload in uploads]
+        fields = {name: value for name, value in form.items() if isinstance(value, str)}
+    return files, fields
+
+
+async def _start_annex_a(
+    session: AsyncSession, viewer: Viewer, files: Files, fields: Mapping[str, str], now: datetime
+) -> str:
+    ((_, data),) = files
     try:
-        day = extraction_day(day_text if isinstance(day_text, str) else None, viewer.calendar, now)
+        day = extraction_day(fields.get("extracted_on"), viewer.calendar, now)
     except ValueError as exc:
-        return _Refused(422, f"The extraction date {exc}.")
-    return data, day
+        raise Problem(422, f"The extraction date {exc}.") from exc
+    return await start_import(session, org_id=viewer.org_id, data=data, extracted_on=day, now=now)
+
+
+async def _start_cin_census(
+    session: AsyncSession, viewer: Viewer, files: Files, _: Mapping[str, str], now: datetime
+) -> str:
+    ((_name, data),) = files
+    today = viewer.calendar.local_date(now)
+    return await start_cin_census(session, org_id=viewer.org_id, data=data, today=today, now=now)
+
+
+async def _start_ssda903(
+    session: AsyncSession, viewer: Viewer, files: Files, fields: Mapping[str, str], now: datetime
+) -> str:
+    text = fields.get("year", "").strip()
+    if text and not (text.isascii() and text.isdigit() and 2000 <= int(text) <= 2100):
+        raise Problem(422, f"The collection year must be a year such as 2024; {text!r} is not.")
+    today = viewer.calendar.local_date(now)
+    return await start_ssda903(
+        session,
+        org_id=viewer.org_id,
+        files=files,
+        year=int(text) if text else None,
+        today=today,
+        now=now,
+    )
+
+
+@router.post("/dashboard/imports", max_body_size=MAX_UPLOAD_BYTES)
+async def upload(request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    """Queue the uploaded workbook's import, then show its page."""
+    return await _upload(
+        request,
+        session,
+        clock(),
+        _start_annex_a,
+        limit=MAX_UPLOAD_BYTES,
+        max_files=1,
+        what="the Annex A workbook (.xlsx)",
+    )
+
+
+@router.post("/dashboard/imports/cin-census", max_body_size=MAX_RETURN_BYTES)
+async def upload_cin_census(request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    """Queue the uploaded census file's import, then show its page."""
+    return await _upload(
+        request,
+        session,
+        clock(),
+        _start_cin_census,
+        limit=MAX_RETURN_BYTES,
+        max_files=1,
+        what="the CIN census file (.xml)",
+    )
+
+
+@router.post("/dashboard/imports/ssda903", max_body_size=MAX_RETURN_BYTES)
+async def upload_ssda903(request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    """Queue the uploaded return files' import, then show its page."""
+    return await _upload(
+        request,
+        session,
+        clock(),
+        _start_ssda903,
+        limit=MAX_RETURN_BYTES,
+        max_files=ssda903.MAX_FILES,
+        what="the SSDA903 return's files (.csv, or a zip of them)",
+    )
