@@ -43,7 +43,7 @@ from service.store.db import (
 from service.store.group_commit import GroupCommitter
 from service.store.migrations import require_current_schema, upgrade_to_head
 from service.store.orgs import count_orgs, create_api_key, create_org
-from service.web import imports_page, pages, reports_page
+from service.web import imports_page, pages, people, reports_page
 from service.web.throttle import FailedSignIns
 
 log = logging.getLogger("caseclock")
@@ -138,6 +138,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.include_router(dashboard.router)
     app.include_router(reports.router)
     app.include_router(embed.router)
+    # Before pages: its /dashboard/export/{name}.csv would otherwise take the people's exports.
+    app.include_router(people.router)
     app.include_router(pages.router)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)

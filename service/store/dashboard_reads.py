@@ -37,7 +37,8 @@ from service.store.tables import case_periods, cases, daily_completions, obligat
 
 Interval = Literal["month", "week"]
 
-SortKey = Literal["due", "case", "rule", "worker", "team"]
+SortKey = Literal["due", "case", "rule", "worker", "team", "overdue"]
+Listed = Literal["overdue", "due_soon"]
 
 MAX_PERIODS = 104
 DEFAULT_PERIODS = 12
@@ -126,6 +127,21 @@ class OverdueRow:
     working_days_overdue: int
 
 
+@dataclass(frozen=True, slots=True)
+class CaseRow:
+    """A case in a caseload at an instant, with its next deadline (the open one due first)."""
+
+    case_id: str
+    worker_id: str | None
+    team_id: str | None
+    open_obligations: int
+    due_soon: int
+    overdue: int
+    next_rule_name: str | None
+    next_due_at: datetime | None
+    next_status: Literal["overdue", "due_soon", "upcoming"] | None
+
+
 def _in_scope(query: Select[Any], scope: Scope, table: Table = obligations) -> Select[Any]:
     query = query.where(table.c.org_id == scope.org_id)
     if scope.team_id is not None:
@@ -139,6 +155,9 @@ def _ordering(sort: SortKey, descending: bool, c: Any) -> list[ColumnElement[Any
     key: ColumnElement[Any] = c[_SORTS[sort]]
     if sort in ("worker", "team"):
         key = func.coalesce(key, "")
+    # Working days overdue grow as the due date gets older: the one order, reversed.
+    if sort == "overdue":
+        descending = not descending
     return [key.desc() if descending else key.asc(), c.due_at, c.id]
 
 
@@ -551,6 +570,7 @@ _SORTS: dict[SortKey, str] = {
     "rule": "rule_name",
     "worker": "worker_id",
     "team": "team_id",
+    "overdue": "due_at",
 }
 
 
@@ -566,13 +586,47 @@ async def overdue(
     offset: int = 0,
 ) -> tuple[list[OverdueRow], int]:
     """One page of what is overdue at `at`, and how many there are in all."""
+    return await listed(
+        session,
+        scope,
+        at,
+        calendar,
+        "overdue",
+        sort=sort,
+        descending=descending,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def listed(
+    session: AsyncSession,
+    scope: Scope,
+    at: datetime,
+    calendar: Calendar,
+    status: Listed,
+    *,
+    sort: SortKey = "due",
+    descending: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[OverdueRow], int]:
+    """One page of the deadlines overdue (or due soon) at `at`, and how many there are in all.
+
+    Due soon is `warn_at <= at <= due_at`: a range on `due_at` from `at`, which the open
+    indexes led by worker, team or due date serve as they serve the overdue range below it.
+    """
     columns = ("id", "case_id", "rule_id", "rule_name", "worker_id", "team_id", "due_at")
-    late = [obligations.c.due_at < at]
-    counted = await open_obligations(session, scope, at, "due_at", where=late)
+    where = (
+        [obligations.c.due_at < at]
+        if status == "overdue"
+        else [obligations.c.due_at >= at, obligations.c.warn_at <= at]
+    )
+    counted = await open_obligations(session, scope, at, "due_at", where=where)
     total = (await session.execute(select(func.count()).select_from(counted))).scalar_one()
     # Each half could stop after a page in index order, but PostgreSQL then prefers walking
     # every obligation ever due (the full due_at index) over sorting the overdue ones.
-    rows = await open_obligations(session, scope, at, *columns, where=late)
+    rows = await open_obligations(session, scope, at, *columns, where=where)
     query = select(rows).order_by(*_ordering(sort, descending, rows.c))
     page = (await session.execute(query.limit(limit).offset(offset))).all()
     return (
@@ -591,6 +645,76 @@ async def overdue(
         ],
         int(total),
     )
+
+
+async def caseload(
+    session: AsyncSession, scope: Scope, at: datetime, *, limit: int | None, offset: int = 0
+) -> list[CaseRow]:
+    """A page of the cases open at `at` in the scope (allocated to its worker or team then),
+    each with its open deadlines counted and the one due first: the most urgent cases first,
+    cases with nothing running last.
+
+    Driven from the (few) open periods of the worker or team; each case's obligations are
+    found through the index that names the case, whoever they are allocated to now, and
+    ranked per case in SQL, so Python touches one row per case.
+    """
+    held = await open_periods(session, scope, at, "case_id", "worker_id", "team_id")
+    still_open = and_(
+        obligations.c.org_id == scope.org_id,
+        obligations.c.case_id == held.c.case_id,
+        obligations.c.opened_at <= at,
+        or_(obligations.c.closed_at.is_(None), obligations.c.closed_at > at),
+    )
+    per_case = held.c.case_id
+
+    def tally(condition: ColumnElement[bool]) -> Any:
+        return func.sum(case((condition, 1), else_=0)).over(partition_by=per_case)
+
+    ranked = (
+        select(
+            held.c.case_id,
+            held.c.worker_id,
+            held.c.team_id,
+            obligations.c.rule_name,
+            obligations.c.due_at,
+            obligations.c.warn_at,
+            func.count(obligations.c.id).over(partition_by=per_case).label("open_obligations"),
+            tally(and_(obligations.c.due_at >= at, obligations.c.warn_at <= at)).label("due_soon"),
+            tally(obligations.c.due_at < at).label("overdue"),
+            func.row_number()
+            .over(partition_by=per_case, order_by=(obligations.c.due_at, obligations.c.id))
+            .label("rank"),
+        )
+        .select_from(held.outerjoin(obligations, still_open))
+        .subquery("ranked")
+    )
+    status = case(
+        (_is_overdue(ranked, at), "overdue"),
+        (_is_due_soon(ranked, at), "due_soon"),
+        (ranked.c.due_at.is_not(None), "upcoming"),
+        else_=null(),
+    ).label("status")
+    query = (
+        select(ranked, status)
+        .where(ranked.c.rank == 1)
+        .order_by(case((ranked.c.due_at.is_(None), 1), else_=0), ranked.c.due_at, ranked.c.case_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [
+        CaseRow(
+            case_id=r.case_id,
+            worker_id=r.worker_id,
+            team_id=r.team_id,
+            open_obligations=int(r.open_obligations),
+            due_soon=int(r.due_soon or 0),
+            overdue=int(r.overdue or 0),
+            next_rule_name=r.rule_name,
+            next_due_at=r.due_at,
+            next_status=r.status,
+        )
+        for r in await session.execute(query)
+    ]
 
 
 async def team_ids(session: AsyncSession, org_id: str) -> list[str]:

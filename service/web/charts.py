@@ -32,16 +32,12 @@ def load_bars(loads: Sequence[Load]) -> list[LoadBar]:
 
 
 def period_label(period: str) -> str:
-    """'2026-11' as 'Nov 2026', '2026-W47' as 'Week 47, 2026'."""
+    """'2026-11' as 'Nov 2026', '2026-W47' as 'Week 47 2026': with the year, as a chart that
+    spans twelve months crosses one."""
     year, _, rest = period.partition("-")
     if rest.startswith("W"):
-        return f"Week {int(rest[1:])}, {year}"
+        return f"Week {int(rest[1:])} {year}"
     return f"{_MONTHS[int(rest) - 1]} {year}"
-
-
-def short_label(period: str) -> str:
-    rest = period.partition("-")[2]
-    return f"W{int(rest[1:])}" if rest.startswith("W") else _MONTHS[int(rest) - 1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +48,8 @@ class Point:
     completed: int
     on_time: int
     rate: float
+    # The period still running at as_of: a rate "so far", drawn apart from whole periods.
+    so_far: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +60,8 @@ class Trend:
     rule_name: str
     points: tuple[Point, ...]
     lines: tuple[str, ...]
+    # A dashed segment from the last whole period's point to the point so far, if both exist.
+    so_far_line: str | None
     completed: int
     on_time: int
     first_label: str
@@ -85,9 +85,17 @@ TREND_LABEL_Y = TREND_HEIGHT - 6
 
 
 def trends(
-    items: Sequence[Timeliness], periods: Sequence[str], names: Mapping[str, str]
+    items: Sequence[Timeliness],
+    periods: Sequence[str],
+    names: Mapping[str, str],
+    so_far: str | None = None,
 ) -> list[Trend]:
-    """A line per rule across the periods, broken where a period had no completions."""
+    """A line per rule across the periods, broken where a period had no completions.
+
+    The period `so_far` (the one still running at as_of) is not joined to the line as if it
+    were whole: its few completions would swing the rate (one late completion early in a
+    month reads 0%), so it is a hollow point on a dashed segment, labelled "so far".
+    """
     step = (TREND_WIDTH - _LEFT - _RIGHT) / max(1, len(periods) - 1)
     xs = {p: round(_LEFT + i * step, 1) for i, p in enumerate(periods)}
     by_rule: dict[str, list[Timeliness]] = {}
@@ -98,6 +106,7 @@ def trends(
         points: list[Point] = []
         lines: list[str] = []
         run: list[str] = []
+        so_far_line = None
         for row in rows:
             rate = row.on_time_rate
             if rate is None:
@@ -105,8 +114,20 @@ def trends(
                     lines.append(" ".join(run))
                 run = []
                 continue
-            point = Point(xs[row.period], _y(rate), row.period, row.completed, row.on_time, rate)
+            point = Point(
+                xs[row.period],
+                _y(rate),
+                row.period,
+                row.completed,
+                row.on_time,
+                rate,
+                so_far=row.period == so_far,
+            )
             points.append(point)
+            if point.so_far:
+                if run:
+                    so_far_line = f"{run[-1]} {point.x},{point.y}"
+                continue
             run.append(f"{point.x},{point.y}")
         if run:
             lines.append(" ".join(run))
@@ -116,10 +137,15 @@ def trends(
                 rule_name=names.get(rule_id, rule_id),
                 points=tuple(points),
                 lines=tuple(line for line in lines if " " in line),
+                so_far_line=so_far_line,
                 completed=sum(r.completed for r in rows),
                 on_time=sum(r.on_time for r in rows),
-                first_label=short_label(periods[0]) if periods else "",
-                last_label=short_label(periods[-1]) if periods else "",
+                first_label=period_label(periods[0]) if periods else "",
+                last_label=(
+                    period_label(periods[-1]) + (" so far" if periods[-1] == so_far else "")
+                    if periods
+                    else ""
+                ),
                 first_x=xs[periods[0]] if periods else 0,
                 last_x=xs[periods[-1]] if periods else 0,
             )

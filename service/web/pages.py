@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlencode
@@ -44,13 +44,14 @@ from service.domain.digests import previous_working_day
 from service.domain.events import parse_day_or_instant
 from service.domain.explain import explain
 from service.domain.rules import Ruleset
+from service.domain.status import working_days_late
 from service.settings import Settings, embed_origins
 from service.store import dashboard_reads
 from service.store.cases import read_case
 from service.store.db import SessionFactory, gather_reads
 from service.store.digests import digest_content
 from service.store.orgs import authenticate, live_key_scopes, org_by_id, ruleset_of
-from service.web import charts
+from service.web import charts, words
 from service.web.throttle import FailedSignIns
 
 router = APIRouter(include_in_schema=False)
@@ -63,7 +64,7 @@ SESSION_LIFETIME = timedelta(hours=8)
 OVERDUE_PAGE = 25
 LOAD_BARS = 20
 MAX_FORM_BYTES = 8192
-SORTS: tuple[dashboard_reads.SortKey, ...] = ("due", "case", "rule", "worker", "team")
+SORTS: tuple[dashboard_reads.SortKey, ...] = ("due", "case", "rule", "worker", "team", "overdue")
 
 env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -73,7 +74,11 @@ env = Environment(
     lstrip_blocks=True,
 )
 STATIC = {path.name: path.read_bytes() for path in (HERE / "static").iterdir() if path.is_file()}
-_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 # A content hash in the stylesheet's URL lets browsers cache it for good.
 ASSET_VERSION = hashlib.sha256(b"".join(STATIC[n] for n in sorted(STATIC))).hexdigest()[:12]
 env.globals["asset_version"] = ASSET_VERSION
@@ -95,13 +100,6 @@ def event_label(kind: str) -> str:
 env.filters["event_label"] = event_label
 
 
-def data_value(value: object) -> str:
-    """An event's data value as it was sent: text as it is, anything else as JSON (Python's
-    own `str` would show `True`, `None` and quotes JSON does not have)."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-env.filters["data_value"] = data_value
 # Compile every template now, so the first manager after a restart does not wait for it.
 for _name in env.list_templates():
     env.get_template(_name)
@@ -133,6 +131,10 @@ class Formats:
             return ""
         local = instant.astimezone(self.zone)
         return f"{local:%a} {local.day} {local:%b %Y}"
+
+    def entry(self, instant: datetime) -> str:
+        """A day as it is typed into a date field: day first (en-GB), whatever the browser."""
+        return f"{instant.astimezone(self.zone):%d/%m/%Y}"
 
     def moment(self, instant: datetime | None) -> str:
         if instant is None:
@@ -327,15 +329,30 @@ def _bad_query(exc: BadQuery) -> HTMLResponse:
     return render("error.html", {"title": "Bad request", "message": str(exc)}, status=400)
 
 
+_DAY_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+
+
+def _day_first(value: str) -> date | datetime | None:
+    """20/11/2026 as typed in the form (day first, as in en-GB), else what the API takes."""
+    found = _DAY_FIRST.fullmatch(value.strip())
+    if found is None:
+        return parse_day_or_instant(value)
+    day, month, year = (int(part) for part in found.groups())
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
 def _instant(value: str | None, calendar: Calendar, now: datetime) -> datetime:
     """A date means the end of that day (what "as of the 20th" means), but never the future."""
     if not value:
         return now
-    parsed = parse_day_or_instant(value)
+    parsed = _day_first(value)
     if parsed is None or not in_range(parsed):
         raise BadQuery(
-            f"as_of must be a date such as 2026-11-20 (or an instant with its offset) in the "
-            f"years {EARLIEST_YEAR} to {LATEST_YEAR}; {value!r} is not."
+            f"as_of must be a date such as 20/11/2026 (or 2026-11-20, or an instant with its "
+            f"offset) in the years {EARLIEST_YEAR} to {LATEST_YEAR}; {value!r} is not."
         )
     if isinstance(parsed, datetime):
         return min(parsed, now)
@@ -357,19 +374,35 @@ def _text(value: str | None) -> str | None:
 
 
 class Links:
-    """Links back to the dashboard that keep its filters, changing only what is asked."""
+    """Links back to a page (the dashboard, or a worker's or team's page at `path`, which
+    names them) that keep its filters, changing only what is asked."""
 
-    def __init__(self, params: Mapping[str, str | None]) -> None:
+    def __init__(self, params: Mapping[str, str | None], path: str = "/dashboard") -> None:
         self.params = {k: v for k, v in params.items() if v}
+        self.path = path
 
     def __call__(self, **changes: str | int | None) -> str:
         merged: dict[str, Any] = {**self.params, **changes}
+        if self.path != "/dashboard":
+            merged = {k: v for k, v in merged.items() if k not in ("team_id", "worker_id")}
         query = urlencode({k: v for k, v in merged.items() if v not in (None, "")})
-        return f"/dashboard?{query}" if query else "/dashboard"
+        return f"{self.path}?{query}" if query else self.path
+
+    def _as_of(self, path: str) -> str:
+        suffix = f"?{urlencode({'as_of': self.params['as_of']})}" if "as_of" in self.params else ""
+        return path + suffix
+
+    def dashboard(self) -> str:
+        return self._as_of("/dashboard")
 
     def case(self, case_id: str) -> str:
-        suffix = f"?{urlencode({'as_of': self.params['as_of']})}" if "as_of" in self.params else ""
-        return f"/dashboard/cases/{quote(case_id, safe='')}{suffix}"
+        return self._as_of(f"/dashboard/cases/{quote(case_id, safe='')}")
+
+    def worker(self, worker_id: str) -> str:
+        return self._as_of(f"/dashboard/workers/{quote(worker_id, safe='')}")
+
+    def team(self, team_id: str) -> str:
+        return self._as_of(f"/dashboard/teams/{quote(team_id, safe='')}")
 
     def export(self, name: str) -> str:
         """The CSV of a section, for the same instant, team and worker."""
@@ -392,9 +425,12 @@ async def _timeliness(
     )
     items = await dashboard_reads.timeliness(session, scope, at, spans, calendar)
     labels = [span.label for span in spans]
+    # The month holding as_of is still running unless as_of is the end of its last day.
+    so_far = labels[-1] if at < calendar.end_of_day(spans[-1].end_day - timedelta(1)) else None
     return {
-        "trends": charts.trends(items, labels, _names(ruleset)),
+        "trends": charts.trends(items, labels, _names(ruleset), so_far),
         "periods": labels,
+        "so_far": so_far,
         "period_label": charts.period_label,
         "timeliness": items,
     }
@@ -505,7 +541,7 @@ async def dashboard(request: Request, clock: ClockDep) -> Response:
         "notices": notices,
         "at": at,
         "fmt": Formats(calendar),
-        "as_of_value": calendar.local_date(at).isoformat(),
+        "as_of_value": Formats(calendar).entry(at),
         "team_id": team_id,
         "worker_id": worker_id,
         "teams": teams,
@@ -554,15 +590,22 @@ async def case_timeline(
         o.obligation.id: explain(o.obligation, rules.rule(o.obligation.rule_id), calendar)
         for o in found.obligations
     }
+    fmt = Formats(calendar)
+    names = _names(rules)
     context = {
         "viewer": viewer,
         "case": found.case,
         "events": found.events,
+        "facts": [words.facts(e.data, names, fmt.moment) for e in found.events],
         "obligations": derived,
         "explanations": explanations,
+        "days_late": {
+            o.obligation.id: working_days_late(o.obligation, at, calendar)
+            for o in found.obligations
+        },
         "at": at,
-        "fmt": Formats(calendar),
-        "back": Links({"as_of": request.query_params.get("as_of")})(),
+        "fmt": fmt,
+        "links": Links({"as_of": request.query_params.get("as_of")}),
     }
     return render("case.html", context)
 

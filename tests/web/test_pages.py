@@ -311,6 +311,22 @@ async def test_the_overdue_list_sorts_by_a_column_either_way(
     assert 'aria-sort="descending"' in descending
 
 
+def working_days_column(html: str) -> list[int]:
+    table = html[html.index('class="data overdue-table"') : html.index("</table>")]
+    return [int(n) for n in re.findall(r'<td class="num">(\d+)</td>\s*</tr>', table)]
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+async def test_the_overdue_list_sorts_by_working_days_overdue(
+    signed_in: httpx.AsyncClient, direction: str
+) -> None:
+    html = (await signed_in.get("/dashboard", params={"sort": "overdue", "dir": direction})).text
+    days = working_days_column(html)
+    assert len(set(days)) > 1
+    assert days == sorted(days, reverse=direction == "desc")
+    assert f'class="num" aria-sort="{direction}ending"' in html
+
+
 async def test_sort_links_keep_the_filters(signed_in: httpx.AsyncClient) -> None:
     html = (await signed_in.get("/dashboard", params={"team_id": "T-1"})).text
     assert 'href="/dashboard?team_id=T-1&amp;sort=case"' in html
@@ -326,7 +342,7 @@ async def test_the_workers_load_ranks_the_most_overdue_worker_first(
 ) -> None:
     html = (await signed_in.get("/dashboard")).text
     section = html[html.index('id="workers"') :]
-    assert section.index(">W-3</th>") < section.index(">W-2</th>")
+    assert section.index(">W-3</a></th>") < section.index(">W-2</a></th>")
 
 
 async def test_the_timeliness_chart_is_drawn_in_svg_with_a_text_alternative(
@@ -694,3 +710,112 @@ async def test_a_csv_download_needs_a_signed_in_session(visitor: httpx.AsyncClie
 
 async def test_an_unknown_csv_download_is_not_found(signed_in: httpx.AsyncClient) -> None:
     assert (await signed_in.get("/dashboard/export/secrets.csv")).status_code == 404
+
+
+# Reading the dashboard as a manager does
+
+
+async def test_the_header_shows_the_team_filter_in_force(signed_in: httpx.AsyncClient) -> None:
+    html = (await signed_in.get("/dashboard", params={"team_id": "T-2"})).text
+    assert re.search(r'class="masthead__scope">\s*Team T-2\s*</p>', html)
+
+
+async def test_the_date_filter_is_entered_day_first(signed_in: httpx.AsyncClient) -> None:
+    html = (await signed_in.get("/dashboard", params={"as_of": "03/11/2026"})).text
+    assert 'datetime="2026-11-03T23:59:59.999999Z"' in html
+    assert 'id="as_of" name="as_of" type="text"' in html
+    assert 'value="03/11/2026"' in html
+
+
+async def test_a_day_that_does_not_exist_is_a_400_page(signed_in: httpx.AsyncClient) -> None:
+    response = await signed_in.get("/dashboard", params={"as_of": "31/02/2026"})
+    assert response.status_code == 400
+    assert "as_of" in response.text
+
+
+async def decided_late(app: FastAPI, tenant: Tenant, visitor: httpx.AsyncClient) -> str:
+    """C-1's referral on Mon 2 Nov 2026 is due a decision by the end of Tue 3 Nov; it is
+    made on Thu 5 Nov, after Wed 4 and Thu 5 Nov: two working days late."""
+    await caseload(tenant)
+    decision = event(
+        "C-1-dec",
+        "referral_decision_made",
+        "C-1",
+        "2026-11-05T10:00:00Z",
+        data={"outcome": "strategy_discussion"},
+    )
+    assert (await tenant.writer.post("/v1/events", json=decision)).status_code in (200, 201)
+    await sign_in(visitor, await read_key(app, tenant))
+    return unescape(re.sub("<[^>]+>", "", (await visitor.get("/dashboard/cases/C-1")).text))
+
+
+async def test_the_case_timeline_says_by_how_many_working_days_a_deadline_was_met_late(
+    app: FastAPI, tenant: Tenant, visitor: httpx.AsyncClient
+) -> None:
+    assert "Thu 5 Nov 2026, 2 working days late" in await decided_late(app, tenant, visitor)
+
+
+async def test_the_case_timeline_gives_event_data_in_words(
+    app: FastAPI, tenant: Tenant, visitor: httpx.AsyncClient
+) -> None:
+    await tenant.writer.post(
+        "/v1/events/batch",
+        json={
+            "events": [
+                event("C-7-icpc", "icpc_held", "C-7", "2026-11-02T10:00:00Z", data={"plan": True}),
+                event(
+                    "C-7-booked",
+                    "review_scheduled",
+                    "C-7",
+                    "2026-11-03T10:00:00Z",
+                    data={"review": "cp-review", "scheduled_for": "2026-12-01"},
+                ),
+            ]
+        },
+    )
+    await sign_in(visitor, await read_key(app, tenant))
+    html = (await visitor.get("/dashboard/cases/C-7")).text
+    timeline = unescape(re.sub("<[^>]+>", "", html[html.index('class="timeline"') :]))
+    assert "Child protection plan: Yes" in timeline
+    assert "Review: Child protection review within 3 months" in timeline
+    assert "Scheduled for: Tue 1 Dec 2026" in timeline
+    for raw in ("True", "cp-review", "2026-12-01"):
+        assert raw not in timeline
+
+
+async def test_the_case_timeline_gives_an_outcome_in_words(
+    app: FastAPI, tenant: Tenant, visitor: httpx.AsyncClient
+) -> None:
+    assert "Outcome: Strategy discussion" in await decided_late(app, tenant, visitor)
+
+
+async def test_month_labels_carry_the_year_and_the_running_month_reads_so_far(
+    app: FastAPI, tenant: Tenant, visitor: httpx.AsyncClient
+) -> None:
+    await decided_late(app, tenant, visitor)
+    html = (await visitor.get("/dashboard")).text
+    start = html.index('<svg class="trend__chart"')
+    chart = html[start : html.index("</svg>", start)]
+    assert ">Dec 2025</text>" in chart
+    assert ">Nov 2026 so far</text>" in chart
+    assert 'class="trend__point trend__point--so-far"' in chart
+    assert "Nov 2026 so far: 0% on time (0 of 1)" in chart
+
+
+async def test_a_month_ended_by_as_of_is_drawn_whole(
+    app: FastAPI, tenant: Tenant, visitor: httpx.AsyncClient
+) -> None:
+    await decided_late(app, tenant, visitor)
+    html = (await visitor.get("/dashboard", params={"as_of": "31/10/2026"})).text
+    timeliness = html[html.index('id="timeliness"') :]
+    assert 'Oct <span class="year">2026</span></th>' in timeliness
+    assert "so far" not in timeliness
+
+
+async def test_the_favicon_is_linked_and_served(signed_in: httpx.AsyncClient) -> None:
+    html = (await signed_in.get("/dashboard")).text
+    href = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', html)
+    assert href
+    response = await signed_in.get(href[1])
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
