@@ -45,6 +45,7 @@ from service.imports.returns import (
     child_fault,
     date_fault,
     event_id,
+    involvement_edges,
     not_evaluable,
     shown,
 )
@@ -546,26 +547,13 @@ def _block_events(block: Block, event: Any) -> Iterator[SourcedEvent]:
 
 
 def _open_and_close(episodes: list[Episode], event: Any) -> Iterator[SourcedEvent]:
-    """The child's involvement as the census shows it: spans of overlapping episodes, each
-    opening the case with its first referral (`case_reopened`, so a case an earlier census
-    closed opens again; on an open case it changes nothing) and closing it with its last
-    closure. An episode closed on the day the next begins leaves the involvement unbroken:
-    a closure that day would also cancel the clocks the new referral starts. Episodes whose
-    referral date cannot be read cannot be placed, and close nothing."""
-    spans = sorted(
-        ((e.referral, e.closure) for e in episodes if e.referral is not None),
-        key=lambda span: span[0].day,
-    )
-    start: Dated | None = None
-    end: Dated | None = None
-    for referral, closure in spans:
-        if start is not None and end is not None and end.day < referral.day:
-            yield event(end, "case_closed")
-            start = None
-        if start is None:
-            start, end = referral, closure
-            yield event(referral, "case_reopened")
-        elif end is not None:
-            end = None if closure is None else max(end, closure, key=lambda d: d.day)
-    if end is not None:
-        yield event(end, "case_closed")
+    """The child's involvement as the census shows it (returns.involvement_edges). Episodes
+    whose referral date cannot be read cannot be placed, and close nothing."""
+    dated = [
+        (e.referral.day, None if e.closure is None else e.closure.day, e)
+        for e in episodes
+        if e.referral is not None
+    ]
+    for kind, _, episode in involvement_edges(dated):
+        when = episode.referral if kind == "case_reopened" else episode.closure
+        yield event(when, kind)

@@ -14,10 +14,10 @@ and its line, the element or column, and for a refused value only that value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from service.domain.events import Event
 from service.domain.rules import Rule, Ruleset
@@ -32,6 +32,7 @@ from service.imports.mapping import (
 )
 from service.imports.report import OutcomeCounts, text_table
 
+T = TypeVar("T")
 _SAMPLE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 # The `field` of a rejection that leaves its whole row out (no usable child, or no date to
 # place it by).
@@ -170,6 +171,34 @@ def not_evaluable(
             continue
         found.append(NotEvaluable(rule.id, reason))
     return found
+
+
+def involvement_edges(
+    episodes: Iterable[tuple[date, date | None, T]],
+) -> Iterator[tuple[str, date, T]]:
+    """Where a child's involvement opens and closes, from its episodes (referral day,
+    closure day or None while open, and what the caller names the episode by).
+
+    Episodes that overlap form one span: it opens (`case_reopened`, so a case an earlier
+    source closed opens again; on an open case it changes nothing) with its first referral
+    and closes (`case_closed`) with its last closure, each yielded with the episode that
+    gives the day. An episode closed on the day the next begins leaves the span unbroken: a
+    closure that day would also cancel the clocks the new referral starts.
+    """
+    start: tuple[date, T] | None = None
+    end: tuple[date, T] | None = None
+    for referral, closure, item in sorted(episodes, key=lambda episode: episode[0]):
+        if start is not None and end is not None and end[0] < referral:
+            yield "case_closed", end[0], end[1]
+            start = None
+        if start is None:
+            start = (referral, item)
+            end = None if closure is None else (closure, item)
+            yield "case_reopened", referral, item
+        elif end is not None:
+            end = None if closure is None else max(end, (closure, item), key=lambda e: e[0])
+    if end is not None:
+        yield "case_closed", end[0], end[1]
 
 
 def _opens(rule: Rule, event_type: str, data: Mapping[str, object]) -> bool:
