@@ -96,6 +96,8 @@ def database(tmp_path: Path) -> Path:
         ["check"],
         ["demo"],
         ["import", "annex-a"],
+        ["import", "cin-census"],
+        ["import", "ssda903"],
     ],
     ids=lambda c: " ".join(c) or "caseclock",
 )
@@ -678,3 +680,126 @@ def test_importing_a_file_that_is_not_a_workbook_stops_in_one_line(tmp_path: Pat
 
     assert run.code == 2
     assert one_line_reason(run).startswith(f"caseclock: {not_a_workbook}: not an .xlsx workbook")
+
+
+CENSUS = (
+    '<?xml version="1.0" encoding="utf-8"?><Message><Header><CollectionDetails>'
+    "<Collection>CIN</Collection><Year>2024</Year><ReferenceDate>2024-03-31</ReferenceDate>"
+    "</CollectionDetails></Header><Children><Child><ChildIdentifiers><LAchildID>C1</LAchildID>"
+    "</ChildIdentifiers><CINdetails><CINreferralDate>2023-12-01</CINreferralDate>"
+    "<ReferralNFA>0</ReferralNFA><Assessments><AssessmentActualStartDate>2023-12-04"
+    "</AssessmentActualStartDate><AssessmentAuthorisationDate>2024-01-31"
+    "</AssessmentAuthorisationDate></Assessments></CINdetails></Child></Children></Message>"
+)
+EPISODES_903 = (
+    "CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,PL_POST"
+    "\r\nC1,03/04/2023,S,C2,N1,U1,PR1,,,,,\r\n"
+)
+# The second review is dated after the return's reference date: refused, not believed.
+REVIEWS_903 = (
+    "CHILD,DOB,REVIEW,REVIEW_CODE\r\nC1,01/01/2015,28/04/2023,PN1\r\n"
+    "C1,01/01/2015,01/05/2031,PN1\r\n"
+)
+
+
+def table_row(output: str, first: str) -> list[str]:
+    """The first row of the report's tables that starts with `first` (the parts come first)."""
+    return next(line.split() for line in output.splitlines() if line.split()[:1] == [first])
+
+
+def test_importing_a_census_shows_its_progress_then_prints_each_block(tmp_path: Path) -> None:
+    database = tmp_path / "caseclock.db"
+    assert caseclock(database, "org", "create", "kent").code == 0
+    census = tmp_path / "census.xml"
+    census.write_text(CENSUS, encoding="utf-8")
+
+    run = caseclock(database, "import", "cin-census", str(census))
+
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert lines[0] == "importing census.xml: 0/2 rows, 0/1 cases"
+    assert lines[1] == "importing census.xml: 2/2 rows, 1/1 cases"
+    assert lines[2].startswith("import imp_")
+    assert lines[2].endswith(": CIN census to 2024-03-31")
+    # part, kind, year to, rows, events created, duplicates, rows left out
+    assert table_row(run.out, "Assessments") == [
+        "Assessments", "census", "2024-03-31", "1", "2", "0", "0"
+    ]  # fmt: skip
+    assert "cp-visit" in run.out.split("rules not evaluable from the CIN census:")[1]
+
+
+def test_importing_the_same_census_again_creates_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "caseclock.db"
+    assert caseclock(database, "org", "create", "kent").code == 0
+    census = tmp_path / "census.xml"
+    census.write_text(CENSUS, encoding="utf-8")
+    assert caseclock(database, "import", "cin-census", str(census)).code == 0
+
+    run = caseclock(database, "import", "cin-census", str(census))
+
+    assert run.code == 0, run.err
+    assert table_row(run.out, "Assessments")[4:6] == ["0", "2"]
+
+
+def test_a_census_declaring_entities_stops_in_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "caseclock.db"
+    assert caseclock(database, "org", "create", "kent").code == 0
+    hostile = tmp_path / "census.xml"
+    hostile.write_text(
+        CENSUS.replace("<Message>", '<!DOCTYPE Message [<!ENTITY x "x">]><Message>', 1)
+    )
+
+    run = caseclock(database, "import", "cin-census", str(hostile))
+
+    assert run.code == 2
+    assert one_line_reason(run).startswith(
+        "caseclock: census.xml: the file has a document type declaration"
+    )
+
+
+def test_importing_several_return_files_prints_each_file_and_what_was_refused(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "caseclock.db"
+    assert caseclock(database, "org", "create", "kent").code == 0
+    episodes, reviews = tmp_path / "episodes_2024.csv", tmp_path / "reviews_2024.csv"
+    episodes.write_text(EPISODES_903, newline="")
+    reviews.write_text(REVIEWS_903, newline="")
+
+    run = caseclock(database, "import", "ssda903", str(episodes), str(reviews))
+
+    assert run.code == 0, run.err
+    assert run.out.splitlines()[0].startswith("importing episodes_2024.csv, reviews_2024.csv: ")
+    assert "SSDA903 return to 2024-03-31" in run.out
+    assert table_row(run.out, "episodes_2024.csv")[1:] == [
+        "episodes", "2024-03-31", "1", "2", "0", "0"
+    ]  # fmt: skip
+    assert table_row(run.out, "reviews_2024.csv")[1:] == [
+        "reviews", "2024-03-31", "2", "1", "0", "1"
+    ]  # fmt: skip
+    refused = run.out.split("refused (not believed; the rest still counts):")[1]
+    assert "01/05/2031" in refused
+
+
+def test_a_return_file_with_no_year_takes_the_year_option(tmp_path: Path) -> None:
+    database = tmp_path / "caseclock.db"
+    assert caseclock(database, "org", "create", "kent").code == 0
+    episodes = tmp_path / "episodes.csv"
+    episodes.write_text(EPISODES_903, newline="")
+
+    run = caseclock(database, "import", "ssda903", str(episodes), "--year", "2024")
+
+    assert run.code == 0, run.err
+    assert "SSDA903 return to 2024-03-31" in run.out
+
+
+def test_return_files_caseclock_does_not_read_stop_in_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "caseclock.db"
+    assert caseclock(database, "org", "create", "kent").code == 0
+    header = tmp_path / "header_2024.csv"
+    header.write_text("CHILD,SEX,DOB,ETHNIC,UPN\n")
+
+    run = caseclock(database, "import", "ssda903", str(header))
+
+    assert run.code == 2
+    assert "no file is one caseclock reads" in one_line_reason(run)
