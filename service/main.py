@@ -24,6 +24,7 @@ from service.api import (
     problems,
     reports,
     rules,
+    sources,
     webhooks,
 )
 from service.api.deps import Clock, KeyCache, system_clock
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(imports.router)
+    app.include_router(sources.router)
     app.include_router(imports_page.router)
     app.include_router(reports_page.router)
     return app

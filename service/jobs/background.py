@@ -31,7 +31,11 @@ from service.imports.annex_a import read_annex_a
 from service.imports.mapping import expected_headings
 from service.imports.report import OutcomeCounts
 from service.imports.returns import ReturnError
+from service.imports.ssd import SnapshotError, SsdConfig, map_snapshot
+from service.imports.ssd import rules_not_evaluable as ssd_rules_not_evaluable
 from service.imports.workbook import WorkbookError
+from service.sources.ssd import read_snapshot
+from service.store.alerts import enqueue_completed
 from service.store.completions import Tally, add_to_rollup, rebuild_rollup
 from service.store.db import SessionFactory, make_engine, make_session_factory, transaction
 from service.store.faults import PASSING_FAULTS, connection_lost, fault_name
@@ -57,6 +61,14 @@ from service.store.jobs import (
     save_progress,
 )
 from service.store.orgs import lock_ruleset
+from service.store.sources import SYNC_KIND, get_ssd_source, keep_sync_report
+from service.store.ssd_sync import (
+    apply_chunk,
+    changed_anything,
+    finished_report,
+    plan_sync,
+    stored_units,
+)
 from service.store.statistics import analyze_grown
 
 log = logging.getLogger("caseclock.jobs.background")
@@ -162,6 +174,8 @@ async def run_claimed(
             raise JobFailed(_problem(f"stopped {MAX_ATTEMPTS} times before it could finish"))
         if claim.kind in SOURCES:
             await _import(step, on_progress or _quiet)
+        elif claim.kind == SYNC_KIND:
+            await _sync(step, on_progress or _quiet)
         else:
             await _activate(step, on_progress or _quiet)
     except Stopped:
@@ -306,6 +320,103 @@ def _plan(claim: Claim, data: bytes, ruleset: Ruleset) -> ImportPlan:
             }
         ) from exc
     return plan_import(workbook, ruleset)
+
+
+async def _sync(step: _Step, on_progress: OnProgress) -> None:
+    """Read the organisation's SSD, compare it with what earlier syncs stored, and write the
+    difference a chunk of cases at a time (store/ssd_sync.py).
+
+    A resumed sync reads the SSD again: the cases its finished steps wrote now compare equal,
+    so it writes the rest, and keeps the report of its first reading."""
+    claim = step.claim
+    now = datetime.fromisoformat(claim.params["now"])
+    async with step.transaction() as session:
+        source = await get_ssd_source(session, claim.org_id)
+        ruleset = await lock_ruleset(session, claim.org_id)
+    if source is None:
+        raise JobFailed(_unsynced("the organisation has no SSD source configured"))
+    try:
+        snapshot = await read_snapshot(source)
+        mapped = map_snapshot(
+            snapshot,
+            config=SsdConfig(source.role_codes, source.worker_key),
+            calendar=ruleset.calendar,
+            today=ruleset.calendar.local_date(now),
+        )
+        async with step.transaction() as session:
+            stored = await stored_units(session, claim.org_id)
+        plan = plan_sync(snapshot, mapped, stored)
+    except SnapshotError as exc:
+        raise JobFailed(_unsynced(exc.detail)) from exc
+    del snapshot, mapped, stored
+    checkpoint = claim.checkpoint or {}
+    report: dict[str, Any] = checkpoint.get("report") or plan.report
+    cases_done = int(checkpoint.get("cases_done", 0))
+    changes_done = int(checkpoint.get("changes_done", 0))
+    progress = Progress(
+        changes_done, changes_done + plan.changes, cases_done, cases_done + len(plan.cases)
+    )
+
+    async def save(session: AsyncSession) -> None:
+        await save_progress(
+            session,
+            claim,
+            checkpoint={
+                "report": report,
+                "cases_done": progress.cases_done,
+                "changes_done": progress.rows_done,
+            },
+            rows_done=progress.rows_done,
+            cases_done=progress.cases_done,
+            rows_total=progress.rows_total,
+            cases_total=progress.cases_total,
+        )
+
+    async with step.transaction() as session:
+        await save(session)
+    on_progress(progress)
+    for chunk in plan.chunks():
+        async with step.transaction() as session:
+            await apply_chunk(
+                session,
+                org_id=claim.org_id,
+                ruleset=await lock_ruleset(session, claim.org_id),
+                chunk=chunk,
+                now=now,
+            )
+            progress = replace(
+                progress,
+                rows_done=progress.rows_done + sum(case.size for case in chunk),
+                cases_done=progress.cases_done + len(chunk),
+            )
+            await save(session)
+        on_progress(progress)
+    async with step.transaction() as session:
+        ruleset = await lock_ruleset(session, claim.org_id)
+        kept = finished_report(
+            report, sync_id=claim.id, taken_at=now, rules=ssd_rules_not_evaluable(ruleset)
+        )
+        if changed_anything(report):
+            # A backfill: one summary alert, and none at all when nothing changed.
+            await enqueue_completed(session, claim.org_id, "import.completed", now)
+        await keep_sync_report(session, sync_id=claim.id, org_id=claim.org_id, report=kept, now=now)
+        await analyze_grown(session)
+        await finish_job(session, claim, step.clock())
+    log.info(
+        "ssd sync %s done: %d events added or voided in %d cases",
+        claim.id,
+        progress.rows_done,
+        progress.cases_done,
+    )
+
+
+def _unsynced(reason: str) -> dict[str, Any]:
+    return {
+        "type": "/problems/ssd-unreadable",
+        "title": "The SSD could not be synced",
+        "status": 422,
+        "detail": f"{reason}. Nothing more was written; the next sync starts afresh.",
+    }
 
 
 async def _activate(step: _Step, on_progress: OnProgress) -> None:

@@ -36,6 +36,7 @@ from service.jobs.deliver import (
 from service.jobs.digests import raise_due_digests
 from service.jobs.retention import RUN_BUDGET_SECONDS as PRUNE_BUDGET_SECONDS
 from service.jobs.retention import RetentionRun, prune_history
+from service.jobs.source_syncs import queue_scheduled_syncs
 from service.jobs.sweep import SweepResult, sweep
 from service.settings import Settings
 from service.store.db import SessionFactory
@@ -50,7 +51,9 @@ DELIVER_JOB = "caseclock-deliver"
 PRUNE_JOB = "caseclock-retention"
 BACKGROUND_JOB = "caseclock-background"
 DIGEST_JOB = "caseclock-digests"
+SOURCE_SYNC_JOB = "caseclock-source-syncs"
 DIGEST_INTERVAL_SECONDS = 60.0  # digests are due at a minute of the day
+SOURCE_SYNC_INTERVAL_SECONDS = 60.0  # syncs are due at a minute of the day
 # Queued work wakes this process's runner at once; the interval finds work queued by other
 # replicas and jobs whose runner died.
 BACKGROUND_INTERVAL_SECONDS = 5.0
@@ -116,6 +119,7 @@ class Jobs:
             PRUNE_JOB: _Beat(PRUNE_INTERVAL_SECONDS, PRUNE_BUDGET_SECONDS + 60, started),
             BACKGROUND_JOB: _Beat(BACKGROUND_INTERVAL_SECONDS, BACKGROUND_MAX_RUN_SECONDS, started),
             DIGEST_JOB: _Beat(DIGEST_INTERVAL_SECONDS, SWEEP_MAX_RUN_SECONDS, started),
+            SOURCE_SYNC_JOB: _Beat(SOURCE_SYNC_INTERVAL_SECONDS, SWEEP_MAX_RUN_SECONDS, started),
         }
 
     async def start(self) -> None:
@@ -167,6 +171,15 @@ class Jobs:
             seconds=DIGEST_INTERVAL_SECONDS,
             id=DIGEST_JOB,
             name="digests",
+            next_run_time=first,
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.run_source_syncs,
+            "interval",
+            seconds=SOURCE_SYNC_INTERVAL_SECONDS,
+            id=SOURCE_SYNC_JOB,
+            name="scheduled SSD syncs",
             next_run_time=first,
             replace_existing=True,
         )
@@ -248,6 +261,11 @@ class Jobs:
             return raised
 
         return await self._run(DIGEST_JOB, raise_and_wake)
+
+    async def run_source_syncs(self) -> int | None:
+        return await self._run(
+            SOURCE_SYNC_JOB, lambda: queue_scheduled_syncs(self.factory, now=self.clock())
+        )
 
     def wake_delivery(self) -> None:
         """Run delivery now rather than at its next tick."""

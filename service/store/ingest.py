@@ -443,19 +443,25 @@ async def ingest_events(
     now: datetime,
     *,
     backfill: bool = False,
+    voids: Sequence[str] = (),
+    void_reason: str = "",
 ) -> list[Outcome]:
     """Store events idempotently, re-derive every case that gained one, and add what that
     did to the daily completions rollup, last.
 
     A backfill raises no alert for the states its cases reached before it was posted (the
-    caller raises one summary instead); states reached later alert as usual."""
-    if not batch:
+    caller raises one summary instead); states reached later alert as usual. `voids` are
+    events marked void in the same step (a snapshot's rows that changed or vanished), so a
+    case losing one event and gaining its replacement is derived once, from both."""
+    if not batch and not voids:
         return []
-    locked = await lock_cases(session, org_id, (e.case_id for e in batch), now)
-    outcomes = await store_events(session, org_id, batch, now)
+    voided_cases = await _cases_of(session, org_id, voids)
+    locked = await lock_cases(session, org_id, [*(e.case_id for e in batch), *voided_cases], now)
+    voided = await _void_events(session, org_id, voids, void_reason, now)
+    outcomes = await store_events(session, org_id, batch, now) if batch else []
     stored = [e for e, o in zip(batch, outcomes, strict=True) if o.status == "created"]
     count_events_ingested(session, len(stored))
-    touched = {e.case_id for e in stored}
+    touched = {e.case_id for e in stored} | voided
     if touched:
         only = LockedCases({c: locked.allocations[c] for c in touched}, locked.created & touched)
         completions = Tally()
@@ -464,6 +470,34 @@ async def ingest_events(
         )
         await add_to_rollup(session, completions)
     return outcomes
+
+
+async def _cases_of(session: AsyncSession, org_id: str, event_ids: Sequence[str]) -> set[str]:
+    """The cases of these events, to lock before any of them is voided."""
+    found: set[str] = set()
+    for chunk in _chunks(event_ids):
+        rows = await session.execute(
+            select(events.c.case_id).where(events.c.org_id == org_id, events.c.id.in_(chunk))
+        )
+        found.update(rows.scalars())
+    return found
+
+
+async def _void_events(
+    session: AsyncSession, org_id: str, event_ids: Sequence[str], reason: str, now: datetime
+) -> set[str]:
+    """Mark these events void (those void already keep their first reason); the cases of
+    those this voided."""
+    voided: set[str] = set()
+    for chunk in _chunks(event_ids):
+        rows = await session.execute(
+            update(events)
+            .where(events.c.org_id == org_id, events.c.id.in_(chunk), events.c.voided_at.is_(None))
+            .values(voided_at=now, void_reason=reason)
+            .returning(events.c.case_id)
+        )
+        voided.update(rows.scalars())
+    return voided
 
 
 async def mark_void(

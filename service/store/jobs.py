@@ -26,7 +26,9 @@ from sqlalchemy.orm import aliased
 from service.metrics import on_commit
 from service.store.tables import jobs
 
-JobKind = Literal["annex-a-import", "cin-census-import", "ssda903-import", "rules-activation"]
+JobKind = Literal[
+    "annex-a-import", "cin-census-import", "ssda903-import", "rules-activation", "ssd-sync"
+]
 JobState = Literal["queued", "running", "done", "failed"]
 UNFINISHED = ("queued", "running")
 # A step renews the lease; the longest gap between renewals is reading a 20 MiB workbook.

@@ -556,6 +556,39 @@ class Job(SQLModel, table=True):
     problem: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
+class Source(SQLModel, table=True):
+    """A source an organisation syncs from (the Standard Safeguarding Dataset): where to read
+    it, how, and when. `database_url` may hold a password: it is never shown, logged or
+    returned. `scheduled_for` is the last local day a scheduled sync was queued for, so one
+    replica queues each day's."""
+
+    __tablename__: ClassVar[str] = "sources"
+
+    org_id: str = _org_fk()
+    kind: str = Field(sa_column=Column(String(20), primary_key=True))
+    database_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    schema_name: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    path: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    settings: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    schedule: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    scheduled_for: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class SourceSync(SQLModel, table=True):
+    """A finished sync's report: counts, row keys and refused values only."""
+
+    __tablename__: ClassVar[str] = "source_syncs"
+    __table_args__ = (Index("ix_source_syncs_org_id_created_at_id", "org_id", "created_at", "id"),)
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    org_id: str = Field(sa_column=Column(String(64), ForeignKey("orgs.id"), nullable=False))
+    source: str = Field(sa_column=Column(String(20), nullable=False))
+    created_at: datetime = _utc()
+    report: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
 # The tables as SQLAlchemy Core sees them, for queries that read and write columns rather
 # than objects: every query in the store names its table by one of these.
 orgs = metadata.tables[Org.__tablename__]
@@ -573,3 +606,5 @@ deliveries = metadata.tables[Delivery.__tablename__]
 digests = metadata.tables[Digest.__tablename__]
 delivery_attempts = metadata.tables[DeliveryAttempt.__tablename__]
 imports = metadata.tables[Import.__tablename__]
+sources = metadata.tables[Source.__tablename__]
+source_syncs = metadata.tables[SourceSync.__tablename__]

@@ -1,0 +1,287 @@
+"""Applying a Standard Safeguarding Dataset snapshot: the difference between the events the
+snapshot evidences and those earlier syncs stored, written through the ordinary write path.
+
+Each SSD event is a unit of one row (service/imports/ssd.py): `ssd:{table}:{key}:{type}`.
+A unit the organisation does not hold is added. One it holds with the same content is left
+alone, so an unchanged snapshot writes nothing. One whose content changed (a date corrected,
+a visit now recorded as not seen, a child re-linked) has its event voided and a new revision
+added, `{unit}~2`, `~3`, ...: an event's content never changes under its id, and a row that
+changes back gets a revision of its own rather than its old, voided one. A unit held but no
+longer in the snapshot (the row was deleted, or slid out of the SSD's six-year window) has
+its event voided. Every void is reported with the row's table and key. Events from any other
+source are never touched: only ids beginning `ssd:` are compared.
+
+A table that gave events before but is absent or empty now stops the sync before anything is
+written: it is far likelier that the SSD is being rebuilt than that every row went.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.domain.events import Event
+from service.domain.rules import Ruleset
+from service.imports.mapping import NotEvaluable
+from service.imports.ssd import (
+    ID_PREFIX,
+    LOOKUP_TABLES,
+    TABLES,
+    MappedSnapshot,
+    Snapshot,
+    SnapshotError,
+    revision_id,
+    table_of,
+    unit_of,
+)
+from service.store.ingest import content_hash, ingest_events
+from service.store.tables import events
+
+# Events added or voided per transaction of the write path; a case's changes are never split.
+SYNC_CHUNK = 2000
+# The report lists at most this many refused values and voided events (all are counted).
+MAX_LISTED = 1000
+CHANGED = "changed"
+GONE = "gone"
+VOID_REASON = "synced from the Standard Safeguarding Dataset: its row changed or is gone"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUnit:
+    """What the organisation holds of a unit: its live event (id, content hash and case; None
+    when every revision is void) and the highest revision it ever had."""
+
+    live: tuple[str, str, str] | None
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaseChanges:
+    """One case's share of a sync: events to add, and events to void."""
+
+    case_id: str
+    added: tuple[Event, ...]
+    voided: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.added) + len(self.voided)
+
+
+@dataclass(slots=True)
+class TableTally:
+    created: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    voided: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPlan:
+    """A snapshot against what is stored: each case's changes in case id order, and the
+    report (without its id and rules) once they are written."""
+
+    cases: tuple[CaseChanges, ...]
+    report: dict[str, Any]
+
+    @property
+    def changes(self) -> int:
+        return sum(case.size for case in self.cases)
+
+    def chunks(self) -> Iterator[list[CaseChanges]]:
+        chunk: list[CaseChanges] = []
+        size = 0
+        for case in self.cases:
+            if chunk and size + case.size > SYNC_CHUNK:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(case)
+            size += case.size
+        if chunk:
+            yield chunk
+
+
+async def stored_units(session: AsyncSession, org_id: str) -> dict[str, StoredUnit]:
+    """Every SSD unit the organisation holds, voided revisions included."""
+    rows = await session.execute(
+        select(events.c.id, events.c.case_id, events.c.content_hash, events.c.voided_at).where(
+            events.c.org_id == org_id, events.c.id.startswith(ID_PREFIX, autoescape=True)
+        )
+    )
+    live: dict[str, tuple[str, str, str]] = {}
+    revisions: dict[str, int] = {}
+    for event_id, case_id, digest, voided_at in rows:
+        unit, revision = unit_of(event_id)
+        if revision > revisions.get(unit, 0):
+            revisions[unit] = revision
+        if voided_at is None:
+            live[unit] = (event_id, digest, case_id)
+    return {unit: StoredUnit(live.get(unit), top) for unit, top in revisions.items()}
+
+
+def plan_sync(
+    snapshot: Snapshot, mapped: MappedSnapshot, stored: Mapping[str, StoredUnit]
+) -> SyncPlan:
+    """What the snapshot changes; raises SnapshotError when a table that gave events before
+    is absent or empty now."""
+    held = _live_by_table(stored)
+    for spec in TABLES:
+        rows = snapshot.tables.get(spec.name)
+        if held.get(spec.name) and (rows is None or not rows.values):
+            state = "absent" if rows is None else "empty"
+            raise SnapshotError(
+                f"{spec.name} is {state}, but {held[spec.name]} events came from it: nothing "
+                "was applied (an SSD being rebuilt looks like this; sync again once it is done)"
+            )
+    tallies = {spec.name: TableTally() for spec in TABLES if spec.name not in LOOKUP_TABLES}
+    added: dict[str, list[Event]] = {}
+    voided: dict[str, list[str]] = {}
+    listed: list[dict[str, Any]] = []
+    total_voided = 0
+
+    def void(unit: str, event_id: str, case_id: str, why: str) -> None:
+        nonlocal total_voided
+        voided.setdefault(case_id, []).append(event_id)
+        total_voided += 1
+        if len(listed) < MAX_LISTED:
+            table, key = _place(unit)
+            listed.append({"table": table, "key": key, "event_id": event_id, "reason": why})
+
+    for unit, event in mapped.events.items():
+        tally = tallies[table_of(unit)]
+        held_unit = stored.get(unit)
+        live = None if held_unit is None else held_unit.live
+        if live is not None and live[1] == content_hash(event):
+            tally.unchanged += 1
+            continue
+        if live is not None:
+            void(unit, live[0], live[2], CHANGED)
+            tally.replaced += 1
+        else:
+            tally.created += 1
+        if held_unit is not None:
+            event = replace(event, id=revision_id(unit, held_unit.revision + 1))
+        added.setdefault(event.case_id, []).append(event)
+    for unit, held_unit in stored.items():
+        if held_unit.live is not None and unit not in mapped.events:
+            void(unit, held_unit.live[0], held_unit.live[2], GONE)
+            tallies[table_of(unit)].voided += 1
+    cases = tuple(
+        CaseChanges(case_id, tuple(added.get(case_id, ())), tuple(voided.get(case_id, ())))
+        for case_id in sorted(added.keys() | voided.keys())
+    )
+    return SyncPlan(cases, _report(snapshot, mapped, tallies, listed, total_voided))
+
+
+def _live_by_table(stored: Mapping[str, StoredUnit]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for unit, held in stored.items():
+        if held.live is not None:
+            table = table_of(unit)
+            counts[table] = counts.get(table, 0) + 1
+    return counts
+
+
+def _place(unit: str) -> tuple[str, str]:
+    """A unit's table and row key."""
+    _, short_and_key = unit.split(":", 1)
+    key = short_and_key.split(":", 1)[1].rsplit(":", 1)[0]
+    return table_of(unit), key
+
+
+def _report(
+    snapshot: Snapshot,
+    mapped: MappedSnapshot,
+    tallies: Mapping[str, TableTally],
+    voided: list[dict[str, Any]],
+    total_voided: int,
+) -> dict[str, Any]:
+    tables = []
+    for spec in TABLES:
+        rows = snapshot.tables.get(spec.name)
+        if rows is None:
+            continue
+        count = mapped.counts.get(spec.name)
+        tally = tallies.get(spec.name, TableTally())
+        tables.append(
+            {
+                "table": spec.name,
+                "rows": len(rows.values),
+                "events": count.events if count else 0,
+                "created": tally.created,
+                "replaced": tally.replaced,
+                "unchanged": tally.unchanged,
+                "voided": tally.voided,
+                "rows_rejected": count.rows_rejected if count else 0,
+            }
+        )
+    return {
+        "source": "ssd",
+        "tables": tables,
+        "missing_tables": [
+            {"table": name, "reason": reason} for name, reason in mapped.missing.items()
+        ],
+        "rejected": [
+            {
+                "table": r.table,
+                "key": r.key,
+                "column": r.column,
+                "value": r.value,
+                "detail": r.detail,
+            }
+            for r in mapped.refused[:MAX_LISTED]
+        ],
+        "rejected_total": len(mapped.refused),
+        "voided": voided,
+        "voided_total": total_voided,
+    }
+
+
+def finished_report(
+    plan_report: Mapping[str, Any],
+    *,
+    sync_id: str,
+    taken_at: datetime,
+    rules: Sequence[NotEvaluable],
+) -> dict[str, Any]:
+    """The report as kept: the plan's, with the sync's id and time, and the rules of the
+    ruleset in force the SSD cannot judge."""
+    return {
+        "id": sync_id,
+        **plan_report,
+        "taken_at": taken_at.isoformat(),
+        "rules_not_evaluable": [{"rule_id": n.rule_id, "reason": n.reason} for n in rules],
+    }
+
+
+def changed_anything(report: Mapping[str, Any]) -> bool:
+    return any(t["created"] or t["replaced"] or t["voided"] for t in report["tables"])
+
+
+async def apply_chunk(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    ruleset: Ruleset,
+    chunk: Sequence[CaseChanges],
+    now: datetime,
+) -> None:
+    """Write a chunk of cases' changes: one step of the write path, each case derived once.
+
+    A backfill, as imports are: no alert for the states its cases reached before the sync."""
+    added = [event for case in chunk for event in case.added]
+    await ingest_events(
+        session,
+        org_id,
+        ruleset,
+        added,
+        now,
+        backfill=True,
+        voids=[event_id for case in chunk for event_id in case.voided],
+        void_reason=VOID_REASON,
+    )
