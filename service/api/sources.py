@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from service.api.deps import Admin, ClockDep, Reader, SessionDep, Writer
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem
-from service.imports.ssd import DEFAULT_ROLE_CODES, DEFAULT_SCHEMA
+from service.imports.ssd import DEFAULT_ROLE_CODES, DEFAULT_SCHEMA, DEFAULT_WORKER_KEY
 from service.store.sources import (
     DEFAULT_SCHEDULE,
     SourceInvalid,
@@ -74,6 +74,7 @@ class SsdSourceIn(BaseModel):
 
 
 class SsdSourceOut(BaseModel):
+    configured: bool = Field(description="False until an SSD source is configured.")
     database_url: str | None = Field(description="The URL, its password shown as ***.")
     schema_: str | None = Field(alias="schema")
     path: str | None
@@ -151,8 +152,9 @@ class SyncOut(BaseModel):
 
 
 _NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No SSD source is configured"}
+    409: {"description": "No SSD source is configured: PUT /v1/sources/ssd first"}
 }
+_NO_SOURCE = "The organisation has no SSD source: configure one with PUT /v1/sources/ssd."
 
 
 def _invalid(exc: SourceInvalid) -> Problem:
@@ -187,23 +189,31 @@ async def put_ssd(body: SsdSourceIn, principal: Admin, session: SessionDep, cloc
     except SourceInvalid as exc:
         raise _invalid(exc) from exc
     await set_ssd_source(session, source, clock())
-    return source.to_json()
+    return {"configured": True, **source.to_json()}
 
 
-@router.get("/ssd", response_model=SsdSourceOut, responses=_NOT_CONFIGURED)
+@router.get("/ssd", response_model=SsdSourceOut)
 async def get_ssd(principal: Reader, session: SessionDep) -> Any:
     """The organisation's SSD settings, the database password hidden."""
     source = await get_ssd_source(session, principal.org_id)
     if source is None:
-        raise Problem(404, "No SSD source is configured.", slug="not-found")
-    return source.to_json()
+        return {
+            "configured": False,
+            "database_url": None,
+            "schema": None,
+            "path": None,
+            "role_codes": [],
+            "worker_key": DEFAULT_WORKER_KEY,
+            "schedule": None,
+        }
+    return {"configured": True, **source.to_json()}
 
 
 @router.delete("/ssd", status_code=204, responses=_NOT_CONFIGURED)
 async def delete_ssd(principal: Admin, session: SessionDep) -> None:
     """Stop syncing the SSD. The events earlier syncs stored stay, as any others."""
     if not await delete_ssd_source(session, principal.org_id):
-        raise Problem(404, "No SSD source is configured.", slug="not-found")
+        raise Problem(409, _NO_SOURCE, slug="no-source")
 
 
 @router.post(
@@ -227,7 +237,7 @@ async def delete_ssd(principal: Admin, session: SessionDep) -> None:
 async def post_sync(principal: Writer, session: SessionDep, clock: ClockDep) -> Any:
     """Sync the SSD now: its snapshot replaces what earlier syncs stored from it."""
     if await get_ssd_source(session, principal.org_id) is None:
-        raise Problem(404, "No SSD source is configured.", slug="not-found")
+        raise Problem(409, _NO_SOURCE, slug="no-source")
     claim, _ = await queue_sync(session, org_id=principal.org_id, now=clock())
     found = await sync_status(session, principal.org_id, claim.id)
     return JSONResponse(

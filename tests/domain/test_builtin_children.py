@@ -177,7 +177,7 @@ def with_each(attribute: str) -> list[Any]:
 TABLE = {
     # rule id: (starts on, due, met by, repeat, cancelled by, restart, source must mention)
     "referral-decision": (
-        [{"type": "referral_received", "unless": {"source": ["annex-a", "cin-census"]}}],
+        [{"type": "referral_received", "unless": {"source": ["annex-a", "cin-census", "ssd"]}}],
         "1 working day",
         ["referral_decision_made"],
         [],
@@ -186,7 +186,7 @@ TABLE = {
         ("Working Together", "2023", "one working day"),
     ),
     "first-contact": (
-        [{"type": "referral_received", "unless": {"source": ["annex-a", "cin-census"]}}],
+        [{"type": "referral_received", "unless": {"source": ["annex-a", "cin-census", "ssd"]}}],
         "3 working days",
         ["contact_made", "child_seen"],
         [],
@@ -228,7 +228,7 @@ TABLE = {
         [
             {
                 "type": "child_protection_plan_started",
-                "unless": {"source": ["annex-a", "cin-census"]},
+                "unless": {"source": ["annex-a", "cin-census", "ssd"]},
             }
         ],
         "10 working days",
@@ -250,7 +250,7 @@ TABLE = {
     "cp-visit": (
         [{"type": "child_protection_plan_started", "unless": {"source": ["cin-census"]}}],
         "10 working days",
-        ["child_visited"],
+        [{"type": "child_visited", "unless": {"seen": [False]}}],
         ["10 working days"],
         ["child_protection_plan_ended", "case_closed"],
         "parallel",
@@ -268,7 +268,7 @@ TABLE = {
     "cla-visit": (
         [{"type": "placement_started", "unless": {"source": ["ssda903"]}}],
         "1 week",
-        ["child_visited"],
+        [{"type": "child_visited", "unless": {"seen": [False]}}],
         ["6 weeks"],
         ["ceased_looked_after", "case_closed"],
         "supersede",
