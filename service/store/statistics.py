@@ -17,15 +17,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Table, bindparam, text
+from sqlalchemy import Float, Table, bindparam, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.store.db import dialect_of
-from service.store.tables import alerts, cases, daily_completions, events, obligations, risk_periods
+from service.store.tables import (
+    alerts,
+    case_periods,
+    cases,
+    daily_completions,
+    events,
+    obligations,
+    risk_periods,
+)
 
 GROWTH = 0.1
-WRITE_PATH_TABLES = (alerts, cases, daily_completions, events, obligations, risk_periods)
+WRITE_PATH_TABLES = (
+    alerts,
+    case_periods,
+    cases,
+    daily_completions,
+    events,
+    obligations,
+    risk_periods,
+)
 
 # A table's size now against `relpages`, its size when last measured (ANALYZE, VACUUM, or
 # CREATE INDEX, which is 0 pages for a table created empty): no scan, no lag behind commits.
@@ -34,7 +50,9 @@ _GROWN = text(
     "WHERE c.oid = ANY(CAST(:tables AS regclass[])) "
     "AND pg_relation_size(c.oid) > (1 + :growth) * c.relpages * current_setting('block_size')::int "
     "ORDER BY c.relname"
-).bindparams(bindparam("tables", type_=postgresql.ARRAY(postgresql.TEXT)))
+).bindparams(
+    bindparam("tables", type_=postgresql.ARRAY(postgresql.TEXT)), bindparam("growth", type_=Float)
+)
 
 
 async def analyze_grown(
