@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import TEST_ALERT, ping_payload
+from service.store import keyset
 from service.store.db import dialect_of, upsert
 from service.store.ids import sortable_id
 from service.store.tables import Subscription, alerts, deliveries, delivery_attempts
@@ -113,13 +114,7 @@ async def list_deliveries(
     if status is not None:
         query = query.where(deliveries.c.status == status)
     if before is not None:
-        at, before_id = before
-        query = query.where(
-            or_(
-                deliveries.c.created_at < at,
-                and_(deliveries.c.created_at == at, deliveries.c.id < before_id),
-            )
-        )
+        query = query.where(keyset.before(deliveries.c.created_at, deliveries.c.id, before))
     rows = (
         await session.execute(
             query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc()).limit(limit + 1)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.store import keyset
 from service.store.tables import events
 
 
@@ -25,10 +26,7 @@ async def find_events(
     if case_id is not None:
         query = query.where(events.c.case_id == case_id)
     if after is not None:
-        at, after_id = after
-        query = query.where(
-            or_(events.c.occurred_at > at, and_(events.c.occurred_at == at, events.c.id > after_id))
-        )
+        query = query.where(keyset.after(events.c.occurred_at, events.c.id, after))
     rows = await session.execute(query.order_by(events.c.occurred_at, events.c.id).limit(limit + 1))
     return list(rows.all())
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.derive import Obligation
 from service.domain.status import STATUSES, Status
+from service.store import keyset
 from service.store.tables import obligations
 
 
@@ -138,13 +139,7 @@ async def find_obligations(
     if due_before is not None:
         query = query.where(obligations.c.due_at < due_before)
     if after is not None:
-        due, after_id = after
-        query = query.where(
-            or_(
-                obligations.c.due_at > due,
-                and_(obligations.c.due_at == due, obligations.c.id > after_id),
-            )
-        )
+        query = query.where(keyset.after(obligations.c.due_at, obligations.c.id, after))
     rows = await session.execute(
         query.order_by(obligations.c.due_at, obligations.c.id).limit(limit + 1)
     )

@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.store import keyset
 from service.store.deliveries import fail_pending, lock_deliveries
 from service.store.ids import sortable_id
 from service.store.outbox import Recorded
@@ -79,13 +80,7 @@ async def list_subscriptions(
     """Oldest first, `limit` + 1 rows so the caller knows whether there is a next page."""
     query = select(Subscription).where(subscriptions.c.org_id == org_id)
     if after is not None:
-        at, after_id = after
-        query = query.where(
-            or_(
-                subscriptions.c.created_at > at,
-                and_(subscriptions.c.created_at == at, subscriptions.c.id > after_id),
-            )
-        )
+        query = query.where(keyset.after(subscriptions.c.created_at, subscriptions.c.id, after))
     rows = await session.execute(
         query.order_by(subscriptions.c.created_at, subscriptions.c.id).limit(limit + 1)
     )

@@ -335,3 +335,47 @@ async def test_the_services_connections_plan_every_statement_for_its_values(
     async with filled.factory() as session:
         mode = await session.execute(text("SHOW plan_cache_mode"))
         assert mode.scalar_one() == "force_custom_plan"
+
+
+# A later page of a list starts its index range at the cursor (store/keyset.py), so paging costs
+# the same per page however deep it goes: a CSV export walks the obligations list that way.
+
+CURSOR = (datetime(2026, 6, 1, tzinfo=UTC), "ob_0")
+
+
+def index_conditions(plan: dict[str, Any]) -> list[str]:
+    found = [plan["Index Cond"]] if "Index Cond" in plan else []
+    for child in plan.get("Plans", []):
+        found += index_conditions(child)
+    return found
+
+
+async def test_a_later_page_of_obligations_starts_its_index_range_at_the_cursor(
+    filled: Filled,
+) -> None:
+    [(statement, plan)] = await plans_of(
+        filled,
+        lambda s: find_obligations(
+            s,
+            filled.org_id,
+            at=NOW,
+            statuses=None,
+            rule_id=None,
+            case_id=None,
+            team_id=None,
+            worker_id=None,
+            due_before=None,
+            limit=1000,
+            after=CURSOR,
+        ),
+    )
+    assert any("due_at >=" in c for c in index_conditions(plan)), (statement, plan)
+
+
+async def test_a_later_page_of_a_cases_events_starts_its_index_range_at_the_cursor(
+    filled: Filled,
+) -> None:
+    [(statement, plan)] = await plans_of(
+        filled, lambda s: find_events(s, filled.org_id, case_id=CASE, limit=50, after=CURSOR)
+    )
+    assert any("occurred_at >=" in c for c in index_conditions(plan)), (statement, plan)
