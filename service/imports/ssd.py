@@ -29,7 +29,7 @@ from datetime import date, datetime
 from service.domain.calendar import Calendar
 from service.domain.events import Event, check_identifiers
 from service.domain.rules import Ruleset
-from service.imports.mapping import EARLIEST_DATE, SOURCE_KEY, NotEvaluable
+from service.imports.mapping import EARLIEST_DATE, MAX_CHILD_ID, SOURCE_KEY, NotEvaluable
 from service.imports.returns import (
     child_fault,
     involvement_edges,
@@ -426,6 +426,8 @@ def flag_of(value: object) -> bool | None:
 
 
 def _id_fault(value: str) -> str | None:
+    if value.isascii() and value.isprintable() and len(value) <= MAX_CHILD_ID:
+        return None  # the common case, decided without looking at each character
     problems = check_identifiers({"id": value})
     return problems[0].detail if problems else child_fault(value)
 

@@ -112,9 +112,12 @@ async def _read_postgresql(url: URL, schema: str) -> Snapshot:
                 )
             ).all()
             tables: dict[str, Rows] = {}
+            # The rows are fetched by the driver itself: a million of them come back in a
+            # fraction of the time SQLAlchemy's row objects take to build.
+            driver: Any = (await connection.get_raw_connection()).driver_connection
             for spec, picked, query in _selects(schema, found):
-                result = await connection.execute(query)
-                tables[spec.name] = Rows(picked, result.all())
+                sql = str(query.compile(dialect=connection.dialect))
+                tables[spec.name] = Rows(picked, await driver.fetch(sql))
             await connection.rollback()
         return Snapshot(tables)
     finally:

@@ -48,9 +48,13 @@ class Outcome:
     status: IngestStatus
 
 
+# One encoder for every hash: json.dumps with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def content_hash(event: Event) -> str:
     """What "same content" means for idempotency: every field, times normalised to UTC."""
-    canonical = json.dumps(
+    canonical = _CANONICAL.encode(
         [
             event.type,
             event.case_id,
@@ -58,10 +62,7 @@ def content_hash(event: Event) -> str:
             event.worker_id,
             event.team_id,
             event.data,
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
+        ]
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -109,17 +109,20 @@ class SyncPlan:
 async def stored_units(session: AsyncSession, org_id: str) -> dict[str, StoredUnit]:
     """Every SSD unit the organisation holds, voided revisions included."""
     rows = await session.execute(
-        select(events.c.id, events.c.case_id, events.c.content_hash, events.c.voided_at).where(
-            events.c.org_id == org_id, events.c.id.startswith(ID_PREFIX, autoescape=True)
-        )
+        select(
+            events.c.id,
+            events.c.case_id,
+            events.c.content_hash,
+            events.c.voided_at.is_(None).label("live"),
+        ).where(events.c.org_id == org_id, events.c.id.startswith(ID_PREFIX, autoescape=True))
     )
     live: dict[str, tuple[str, str, str]] = {}
     revisions: dict[str, int] = {}
-    for event_id, case_id, digest, voided_at in rows:
+    for event_id, case_id, digest, is_live in rows:
         unit, revision = unit_of(event_id)
         if revision > revisions.get(unit, 0):
             revisions[unit] = revision
-        if voided_at is None:
+        if is_live:
             live[unit] = (event_id, digest, case_id)
     return {unit: StoredUnit(live.get(unit), top) for unit, top in revisions.items()}
 

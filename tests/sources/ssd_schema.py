@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 TABLES: Mapping[str, str] = {
     "ssd_person": """
@@ -142,7 +143,8 @@ class SsdDatabase:
     async def create(cls, url: str | None = None, schema: str | None = None) -> SsdDatabase:
         url = url or server_url()
         schema = schema or f"ssd_{uuid.uuid4().hex[:10]}"
-        engine = create_async_engine(url)
+        # No pool: a bench makes the schema and drops it from different event loops.
+        engine = create_async_engine(url, poolclass=NullPool)
         async with engine.begin() as connection:
             await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
             await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
