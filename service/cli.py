@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sqlite3
 import sys
 import threading
@@ -467,6 +468,96 @@ def cmd_import_ssda903(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_source_ssd_set(args: argparse.Namespace, settings: Settings) -> int:
+    """Configure the organisation's SSD; prints the settings, the password hidden."""
+    from service.imports.ssd import DEFAULT_ROLE_CODES
+    from service.store.sources import SourceInvalid, SsdSource, check_source, set_ssd_source
+
+    url = sys.stdin.readline().strip() if args.url == "-" else args.url
+    schedule = None if args.schedule == "off" else args.schedule
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        org = await _pick_org(session, args.org)
+        codes = args.role_codes.split(",") if args.role_codes else list(DEFAULT_ROLE_CODES)
+        try:
+            source = check_source(
+                SsdSource(
+                    org_id=org.id,
+                    database_url=url or None,
+                    schema=args.schema,
+                    path=args.path,
+                    role_codes=tuple(codes),
+                    worker_key=args.worker_key,
+                    schedule=schedule,
+                )
+            )
+        except SourceInvalid as exc:
+            raise CommandError(str(exc)) from exc
+        await set_ssd_source(session, source, _now())
+        return source.to_json()
+
+    print(json.dumps(_in_session(settings, work), indent=2))
+    return 0
+
+
+def cmd_source_ssd_show(args: argparse.Namespace, settings: Settings) -> int:
+    from service.store.sources import get_ssd_source
+
+    async def work(session: AsyncSession) -> dict[str, Any] | None:
+        source = await get_ssd_source(session, (await _pick_org(session, args.org)).id)
+        return None if source is None else source.to_json()
+
+    shown = _in_session(settings, work)
+    if shown is None:
+        raise CommandError("no SSD source: configure one with caseclock source ssd set")
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+def cmd_source_ssd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Sync the SSD now, here, showing progress; prints the report's counts. If stopped
+    midway, the service's scheduler resumes the sync from its last committed step."""
+    from service.jobs.background import run_in_thread
+    from service.store.jobs import LEASE
+    from service.store.sources import get_ssd_source, queue_sync, sync_status
+
+    async def queue(session: AsyncSession) -> Claim:
+        org = await _pick_org(session, args.org)
+        if await get_ssd_source(session, org.id) is None:
+            raise CommandError("no SSD source: configure one with caseclock source ssd set")
+        now = _now()
+        claim, new = await queue_sync(session, org_id=org.id, now=now, claimed_until=now + LEASE)
+        if not new:
+            raise CommandError(f"a sync is already queued or running: {claim.id}")
+        return claim
+
+    claim = _in_session(settings, queue)
+    with _progress_display("syncing the SSD") as show:
+        run_in_thread(settings.database_url, claim, _now, threading.Event(), show)
+
+    async def status(session: AsyncSession) -> dict[str, Any] | None:
+        return await sync_status(session, claim.org_id, claim.id)
+
+    done = _in_session(settings, status) or {}
+    if done.get("state") != "done":
+        problem = done.get("problem") or {}
+        raise DatabaseProblem(
+            f"sync {claim.id} did not finish: {problem.get('detail', 'it stopped midway')}"
+        )
+    report = done["report"]
+    print(f"sync {claim.id} of the Standard Safeguarding Dataset")
+    for item in report["tables"]:
+        print(
+            f"  {item['table']}: {item['rows']} rows, {item['created']} events added, "
+            f"{item['replaced']} replaced, {item['voided']} voided, {item['unchanged']} "
+            f"unchanged, {item['rows_rejected']} rows left out"
+        )
+    print(f"  values refused: {report['rejected_total']}; events voided: {report['voided_total']}")
+    for rule in report["rules_not_evaluable"]:
+        print(f"  not evaluable: {rule['rule_id']}: {rule['reason']}")
+    return 0
+
+
 @contextmanager
 def _progress_display(label: str) -> Iterator[Callable[[Progress], None]]:
     """Show a job's progress: a bar on a terminal, a plain line a step otherwise."""
@@ -607,6 +698,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     returns.add_argument("--org", help="organisation name (needed when there are several)")
     returns.set_defaults(handler=cmd_import_ssda903)
+
+    source = commands.add_parser("source", help="sources the organisation syncs from")
+    source_kinds = source.add_subparsers(dest="source_kind", required=True, metavar="KIND")
+    ssd = source_kinds.add_parser("ssd", help="the Standard Safeguarding Dataset").add_subparsers(
+        dest="ssd_command", required=True, metavar="COMMAND"
+    )
+    ssd_set = ssd.add_parser("set", help="configure where and how the SSD is read")
+    place = ssd_set.add_mutually_exclusive_group(required=True)
+    place.add_argument(
+        "--url",
+        help="read-only database URL; '-' reads it from standard input (keeps the "
+        "password out of the shell's history)",
+    )
+    place.add_argument("--path", help="a folder or .zip of one CSV per SSD table")
+    ssd_set.add_argument("--schema", default="ssd_development", help="the SSD's schema")
+    ssd_set.add_argument("--role-codes", help="involvement roles that allocate a case (CW,...)")
+    ssd_set.add_argument(
+        "--worker-key",
+        default="staff_id",
+        choices=("staff_id", "professional_id", "registration_no"),
+        help="which ssd_professionals id names a worker",
+    )
+    ssd_set.add_argument(
+        "--schedule", default="05:00", help="local time of the daily sync (HH:MM), or off"
+    )
+    ssd_set.add_argument("--org", help="organisation name (needed when there are several)")
+    ssd_set.set_defaults(handler=cmd_source_ssd_set)
+    ssd_show = ssd.add_parser("show", help="print the SSD settings, the password hidden")
+    ssd_show.add_argument("--org", help="organisation name (needed when there are several)")
+    ssd_show.set_defaults(handler=cmd_source_ssd_show)
+    ssd_sync = ssd.add_parser("sync", help="sync the SSD now and print the report")
+    ssd_sync.add_argument("--org", help="organisation name (needed when there are several)")
+    ssd_sync.set_defaults(handler=cmd_source_ssd_sync)
 
     demo = commands.add_parser("demo", help="seed a realistic demo caseload for the dashboard")
     demo.add_argument("--org", default="demo", help="organisation to seed (created if missing)")
