@@ -13,17 +13,19 @@ viewer confined to a team sees that team's part only).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.csv_export import csv_response
 from service.api.deps import ClockDep
 from service.api.obligations import obligations_csv
+from service.domain.calendar import Calendar
 from service.store import dashboard_reads
 from service.store.db import SessionFactory, gather_reads
 from service.web import charts
@@ -82,7 +84,7 @@ async def _person_page(kind: Kind, name: str, request: Request, clock: ClockDep)
         scope = dashboard_reads.Scope(viewer.org_id, name)
         size = LOAD_BARS
 
-    async def listing(session: Any) -> Any:
+    async def listing(session: AsyncSession) -> Sequence[object]:
         """The caseload (a worker's) or the workers' load (a team's): one page, and one row
         more to say whether another follows."""
         if kind == "worker":
@@ -153,7 +155,11 @@ async def _person_page(kind: Kind, name: str, request: Request, clock: ClockDep)
 
 
 async def _teams_of(
-    session: Any, kind: Kind, scope: dashboard_reads.Scope, at: datetime, calendar: Any
+    session: AsyncSession,
+    kind: Kind,
+    scope: dashboard_reads.Scope,
+    at: datetime,
+    calendar: Calendar,
 ) -> list[str]:
     """The teams a worker has open work or cases in (one row each in the workers' load)."""
     if kind == "team":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import httpx
 import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
+axe_playwright = pytest.importorskip("axe_playwright_python.sync_playwright")
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(
@@ -303,6 +305,138 @@ def test_a_tampered_widget_token_is_refused(page: Any, deployment: Deployment) -
     assert answer.status == 401
     assert page.locator("h1").inner_text() == "This widget link does not work"
     page.screenshot(path=str(ARTIFACTS / "tampered-token.png"))
+
+
+def test_a_worker_on_the_dashboard_opens_their_page(page: Any, deployment: Deployment) -> None:
+    page.goto(f"{deployment.base}/dashboard")
+    link = page.locator("table.overdue-table tbody td:nth-of-type(2) a").first
+    worker_id = link.inner_text()
+    link.click()
+    page.wait_for_url("**/dashboard/workers/**")
+    assert page.locator("h1").inner_text() == f"Worker {worker_id}"
+    assert page.locator("table.caseload-table tbody th a").count() >= 1
+    as_of = page.locator("#as-of").get_attribute("datetime")
+    summary = deployment.api("/v1/dashboard/summary", as_of=as_of, worker_id=worker_id)
+    assert tiles(page)["open_cases"] == summary["open_cases"]
+    page.screenshot(path=str(ARTIFACTS / "worker.png"), full_page=True)
+
+
+def test_a_team_on_the_dashboard_opens_its_page(page: Any, deployment: Deployment) -> None:
+    page.goto(f"{deployment.base}/dashboard")
+    page.locator("table.loads-table tbody td a").first.click()
+    page.wait_for_url("**/dashboard/teams/**")
+    assert page.locator("h1").inner_text().startswith("Team T-")
+    assert page.locator("table.loads-table tbody th a").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "team.png"), full_page=True)
+
+
+def signed_in_tab(browser: Any, deployment: Deployment, **options: Any) -> Any:
+    context = browser.new_context(**options)
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    tab = context.new_page()
+    tab.goto(f"{deployment.base}/dashboard/sign-in")
+    tab.fill("#credential", deployment.keys["read"])
+    tab.click("form.sign-in button[type=submit]")
+    tab.wait_for_selector("[data-tile=overdue]")
+    return tab
+
+
+def test_the_whole_dashboard_fits_a_1280_px_page_with_its_figures_open(
+    browser: Any, deployment: Deployment
+) -> None:
+    tab = signed_in_tab(browser, deployment, viewport={"width": 1280, "height": 900})
+    tab.locator(".figures summary").click()
+    assert tab.locator("table.trend-table").is_visible()
+    overflowing = tab.evaluate(
+        "[...document.querySelectorAll('.table-scroll')]"
+        ".filter(e => e.offsetParent && e.scrollWidth > e.clientWidth + 1).length"
+    )
+    assert overflowing == 0
+    assert tab.evaluate("document.documentElement.scrollWidth") <= 1280
+    tab.context.close()
+
+
+def test_the_readme_screenshot_is_taken_at_1280_px(browser: Any, deployment: Deployment) -> None:
+    """docs/dashboard.png is this picture of the demo caseload."""
+    tab = signed_in_tab(browser, deployment, viewport={"width": 1280, "height": 900})
+    tab.screenshot(path=str(ARTIFACTS / "dashboard-1280.png"), full_page=True)
+    tab.context.close()
+
+
+def test_dates_are_day_first_in_a_browser_set_to_american_english(
+    browser: Any, deployment: Deployment
+) -> None:
+    tab = signed_in_tab(browser, deployment, locale="en-US", timezone_id="America/New_York")
+    assert re.fullmatch(r"\d{2}/\d{2}/\d{4}", tab.locator("#as_of").input_value())
+    tab.fill("#as_of", "03/11/2025")
+    tab.click("form.filters button[type=submit]")
+    tab.wait_for_url("**as_of=**")
+    assert tab.locator("#as-of").inner_text().startswith("3 Nov 2025")
+    assert tab.locator("#as_of").input_value() == "03/11/2025"
+    tab.context.close()
+
+
+def test_a_widget_chart_fills_its_card(browser: Any, deployment: Deployment) -> None:
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    tab = context.new_page()
+    tab.goto(f"{deployment.base}/widgets/timeliness?token={embed_token(deployment)}")
+    card = tab.locator("figure.trend").first.bounding_box()
+    chart = tab.locator("figure.trend svg").first.bounding_box()
+    assert card is not None
+    assert chart is not None
+    assert chart["width"] >= card["width"] - 30
+    context.close()
+
+
+def embed_token(deployment: Deployment) -> str:
+    response = httpx.post(
+        f"{deployment.base}/v1/embed-tokens",
+        json={"ttl_seconds": 600},
+        headers={"Authorization": f"Bearer {deployment.keys['admin']}"},
+        timeout=10,
+    )
+    token: str = response.json()["token"]
+    return token
+
+
+def serious_violations(tab: Any) -> list[str]:
+    """What axe-core finds serious or critical on the page as it is now."""
+    results = axe_playwright.Axe().run(tab)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("where", ["dashboard", "case", "worker", "team"])
+def test_no_page_has_a_serious_accessibility_violation(
+    page: Any, deployment: Deployment, where: str
+) -> None:
+    page.goto(f"{deployment.base}/dashboard")
+    if where == "case":
+        page.locator("table.overdue-table tbody th a").first.click()
+    elif where == "worker":
+        page.locator("table.overdue-table tbody td:nth-of-type(2) a").first.click()
+    elif where == "team":
+        page.locator("table.loads-table tbody td a").first.click()
+    page.wait_for_load_state()
+    if page.locator(".figures").count():
+        page.locator(".figures summary").first.click()
+    assert serious_violations(page) == []
+
+
+@pytest.mark.parametrize("widget", ["summary", "overdue", "workers", "timeliness"])
+def test_no_widget_has_a_serious_accessibility_violation(
+    browser: Any, deployment: Deployment, widget: str
+) -> None:
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    tab = context.new_page()
+    tab.goto(f"{deployment.base}/widgets/{widget}?token={embed_token(deployment)}")
+    assert serious_violations(tab) == []
+    context.close()
 
 
 def test_the_key_is_in_no_url_and_no_log_line(page: Any, deployment: Deployment) -> None:
