@@ -571,6 +571,17 @@ async def test_each_widget_opens_with_an_embed_token(
         assert '<h1 class="widget__title">' in response.text
 
 
+@pytest.mark.parametrize("name", ["overdue", "workers"])
+async def test_a_widget_links_nowhere_not_even_to_worker_and_team_pages(
+    tenant: Tenant, visitor: httpx.AsyncClient, name: str
+) -> None:
+    await caseload(tenant)
+    token = await embed_token(tenant)
+    html = (await visitor.get(f"/widgets/{name}", params={"token": token})).text
+    assert "W-1" in html
+    assert re.findall(r'<a [^>]*href="([^"]*)"', html) == ["#main"]  # the skip link only
+
+
 async def test_the_summary_widget_shows_the_summary_figures(
     tenant: Tenant, visitor: httpx.AsyncClient
 ) -> None:

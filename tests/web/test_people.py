@@ -269,3 +269,15 @@ async def test_the_due_soon_csv_lists_the_deadlines_due_soon(
     assert sorted(r[header.index("id")] for r in found) == sorted(
         o["id"] for o in expected["items"]
     )
+
+
+async def test_a_case_with_nothing_running_comes_last_in_the_caseload(
+    manager: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    # C-6 is opened for W-1 by a case note that starts no deadline.
+    opened = event("C-6-note", "case_reopened", "C-6", "2026-11-10T10:00:00Z", worker_id="W-1")
+    response = await tenant.writer.post("/v1/events", json=opened)
+    assert response.status_code in (200, 201), response.text
+    html = await page(manager, "/dashboard/workers/W-1")
+    last = rows(section(html, "caseload"))[-1]
+    assert (last[0], last[2], last[4]) == ("C-6", "Nothing running", "")
