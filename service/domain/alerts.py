@@ -19,6 +19,7 @@ from service.domain.status import (
     escalation_level,
     is_at_risk,
     is_missed,
+    is_paused,
     status_at,
     working_days_late,
     working_days_overdue,
@@ -188,6 +189,25 @@ def obligation_snapshot(
         "at_risk": is_at_risk(obligation, at),
         "opened_by_event": obligation.opened_by_event,
         "met_by_event": obligation.met_by_event if met else None,
+        **clock_snapshot(obligation, at),
+    }
+
+
+def clock_snapshot(obligation: Obligation, at: datetime) -> dict[str, Any]:
+    """What was said of the deadline's clock (docs/rules.md, Why a deadline is late), flat so
+    a CSV row holds it too: the reason recorded, the rule's date beside an agreed one, who
+    agreed it, and whether the clock stood still at `at`."""
+    reason = obligation.delay_reason
+    extension = obligation.extension
+    return {
+        "original_due_at": _optional(obligation.original_due_at),
+        "delay_reason": reason.code if reason else None,
+        "delay_reason_label": reason.label if reason else None,
+        "delay_note": reason.note if reason else None,
+        "delay_reason_event": reason.event_id if reason else None,
+        "extension_authorised_by": extension.authorised_by if extension else None,
+        "extension_event": extension.event_id if extension else None,
+        "paused": is_paused(obligation, at),
     }
 
 

@@ -18,18 +18,31 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 from service.domain.calendar import Calendar, Duration
 from service.domain.caseload import OpenPeriod, open_periods
-from service.domain.events import Event, parse_day_or_instant
-from service.domain.rules import Matcher, Rule, Ruleset
+from service.domain.events import (
+    CLOCK_EVENT_TYPES,
+    EXTENDED,
+    PAUSED,
+    REASON_RECORDED,
+    RESUMED,
+    Event,
+    parse_day_or_instant,
+    parse_plain_date,
+    target_sequence,
+)
+from service.domain.rules import Matcher, Rule, Ruleset, clock_refusal
 
-# Events at the same instant apply in this order (SPEC section 4), then by event id; a
-# snapshot last, as it describes the day the other events left.
-_STARTS, _MEETS, _CANCELS, _OTHER, _SNAPSHOT = range(5)
+# Events at the same instant apply in this order (SPEC section 4), then by event id: a start
+# first, then what is said of the deadlines open at that instant (a reason, an extension, a
+# pause), then meetings and cancellations; a snapshot last, as it describes the day the other
+# events left.
+_STARTS, _CLOCK, _MEETS, _CANCELS, _OTHER, _SNAPSHOT = range(6)
+_WORKING_DAY = Duration(1, "working_days")
 
 Period = tuple[datetime, datetime | None]
 # The data key of a meeting event that says which position of a repeating chain it meets.
@@ -39,6 +52,45 @@ SEQUENCE_KEY = "sequence"
 SNAPSHOT_TYPE = "snapshot_taken"
 LATEST_KEY = "latest"
 UNSEEN_KEY = "unseen"
+
+
+@dataclass(frozen=True, slots=True)
+class DelayReason:
+    """Why a deadline is (or was) late, as last recorded: a code from the organisation's list
+    and a short note, by a `delay_reason_recorded` or `deadline_extended` event."""
+
+    code: str
+    label: str  # the code's label in the ruleset it was derived under
+    note: str | None
+    event_id: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """The agreement that moved a deadline's due date (the latest, when there were several)."""
+
+    event_id: str
+    agreed_at: datetime
+    authorised_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A stretch when a deadline's clock stood still: to a resume, or to the rule's maximum."""
+
+    started_at: datetime
+    ends_at: datetime
+    started_by: str
+    ended_by: str | None  # None: it ended by itself at the rule's maximum (or the deadline closed)
+
+
+@dataclass(frozen=True, slots=True)
+class NoEffect:
+    """An event about a deadline's clock that changed nothing, and why."""
+
+    event_id: str
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +118,21 @@ class Obligation:
     # `met_at` is only the latest it can have been met: the meeting event is a snapshot's
     # latest date (an Annex A extract), and an earlier event the log lacks may have met it.
     met_at_latest: bool = False
+    # With an agreed extension, the due date the rule gave (pauses included): status and
+    # alerts follow `due_at`, timeliness this. None when no extension moved it.
+    original_due_at: datetime | None = None
+    delay_reason: DelayReason | None = None
+    extension: Extension | None = None
+    pauses: tuple[Pause, ...] = ()
 
     @property
     def closed_at(self) -> datetime | None:
         return self.met_at or self.cancelled_at
+
+    @property
+    def timeliness_due_at(self) -> datetime:
+        """The date timeliness counts against: the rule's, whatever was agreed since."""
+        return self.original_due_at or self.due_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +146,8 @@ class CaseState:
     obligations: tuple[Obligation, ...]
     # When the case was open and to whom it was allocated: the caseload at any instant.
     periods: tuple[OpenPeriod, ...]
+    # Events about a deadline's clock that changed nothing, by event id.
+    without_effect: tuple[NoEffect, ...] = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -99,6 +164,20 @@ class _Chain:
     # snapshot proved it still unmet after its due day.
     unseen: bool = False
     proven_missed: bool = False
+    # Set by events about the clock (`_RuleDeriver.clock`): `due_day` is the rule's day moved
+    # by pauses, `agreed_day` an extension's (moved by later pauses too).
+    agreed_day: date | None = None
+    # The warning instant in force when the deadline was extended or paused inside its
+    # warning window: it was due soon then, and stays so (as_of reads keep their answer).
+    warned_at: datetime | None = None
+    paused_by: Event | None = None
+    pauses: list[Pause] = field(default_factory=list)
+    reason: DelayReason | None = None
+    extension: Extension | None = None
+
+    @property
+    def day_in_force(self) -> date:
+        return self.agreed_day or self.due_day
 
 
 Instants = tuple[datetime, datetime | None, tuple[datetime, ...]]
@@ -206,10 +285,11 @@ class _RuleDeriver:
     """Runs one rule over one case's log."""
 
     def __init__(
-        self, rule: Rule, calendar: Calendar, case_id: str, counting: Sequence[Event] = ()
+        self, rule: Rule, ruleset: Ruleset, case_id: str, counting: Sequence[Event] = ()
     ) -> None:
         self.rule = rule
-        self.calendar = calendar
+        self.ruleset = ruleset
+        calendar = self.calendar = ruleset.calendar
         # The rule's `counts_from` events in log order, and when it last started, was met or
         # was cancelled: each counting event serves the next start only.
         self.counting = counting
@@ -226,6 +306,8 @@ class _RuleDeriver:
         self.case_id = case_id
         self.open: list[_Chain] = []
         self.done: list[Obligation] = []
+        self.no_effect: list[NoEffect] = []
+        self.pausing = False  # whether any chain has been paused: most never are
 
     def _obligation(
         self,
@@ -237,9 +319,15 @@ class _RuleDeriver:
     ) -> Obligation:
         """The obligation a chain position became, built once it is closed or the log ends."""
         rule = self.rule
-        due_at, warn_at, escalate_at = self.deadlines.instants(
-            chain.due_day, rule.warn_before, rule.escalate_after, self.warnings_token
-        )
+        if chain.paused_by is not None:  # closed while paused: the clock stood still till then
+            closed = met_by or cancelled_by
+            self._settle(chain, chain.paused_by, closed.occurred_at if closed else None, None)
+        due_at, warn_at, escalate_at = self._instants(chain.day_in_force)
+        if chain.warned_at is not None:
+            warn_at = chain.warned_at
+        elif warn_at is not None:
+            warn_at = _after_pauses(warn_at, chain.pauses)
+        original_due_at = self._instants(chain.due_day)[0] if chain.agreed_day else None
         return Obligation(
             id=obligation_id(self.case_id, rule.id, chain.root_event, chain.sequence),
             case_id=self.case_id,
@@ -255,6 +343,16 @@ class _RuleDeriver:
             cancelled_at=cancelled_by.occurred_at if cancelled_by else None,
             cancelled_by_event=cancelled_by.id if cancelled_by else None,
             met_at_latest=met_at_latest,
+            original_due_at=original_due_at,
+            delay_reason=chain.reason,
+            extension=chain.extension,
+            pauses=tuple(chain.pauses),
+        )
+
+    def _instants(self, due_day: date) -> Instants:
+        rule = self.rule
+        return self.deadlines.instants(
+            due_day, rule.warn_before, rule.escalate_after, self.warnings_token
         )
 
     def _due_day(self, event: Event) -> date | None:
@@ -281,6 +379,8 @@ class _RuleDeriver:
         return [c for c in self.open if c.correlation == value]
 
     def apply(self, event: Event, phase: int) -> None:
+        if self.pausing:
+            self._end_expired_pauses(event.occurred_at)
         position = claimed_position(event) if phase in (_STARTS, _MEETS) else None
         if phase in (_MEETS, _CANCELS):
             self.counting_since = event.occurred_at
@@ -297,8 +397,167 @@ class _RuleDeriver:
         elif phase == _CANCELS:
             for chain in self._targets(event, meeting=False):
                 self._close(chain, cancelled_by=event)
+        elif phase == _CLOCK:
+            self.clock(event)
         elif phase == _SNAPSHOT:
             self.observe(event)
+
+    def clock(self, event: Event) -> None:
+        """An event about one deadline's clock: a reason, an extension, a pause or a resume.
+
+        Each acts on the open deadline it names (`data.sequence`, else the open one due first);
+        a reason may also name one already closed (recorded after a late completion). One that
+        cannot act is kept in `no_effect` with why, and changes nothing.
+        """
+        if event.type == REASON_RECORDED:
+            self._record_reason(event)
+            return
+        chain = self._open_target(event, paused=event.type == RESUMED)
+        if chain is None:
+            what = "paused deadline" if event.type == RESUMED else "open deadline"
+            self._refuse(event, f"no {what} of rule {self.rule.id!r}{_position(event)}")
+        elif event.type == RESUMED and chain.paused_by is not None:
+            self._settle(chain, chain.paused_by, event.occurred_at, event)
+        elif event.type == PAUSED:
+            self._pause(chain, event)
+        elif event.type == EXTENDED:
+            self._extend(chain, event)
+
+    def _refuse(self, event: Event, detail: str) -> None:
+        self.no_effect.append(NoEffect(event.id, detail))
+
+    def _open_target(self, event: Event, *, paused: bool = False) -> _Chain | None:
+        sequence = target_sequence(event.data)
+        found = [
+            c
+            for c in self._targets(event, meeting=False)
+            if (sequence is None or c.sequence == sequence)
+            and (not paused or c.paused_by is not None)
+        ]
+        return min(
+            found,
+            key=lambda c: (c.day_in_force, c.opened_at, c.root_event, c.sequence),
+            default=None,
+        )
+
+    def _record_reason(self, event: Event) -> None:
+        reason = self._reason(event)
+        chain = self._open_target(event)
+        if chain is not None:
+            chain.reason = reason
+            return
+        sequence = target_sequence(event.data)
+        closed = [i for i, o in enumerate(self.done) if sequence is None or o.sequence == sequence]
+        if not closed:
+            self._refuse(event, f"no deadline of rule {self.rule.id!r}{_position(event)}")
+            return
+        latest = max(closed, key=lambda i: (self.done[i].opened_at, self.done[i].id))
+        self.done[latest] = replace(self.done[latest], delay_reason=reason)
+
+    def _running(self, chain: _Chain, event: Event) -> bool:
+        """Whether the deadline is still running when `event` happens: an extension or pause
+        after the date in force had passed would rewrite what was overdue then."""
+        if event.occurred_at <= self._instants(chain.day_in_force)[0]:
+            return True
+        self._refuse(event, "the deadline had fallen due by then; record a reason instead")
+        return False
+
+    def _keep_warning(self, chain: _Chain, at: datetime) -> None:
+        """A deadline due soon when it is extended or paused stays due soon."""
+        if chain.warned_at is None:
+            warn_at = self._instants(chain.day_in_force)[1]
+            if warn_at is not None:
+                warn_at = _after_pauses(warn_at, chain.pauses)
+                if warn_at <= at:
+                    chain.warned_at = warn_at
+
+    def _extend(self, chain: _Chain, event: Event) -> None:
+        if not self._running(chain, event):
+            return
+        agreed = self._agreed_day(chain, event)
+        limit = self.rule.max_extension
+        if agreed is None or limit is None:
+            self._refuse(event, "gives no agreed due day")
+        elif agreed <= chain.day_in_force:
+            self._refuse(event, "does not move the due date later")
+        elif agreed > self.calendar.add(chain.due_day, limit):
+            self._refuse(event, f"moves the due date past the rule's maximum, {limit} after it")
+        else:
+            self._keep_warning(chain, event.occurred_at)
+            chain.agreed_day = agreed
+            chain.extension = Extension(
+                event.id, event.occurred_at, str(event.data.get("authorised_by"))
+            )
+            chain.reason = self._reason(event)
+
+    def _reason(self, event: Event) -> DelayReason:
+        code = str(event.data.get("reason"))
+        note = event.data.get("note")
+        return DelayReason(
+            code,
+            self.ruleset.reason_label(code),
+            note if isinstance(note, str) else None,
+            event.id,
+            event.occurred_at,
+        )
+
+    def _agreed_day(self, chain: _Chain, event: Event) -> date | None:
+        """The day an extension agrees: `due_on`, or `extend_by` after the date in force."""
+        due_on = event.data.get("due_on")
+        if isinstance(due_on, str):
+            return parse_plain_date(due_on.strip())
+        try:
+            return self.calendar.add(
+                chain.day_in_force, Duration.parse(str(event.data["extend_by"]))
+            )
+        except (KeyError, ValueError):
+            return None
+
+    def _pause(self, chain: _Chain, event: Event) -> None:
+        if chain.paused_by is not None:
+            self._refuse(event, "the deadline is paused already")
+        elif self._running(chain, event):
+            self._keep_warning(chain, event.occurred_at)
+            chain.paused_by = event
+            self.pausing = True
+
+    def _pause_end(self, paused_by: Event) -> tuple[date, datetime]:
+        """The day and instant a pause ends by itself: the rule's maximum after it began (only
+        pausable rules are given pauses, see `_clock_events_by_rule`)."""
+        day = self.calendar.local_date(paused_by.occurred_at)
+        last = self.calendar.add(day, self.rule.max_pause or Duration(0, "working_days"))
+        return last, self.calendar.end_of_day(last)
+
+    def _end_expired_pauses(self, at: datetime) -> None:
+        for chain in self.open:
+            if chain.paused_by is not None and at > self._pause_end(chain.paused_by)[1]:
+                self._settle(chain, chain.paused_by, None, None)
+
+    def _settle(
+        self, chain: _Chain, paused_by: Event, at: datetime | None, resumed_by: Event | None
+    ) -> None:
+        """End a chain's pause at `at` (None: at the rule's maximum, as it ends by itself, or at
+        whichever comes first) and move its due days later by the working days it lasted, in
+        (the day it began, the day it ended]; never to before the day it ended."""
+        last_day, last_instant = self._pause_end(paused_by)
+        if at is None or at > last_instant:
+            ends_at, end_day, ended_by = last_instant, last_day, None
+        else:
+            ends_at, end_day = at, self.calendar.local_date(at)
+            ended_by = resumed_by.id if resumed_by is not None else None
+        began = self.calendar.local_date(paused_by.occurred_at)
+        days = Duration(self.calendar.working_days_between(began, end_day), "working_days")
+        chain.due_day = self._not_before(self.calendar.add(chain.due_day, days), end_day)
+        if chain.agreed_day is not None:
+            chain.agreed_day = self._not_before(self.calendar.add(chain.agreed_day, days), end_day)
+        chain.pauses.append(Pause(paused_by.occurred_at, ends_at, paused_by.id, ended_by))
+        chain.paused_by = None
+
+    def _not_before(self, day: date, floor: date) -> date:
+        """`day`, or the first working day from `floor` when it is earlier."""
+        if day >= floor:
+            return day
+        return self.calendar.add(floor - timedelta(days=1), _WORKING_DAY)
 
     def _start(self, event: Event) -> None:
         if self.rule.restart == "supersede":
@@ -373,7 +632,7 @@ class _RuleDeriver:
         or cancelled. The chain carries on from the event either way.
         """
         self.open.remove(chain)
-        on_time = self.calendar.local_date(event.occurred_at) <= chain.due_day
+        on_time = self.calendar.local_date(event.occurred_at) <= chain.day_in_force
         if chain.proven_missed or (chain.sequence >= position and on_time):
             self.done.append(self._obligation(chain, met_by=event, met_at_latest=True))
         self._repeat(chain.root_event, chain.correlation, event, max(chain.sequence, position))
@@ -439,11 +698,24 @@ class _RuleDeriver:
         today = self.calendar.local_date(snapshot.occurred_at)
         for chain in self.open:
             opened = self.calendar.local_date(chain.opened_at)
-            if chain.due_day < today and all(d is None or d <= opened for d in last_days):
+            if chain.day_in_force < today and all(d is None or d <= opened for d in last_days):
                 chain.proven_missed, chain.unseen = True, False
 
     def finish(self) -> list[Obligation]:
         return self.done + [self._obligation(c) for c in self.open if not c.unseen]
+
+
+def _position(event: Event) -> str:
+    sequence = target_sequence(event.data)
+    return f" at position {sequence}" if sequence is not None else ""
+
+
+def _after_pauses(instant: datetime, pauses: Sequence[Pause]) -> datetime:
+    """An instant moved to the end of the pause it falls in: no warning while paused."""
+    for pause in pauses:
+        if pause.started_at <= instant < pause.ends_at:
+            instant = pause.ends_at
+    return instant
 
 
 def _booked_days(schedules: Sequence[Event], calendar: Calendar) -> list[tuple[datetime, date]]:
@@ -528,14 +800,18 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
     for event in log:
         by_type.setdefault(event.type, []).append(event)
     snapshots = [(e, _SNAPSHOT) for e in by_type.get(SNAPSHOT_TYPE, ())]
+    clocks, without_effect = _clock_events_by_rule(by_type, ruleset)
     obligations: list[Obligation] = []
     for rule in ruleset.rules:
         named = {m.type for m in (*rule.starts_on, *rule.met_by, *rule.cancelled_by)}
         candidates = (e for event_type in named for e in by_type.get(event_type, ()))
         relevant = [(e, p) for e in candidates if (p := _phase(rule, e)) != _OTHER]
+        clock = clocks.get(rule.id, [])
         if not relevant:
+            without_effect += [NoEffect(e.id, f"no deadline of rule {rule.id!r}") for e in clock]
             continue
         relevant += snapshots
+        relevant += [(e, _CLOCK) for e in clock]
         relevant.sort(key=lambda ep: (ep[0].occurred_at, ep[1], ep[0].id))
         counting = sorted(
             (
@@ -546,10 +822,11 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
             ),
             key=lambda e: (e.occurred_at, e.id),
         )
-        deriver = _RuleDeriver(rule, ruleset.calendar, case_id, counting)
+        deriver = _RuleDeriver(rule, ruleset, case_id, counting)
         for event, phase in relevant:
             deriver.apply(event, phase)
         derived = deriver.finish()
+        without_effect += deriver.no_effect
         if rule.scheduled_by:
             booking_types = {m.type for m in rule.scheduled_by}
             schedules = [
@@ -567,4 +844,30 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
             ]
         obligations.extend(derived)
     obligations.sort(key=lambda o: (o.opened_at, o.rule_id, o.sequence, o.id))
-    return CaseState(case_id, worker_id, team_id, status, tuple(obligations), open_periods(log))
+    return CaseState(
+        case_id,
+        worker_id,
+        team_id,
+        status,
+        tuple(obligations),
+        open_periods(log),
+        tuple(sorted(without_effect, key=lambda n: n.event_id)),
+    )
+
+
+def _clock_events_by_rule(
+    by_type: dict[str, list[Event]], ruleset: Ruleset
+) -> tuple[dict[str, list[Event]], list[NoEffect]]:
+    """Events about deadlines' clocks by the rule they name, and those no rule can take (none
+    by that id, or one that allows no extension or pause): the ruleset may have changed since
+    they were posted."""
+    by_rule: dict[str, list[Event]] = {}
+    refused: list[NoEffect] = []
+    for event_type in CLOCK_EVENT_TYPES:
+        for event in by_type.get(event_type, ()):
+            refusal = clock_refusal(event, ruleset)
+            if refusal is not None:
+                refused.append(NoEffect(event.id, refusal.detail))
+            else:
+                by_rule.setdefault(str(event.data["rule_id"]), []).append(event)
+    return by_rule, refused

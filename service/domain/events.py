@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from service.domain.calendar import BANK_HOLIDAYS_KNOWN_UNTIL
+from service.domain.calendar import BANK_HOLIDAYS_KNOWN_UNTIL, Duration
 from service.domain.storable import MAX_DEPTH, Unstorable, json_faults
 
 BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(
@@ -46,8 +46,22 @@ BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(
         "case_allocated",
         "case_closed",
         "case_reopened",
+        "delay_reason_recorded",
+        "deadline_extended",
+        "deadline_paused",
+        "deadline_resumed",
     }
 )
+
+# Events about one deadline's clock rather than the case's work (docs/rules.md, Why a deadline
+# is late): each names the deadline by `data.rule_id` (and `data.sequence`).
+REASON_RECORDED = "delay_reason_recorded"
+EXTENDED = "deadline_extended"
+PAUSED = "deadline_paused"
+RESUMED = "deadline_resumed"
+CLOCK_EVENT_TYPES = (REASON_RECORDED, EXTENDED, PAUSED, RESUMED)
+# A note says what a reason code cannot, in a line or two: a reason is not a case record.
+NOTE_MAX_CHARS = 500
 
 _PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -183,6 +197,57 @@ def _require_day(data: Mapping[str, Any], key: str) -> list[DataProblem]:
     return []
 
 
+def _optional_text(data: Mapping[str, Any], key: str, most: int) -> list[DataProblem]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, str) or not value.strip():
+        return [DataProblem(key, "must be a non-empty string when given")]
+    if len(value) > most:
+        return [DataProblem(key, f"is {len(value)} characters; at most {most}")]
+    return []
+
+
+def target_sequence(data: Mapping[str, Any]) -> int | None:
+    """The chain position a clock event names in `data.sequence` (an integer from 1), if any."""
+    value = data.get("sequence")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return None
+
+
+def _check_clock_fields(event_type: str, data: Mapping[str, Any]) -> list[DataProblem]:
+    """The fields of an event about a deadline's clock that need no ruleset to judge."""
+    problems = _require_text(data, "rule_id") + _optional_text(data, "note", NOTE_MAX_CHARS)
+    if "sequence" in data and target_sequence(data) is None:
+        problems.append(DataProblem("sequence", "must be an integer from 1 (the chain position)"))
+    if event_type in (REASON_RECORDED, EXTENDED):
+        problems += _require_text(data, "reason")
+    elif event_type == PAUSED:
+        problems += _optional_text(data, "reason", 64)
+    if event_type == EXTENDED:
+        problems += _require_text(data, "authorised_by")
+        problems += _optional_text(data, "authorised_by", 200)
+        problems += _agreed_due(data)
+    return problems
+
+
+def _agreed_due(data: Mapping[str, Any]) -> list[DataProblem]:
+    """An extension gives its agreed due day (`due_on`) or how far it moves (`extend_by`)."""
+    if ("due_on" in data) == ("extend_by" in data):
+        return [DataProblem("due_on", "give either due_on (a date) or extend_by (a duration)")]
+    if "due_on" in data:
+        value = data["due_on"]
+        if not isinstance(value, str) or parse_plain_date(value.strip()) is None:
+            return [DataProblem("due_on", "must be a date (YYYY-MM-DD)")]
+        return []
+    try:
+        Duration.parse(str(data["extend_by"]))
+    except ValueError as exc:
+        return [DataProblem("extend_by", str(exc))]
+    return []
+
+
 def check_builtin_data(event_type: str, data: Mapping[str, Any]) -> list[DataProblem]:
     """Check the `data` fields built-in rules depend on, so no rule meets a malformed fact, and
     that no date in it is one the working-day calendar cannot count from."""
@@ -229,4 +294,6 @@ def _check_builtin_fields(event_type: str, data: Mapping[str, Any]) -> list[Data
         return _require_text(data, "task_id") + _require_day(data, "due_at")
     if event_type == "task_completed":
         return _require_text(data, "task_id")
+    if event_type in CLOCK_EVENT_TYPES:
+        return _check_clock_fields(event_type, data)
     return []

@@ -62,11 +62,38 @@ def _short(day: date) -> str:
     return f"{day:%a} {day.day} {day:%b}"
 
 
+def _clock_words(obligation: Obligation, rule_day: date, paused: int, calendar: Calendar) -> str:
+    """How pauses and an agreed extension moved the day the rule gave."""
+    words = ""
+    if paused:
+        plural = "s" if paused != 1 else ""
+        words += (
+            f"; {paused} working day{plural} later, for the time it was paused: {_day(rule_day)}"
+        )
+    extension = obligation.extension
+    if extension is not None:
+        agreed = calendar.local_date(obligation.due_at)
+        on = calendar.local_date(extension.agreed_at)
+        words += (
+            f"; extended to the end of {_day(agreed)}, agreed by {extension.authorised_by} "
+            f"on {_day(on)}"
+        )
+    return words
+
+
 def explain(obligation: Obligation, rule: Rule | None, calendar: Calendar) -> Explanation:
     """The explanation of `obligation` under `rule` (None: no longer in the active ruleset)
     and `calendar`."""
     start = calendar.local_date(obligation.opened_at)
-    due_day = calendar.local_date(obligation.due_at)
+    # The rule's day (before any agreed extension), less the working days it was paused.
+    rule_day = calendar.local_date(obligation.timeliness_due_at)
+    paused = sum(
+        calendar.working_days_between(
+            calendar.local_date(p.started_at), calendar.local_date(p.ends_at)
+        )
+        for p in obligation.pauses
+    )
+    due_day = calendar.subtract(rule_day, Duration(paused, "working_days")) if paused else rule_day
     candidates = _durations(rule, obligation.sequence) if rule is not None else []
     duration = next((d for d in candidates if calendar.add(start, d) == due_day), None)
     days_off: list[tuple[date, str]] = []
@@ -79,8 +106,10 @@ def explain(obligation: Obligation, rule: Rule | None, calendar: Calendar) -> Ex
         if days_off:
             skipped = ", ".join(f"{_short(day)} ({name})" for day, name in days_off)
             sentence += f", skipping {skipped}"
+        sentence += _clock_words(obligation, rule_day, paused, calendar)
     elif rule is not None and rule.due_from_data is not None and obligation.sequence == 1:
         sentence = f"{due_words}: the date given in the event's {rule.due_from_data}"
+        sentence += _clock_words(obligation, rule_day, paused, calendar)
     else:
         sentence = (
             f"{due_words}, as derived under earlier rules or calendar data: "
@@ -94,7 +123,7 @@ def explain(obligation: Obligation, rule: Rule | None, calendar: Calendar) -> Ex
         ),
         weekend_days_skipped=weekend_days,
         days_off_skipped=tuple(DayOff(day, name) for day, name in days_off),
-        due_day=due_day,
+        due_day=calendar.local_date(obligation.due_at),
         due_local=obligation.due_at.astimezone(calendar.timezone),
         due_at=obligation.due_at,
         sentence=sentence + ".",

@@ -19,7 +19,14 @@ from importlib import resources
 from typing import Any, Literal
 
 from service.domain.calendar import REGIONS, Calendar, Duration
-from service.domain.events import BUILTIN_EVENT_TYPES, Event
+from service.domain.events import (
+    BUILTIN_EVENT_TYPES,
+    EXTENDED,
+    PAUSED,
+    RESUMED,
+    DataProblem,
+    Event,
+)
 from service.domain.storable import json_faults
 
 Restart = Literal["parallel", "supersede"]
@@ -30,6 +37,7 @@ _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # TOML allows spaces inside the brackets and a trailing comment on a table header.
 _RULES_HEADER = re.compile(r"^\s*\[\[\s*rules\s*\]\]\s*(#.*)?$")
 _CALENDAR_HEADER = re.compile(r"^\s*\[\s*calendar\s*\]\s*(#.*)?$")
+_REASONS_HEADER = re.compile(r"^\s*\[\s*reasons\s*\]\s*(#.*)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,18 @@ class Rule:
     schedule_before: Duration | None = None
     counts_from: tuple[Matcher, ...] = ()
     later_repeat: LaterRepeat | None = None
+    # How far an agreed extension may move the due day, and how long a pause may last before
+    # it ends by itself; None: the rule allows no extension, or no pause.
+    max_extension: Duration | None = None
+    max_pause: Duration | None = None
+
+    @property
+    def extendable(self) -> bool:
+        return self.max_extension is not None
+
+    @property
+    def pausable(self) -> bool:
+        return self.max_pause is not None
 
     def to_json(self) -> dict[str, object]:
         """The rule in the same shape as the TOML that defines it."""
@@ -123,9 +143,23 @@ class Rule:
             "schedule_before": str(self.schedule_before) if self.schedule_before else None,
             "counts_from": [m.to_json() for m in self.counts_from] or None,
             "later_repeat": self.later_repeat.to_json() if self.later_repeat else None,
+            "extendable": True if self.max_extension else None,
+            "max_extension": str(self.max_extension) if self.max_extension else None,
+            "pausable": True if self.max_pause else None,
+            "max_pause": str(self.max_pause) if self.max_pause else None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
+
+
+# Why a deadline is late, when the ruleset lists no reasons of its own (`[reasons]`).
+DEFAULT_REASONS: tuple[tuple[str, str], ...] = (
+    ("child_or_family_unavailable", "Child or family unavailable"),
+    ("child_missing", "Child missing"),
+    ("awaiting_other_agency", "Awaiting another agency"),
+    ("worker_absence", "Worker absence"),
+    ("recorded_in_error", "Recorded in error"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +170,8 @@ class Ruleset:
     calendar: Calendar
     rules: tuple[Rule, ...]
     event_types: frozenset[str] = frozenset()
+    # The organisation's list of delay reasons: (code, label) pairs, in the order shown.
+    reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS
     # Lookups every ingested event makes, worked out once per ruleset.
     known_event_types: frozenset[str] = field(init=False, compare=False, repr=False)
     _by_id: Mapping[str, Rule] = field(init=False, compare=False, repr=False)
@@ -159,6 +195,11 @@ class Ruleset:
         rule = self._by_id.get(rule_id)
         return rule.name if rule else rule_id
 
+    def reason_label(self, code: str) -> str:
+        """What a reason code is called here: its label, or the code if the list lacks it (a
+        reason recorded under an earlier list is still shown)."""
+        return next((label for known, label in self.reasons if known == code), code)
+
     def rules_dated_by(self, event_type: str) -> tuple[Rule, ...]:
         """Rules an event of this type starts that take their due date from its data."""
         return self._dated_starts.get(event_type, ())
@@ -172,6 +213,7 @@ class Ruleset:
                 "closures": sorted(d.isoformat() for d in self.calendar.closures),
             },
             "event_types": sorted(self.event_types),
+            "reasons": dict(self.reasons),
             "rules": [r.to_json() for r in self.rules],
         }
 
@@ -219,9 +261,14 @@ _RULE_KEYS = frozenset(
         "schedule_before",
         "counts_from",
         "later_repeat",
+        "extendable",
+        "max_extension",
+        "pausable",
+        "max_pause",
     }
 )
-_TOP_KEYS = frozenset({"id", "calendar", "rules", "event_types"})
+_TOP_KEYS = frozenset({"id", "calendar", "rules", "event_types", "reasons"})
+_REASON_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _CALENDAR_KEYS = frozenset({"region", "timezone", "closures"})
 _LATER_REPEAT_KEYS = frozenset({"after", "every", "started_by"})
 
@@ -254,10 +301,9 @@ class _TomlLines:
             )
             key = parts[2] if len(parts) > 2 else None
             return self._find_key(key, start, end) or start + 1
-        if table == "calendar":
-            header = next(
-                (i for i, ln in enumerate(self._lines) if _CALENDAR_HEADER.match(ln)), None
-            )
+        if table in ("calendar", "reasons"):
+            header_of = _CALENDAR_HEADER if table == "calendar" else _REASONS_HEADER
+            header = next((i for i, ln in enumerate(self._lines) if header_of.match(ln)), None)
             if header is None:
                 # An inline `calendar = {...}` table: the key's own line.
                 return self._find_key(table, 0, len(self._lines))
@@ -522,6 +568,8 @@ def _read_rule(reader: _Reader, doc: object, pointer: str, known: frozenset[str]
         later_repeat = reader.later_repeat(doc["later_repeat"], f"{pointer}/later_repeat", known)
         if not doc.get("repeat"):
             reader.fail(f"{pointer}/later_repeat", "needs repeat, whose interval it replaces")
+    max_extension = _allowance(reader, doc, pointer, "extendable", "max_extension")
+    max_pause = _allowance(reader, doc, pointer, "pausable", "max_pause")
     rule = Rule(
         id=rule_id,
         name=reader.text(doc, "name", pointer),
@@ -548,8 +596,50 @@ def _read_rule(reader: _Reader, doc: object, pointer: str, known: frozenset[str]
         schedule_before=schedule_before,
         counts_from=counts_from,
         later_repeat=later_repeat,
+        max_extension=max_extension,
+        max_pause=max_pause,
     )
     return rule
+
+
+def _allowance(
+    reader: _Reader, doc: Mapping[str, Any], pointer: str, flag: str, most: str
+) -> Duration | None:
+    """`extendable = true` with `max_extension`, or `pausable = true` with `max_pause`: the
+    maximum, or None when the rule does not allow it. A maximum is required, so no agreement
+    or pause can move a deadline without bound."""
+    allowed = doc.get(flag, False)
+    if not isinstance(allowed, bool):
+        reader.fail(f"{pointer}/{flag}", "must be true or false")
+        return None
+    if not allowed:
+        if most in doc:
+            reader.fail(f"{pointer}/{most}", f"needs {flag} = true")
+        return None
+    if most not in doc:
+        reader.fail(f"{pointer}/{most}", f"is required with {flag} = true: {_A_DURATION}")
+        return None
+    return reader.duration(doc[most], f"{pointer}/{most}")
+
+
+def _read_reasons(reader: _Reader, doc: object) -> tuple[tuple[str, str], ...]:
+    """The `[reasons]` table: codes to labels, replacing the default list."""
+    if doc is None:
+        return DEFAULT_REASONS
+    if not isinstance(doc, dict) or not doc:
+        reader.fail("/reasons", "must be a table of reason codes to labels")
+        return DEFAULT_REASONS
+    reasons: list[tuple[str, str]] = []
+    for code, label in doc.items():
+        if not _REASON_CODE.match(code):
+            reader.fail(
+                f"/reasons/{code}", "a code must be lower_snake_case, starting with a letter"
+            )
+        elif not isinstance(label, str) or not label.strip() or len(label) > 200:
+            reader.fail(f"/reasons/{code}", "must be a label of 1 to 200 characters")
+        else:
+            reasons.append((code, label.strip()))
+    return tuple(reasons)
 
 
 def _read_calendar(reader: _Reader, doc: object) -> Calendar:
@@ -620,6 +710,7 @@ def _read_ruleset(doc: Mapping[str, Any], locate: Locate, default_id: str) -> Ru
             extra.add(name)
     known = BUILTIN_EVENT_TYPES | extra
     calendar = _read_calendar(reader, doc.get("calendar"))
+    reasons = _read_reasons(reader, doc.get("reasons"))
     raw_rules = doc.get("rules")
     if raw_rules is None:
         reader.fail("/rules", "is required: a ruleset needs at least one [[rules]] table")
@@ -642,6 +733,7 @@ def _read_ruleset(doc: Mapping[str, Any], locate: Locate, default_id: str) -> Ru
         calendar=calendar,
         rules=tuple(r for r in rules if r is not None),
         event_types=frozenset(extra),
+        reasons=reasons,
     )
 
 
@@ -682,6 +774,29 @@ def _read_storable(doc: Mapping[str, Any], locate: Locate, default_id: str) -> R
     if problems:
         raise RulesetInvalid(problems)
     return _read_ruleset(doc, locate, default_id)
+
+
+def clock_refusal(event: Event, ruleset: Ruleset) -> DataProblem | None:
+    """Why the deadline an event about a clock names cannot take it under `ruleset`: no such
+    rule, or one that allows no extension or no pause; None when it can."""
+    rule_id = event.data.get("rule_id")
+    rule = ruleset.rule(rule_id) if isinstance(rule_id, str) else None
+    if rule is None:
+        return DataProblem("rule_id", f"names no rule of the active ruleset: {rule_id!r}")
+    if event.type == EXTENDED and not rule.extendable:
+        return DataProblem("rule_id", f"rule {rule.id!r} is not extendable")
+    if event.type in (PAUSED, RESUMED) and not rule.pausable:
+        return DataProblem("rule_id", f"rule {rule.id!r} is not pausable")
+    return None
+
+
+def reason_refusal(event: Event, ruleset: Ruleset) -> DataProblem | None:
+    """A reason code not in the organisation's list, or None."""
+    code = event.data.get("reason")
+    if code is None or any(code == known for known, _ in ruleset.reasons):
+        return None
+    codes = ", ".join(known for known, _ in ruleset.reasons)
+    return DataProblem("reason", f"unknown reason {code!r}; the organisation's reasons: {codes}")
 
 
 def builtin_ruleset_text(name: str) -> str:

@@ -75,3 +75,8 @@ def is_at_risk(obligation: Obligation, at: datetime) -> bool:
     return any(
         start <= at and (end is None or at < end) for start, end in obligation.at_risk_periods
     )
+
+
+def is_paused(obligation: Obligation, at: datetime) -> bool:
+    """Whether the deadline's clock stood still at `at` (a pause it was given): no alert then."""
+    return any(p.started_at <= at < p.ends_at for p in obligation.pauses)

@@ -210,6 +210,14 @@ def test_an_alert_payload_carries_the_obligation_the_case_and_the_rule() -> None
         "at_risk": False,
         "opened_by_event": ASSESSMENT.opened_by_event,
         "met_by_event": None,
+        "original_due_at": None,
+        "delay_reason": None,
+        "delay_reason_label": None,
+        "delay_note": None,
+        "delay_reason_event": None,
+        "extension_authorised_by": None,
+        "extension_event": None,
+        "paused": False,
     }
 
 

@@ -39,7 +39,20 @@ from service.domain.status import (
     working_days_overdue,
 )
 
+# The children's rules as a local authority might make them all extendable and pausable, so
+# the events about deadlines' clocks act (on the built-in rules they have no effect).
+CLOCKED = Ruleset(
+    id="children-clocked",
+    calendar=CHILDREN.calendar,
+    rules=tuple(
+        replace(
+            r, max_extension=Duration(10, "working_days"), max_pause=Duration(20, "working_days")
+        )
+        for r in CHILDREN.rules
+    ),
+)
 RULESETS = [pytest.param(CHILDREN, id="children"), pytest.param(ADULTS, id="adults")]
+WITH_CLOCKS = [*RULESETS, pytest.param(CLOCKED, id="children-clocked")]
 PROPERTY = settings(max_examples=100, deadline=None)
 
 # Generating case logs
@@ -90,6 +103,31 @@ DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "task_completed": st.fixed_dictionaries({"task_id": st.sampled_from(TASK_IDS)}),
 }
+# Events about a deadline's clock (docs/rules.md, Why a deadline is late), naming any rule.
+RULE_IDS = sorted({r.id for r in (*CHILDREN.rules, *ADULTS.rules)})
+REASON_CODES = [code for code, _ in CHILDREN.reasons]
+_NAMED = {"rule_id": st.sampled_from(RULE_IDS)}
+_POSITION = {"sequence": st.integers(1, 3)}
+DATA |= {
+    "delay_reason_recorded": st.fixed_dictionaries(
+        {**_NAMED, "reason": st.sampled_from(REASON_CODES)},
+        optional={**_POSITION, "note": st.just("Family away")},
+    ),
+    "deadline_extended": st.fixed_dictionaries(
+        {**_NAMED, "reason": st.sampled_from(REASON_CODES), "authorised_by": st.just("M-1")},
+        optional=_POSITION,
+    ).flatmap(
+        lambda data: st.one_of(
+            days_as_text.map(lambda day: {**data, "due_on": day}),
+            st.sampled_from(("1 working day", "5 working days", "10 working days", "2 weeks")).map(
+                lambda by: {**data, "extend_by": by}
+            ),
+        )
+    ),
+    "deadline_paused": st.fixed_dictionaries(_NAMED, optional=_POSITION),
+    "deadline_resumed": st.fixed_dictionaries(_NAMED, optional=_POSITION),
+}
+CLOCK_TYPES = ("delay_reason_recorded", "deadline_extended", "deadline_paused", "deadline_resumed")
 # What an Annex A row adds to an event: its source, and for a latest review or visit the
 # position it claims; a sequence of 1, 0, text, a bool or a float claims nothing.
 sequences = st.one_of(st.integers(2, 6), st.sampled_from((1, 0, "2", True, 2.0)))
@@ -103,7 +141,7 @@ event_ids = st.text("abcdefghij0123456789-:", min_size=1, max_size=8)
 
 def new_event(draw: st.DrawFn, event_id: str, event_type: str, at: datetime) -> Event:
     data = draw(DATA.get(event_type, st.just({})))
-    if draw(st.integers(0, 2)) == 0:
+    if draw(st.integers(0, 2)) == 0 and event_type not in CLOCK_TYPES:
         data = {**data, **draw(snapshot_marks)}
     assert check_builtin_data(event_type, data) == []
     return Event(
@@ -161,6 +199,19 @@ EPISODES: dict[str, tuple[str, ...]] = {
     "safeguarding_concern_received": ("s42_decision_made", "safeguarding_concern_received"),
     "task_due": ("task_completed", "task_due"),
 }
+# Any episode may see its deadlines given reasons, extended, paused and resumed.
+EPISODES = {opening: (*follow_ups, *CLOCK_TYPES) for opening, follow_ups in EPISODES.items()}
+# The rules each opening event starts, for the clock events that follow it to name.
+STARTED_BY = {
+    opening: sorted(
+        {
+            r.id
+            for r in (*CHILDREN.rules, *ADULTS.rules)
+            if any(m.type == opening for m in r.starts_on)
+        }
+    )
+    for opening in EPISODES
+}
 REVIEW_OF = {"child_protection_plan_started": "cp-review", "became_looked_after": "cla-review"}
 LAST_INSTANT = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
 
@@ -185,6 +236,10 @@ def episodic_logs(draw: st.DrawFn, max_events: int) -> list[Event]:
                 booked_for = (local_day(at) + timedelta(days=ahead)).isoformat()
                 review = REVIEW_OF[opening]
                 event = replace(event, data={"review": review, "scheduled_for": booked_for})
+            elif follow_up in CLOCK_TYPES:
+                # About one of the deadlines the episode started.
+                rule_id = draw(st.sampled_from(STARTED_BY[opening]))
+                event = replace(event, data={**event.data, "rule_id": rule_id})
             elif draw(st.booleans()):
                 # A latest visit or review as Annex A gives it: the chain position it claims.
                 event = replace(event, data={**event.data, "sequence": draw(st.integers(2, 4))})
@@ -203,6 +258,8 @@ def derive(log: list[Event], ruleset: Ruleset) -> tuple[Obligation, ...]:
 
 
 def involves(rule: Rule, event: Event) -> bool:
+    if event.type in CLOCK_TYPES:
+        return event.data.get("rule_id") == rule.id
     matchers = (
         *rule.starts_on,
         *rule.counts_from,
@@ -226,7 +283,7 @@ def starts(rule: Rule, event: Event) -> bool:
 # (1)-(3): order, repetition and voids
 
 
-@pytest.mark.parametrize("ruleset", RULESETS)
+@pytest.mark.parametrize("ruleset", WITH_CLOCKS)
 @PROPERTY
 @given(data=st.data())
 def test_any_arrival_order_derives_the_same_obligations(ruleset: Ruleset, data: Any) -> None:
@@ -237,14 +294,14 @@ def test_any_arrival_order_derives_the_same_obligations(ruleset: Ruleset, data: 
     assert derive_case(CASE_ID, arrived, ruleset) == derive_case(CASE_ID, log, ruleset)
 
 
-@pytest.mark.parametrize("ruleset", RULESETS)
+@pytest.mark.parametrize("ruleset", WITH_CLOCKS)
 @PROPERTY
 @given(log=case_logs())
 def test_deriving_twice_gives_identical_results(ruleset: Ruleset, log: list[Event]) -> None:
     assert derive_case(CASE_ID, list(log), ruleset) == derive_case(CASE_ID, list(log), ruleset)
 
 
-@pytest.mark.parametrize("ruleset", RULESETS)
+@pytest.mark.parametrize("ruleset", WITH_CLOCKS)
 @PROPERTY
 @given(data=st.data())
 def test_voiding_an_event_equals_never_having_posted_it(ruleset: Ruleset, data: Any) -> None:
@@ -256,7 +313,7 @@ def test_voiding_an_event_equals_never_having_posted_it(ruleset: Ruleset, data: 
     assert derive(remaining, ruleset) == derive(never_posted, ruleset)
 
 
-@pytest.mark.parametrize("ruleset", RULESETS)
+@pytest.mark.parametrize("ruleset", WITH_CLOCKS)
 @PROPERTY
 @given(data=st.data())
 def test_voiding_an_event_leaves_the_rules_it_plays_no_part_in_untouched(
@@ -275,7 +332,7 @@ def test_voiding_an_event_leaves_the_rules_it_plays_no_part_in_untouched(
             ]
 
 
-@pytest.mark.parametrize("ruleset", RULESETS)
+@pytest.mark.parametrize("ruleset", WITH_CLOCKS)
 @PROPERTY
 @given(log=case_logs())
 def test_a_voided_start_leaves_no_chain_rooted_at_it(ruleset: Ruleset, log: list[Event]) -> None:
@@ -291,7 +348,7 @@ def test_a_voided_start_leaves_no_chain_rooted_at_it(ruleset: Ruleset, log: list
 # Invariants of every derived obligation
 
 
-@pytest.mark.parametrize("ruleset", RULESETS)
+@pytest.mark.parametrize("ruleset", WITH_CLOCKS)
 @PROPERTY
 @given(log=case_logs())
 def test_every_obligation_closes_at_most_once_and_never_before_it_opens(
@@ -365,7 +422,7 @@ def chain_root(obligation: Obligation, log: list[Event]) -> Event:
     )
 
 
-@pytest.mark.parametrize("ruleset", RULESETS)
+@pytest.mark.parametrize("ruleset", WITH_CLOCKS)
 @PROPERTY
 @given(log=case_logs())
 def test_an_obligation_left_open_has_no_closing_event_applied_after_it_opened(
@@ -386,7 +443,7 @@ def test_an_obligation_left_open_has_no_closing_event_applied_after_it_opened(
                 assert not closes(rule, event, root), event
 
 
-@pytest.mark.parametrize("ruleset", RULESETS)
+@pytest.mark.parametrize("ruleset", WITH_CLOCKS)
 @PROPERTY
 @given(log=case_logs())
 def test_every_obligation_is_closed_by_an_event_that_can_close_it_at_its_instant(
@@ -416,7 +473,7 @@ def test_every_obligation_is_closed_by_an_event_that_can_close_it_at_its_instant
 # Claimed positions (docs/rules.md, `data.sequence`)
 
 
-@pytest.mark.parametrize("ruleset", RULESETS)
+@pytest.mark.parametrize("ruleset", WITH_CLOCKS)
 @PROPERTY
 @given(log=case_logs())
 def test_an_event_claiming_a_position_meets_only_on_time_and_at_or_past_that_position(
@@ -595,3 +652,61 @@ def test_status_at_agrees_with_the_spec_definition(
                     late_days += is_working_day(day)
                     day += timedelta(days=1)
             assert working_days_overdue(obligation, at, ruleset.calendar) == late_days
+
+
+# Events about deadlines' clocks (docs/rules.md, Why a deadline is late)
+
+
+def without_snapshot_marks(log: list[Event]) -> list[Event]:
+    """The log without Annex A's claims: a snapshot may drop a deadline it cannot judge,
+    which rewrites the past by design (docs/rules.md, Snapshots)."""
+    return [
+        e
+        if e.type in CLOCK_TYPES
+        else replace(e, data={k: v for k, v in e.data.items() if k not in ("sequence", "source")})
+        for e in log
+    ]
+
+
+@PROPERTY
+@given(log=case_logs(), probes=probe_instants)
+def test_status_as_of_an_instant_is_what_the_log_up_to_then_gave(
+    log: list[Event], probes: list[datetime]
+) -> None:
+    """An extension, pause or resume recorded later never changes what was overdue, due soon
+    or escalated at an earlier instant: reads with `as_of` keep their answer."""
+    log = without_snapshot_marks(log)
+    everything = {o.id: o for o in derive(log, CLOCKED)}
+    for at in probes:
+        then = {o.id: o for o in derive([e for e in log if e.occurred_at <= at], CLOCKED)}
+        opened = {i for i, o in everything.items() if o.opened_at <= at}
+        assert opened == {i for i, o in then.items() if o.opened_at <= at}
+        for obligation_id_ in opened:
+            now, before = everything[obligation_id_], then[obligation_id_]
+            assert status_at(now, at) == status_at(before, at)
+            assert escalation_level(now, at) == escalation_level(before, at)
+
+
+@PROPERTY
+@given(log=case_logs())
+def test_an_agreed_date_is_later_than_the_rules_date_and_no_warning_falls_in_a_pause(
+    log: list[Event],
+) -> None:
+    for obligation in derive(log, CLOCKED):
+        if obligation.original_due_at is not None:
+            assert obligation.extension is not None
+            assert obligation.due_at > obligation.original_due_at
+        for pause in obligation.pauses:
+            assert pause.started_at < pause.ends_at
+            warn_at = obligation.warn_at
+            assert warn_at is None or not (pause.started_at <= warn_at < pause.ends_at)
+            assert not pause.started_at <= obligation.due_at < pause.ends_at
+
+
+@pytest.mark.parametrize("ruleset", RULESETS)
+@PROPERTY
+@given(log=case_logs())
+def test_no_built_in_deadline_is_extended_or_paused(ruleset: Ruleset, log: list[Event]) -> None:
+    for obligation in derive(log, ruleset):
+        assert obligation.original_due_at is None
+        assert obligation.pauses == ()
