@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.api.csv_export import CSV_RESPONSE, FormatQuery, csv_of, wants_csv
 from service.api.deps import ClockDep, Reader, SessionDep
@@ -71,6 +71,8 @@ class TimelinessOut(BaseModel):
     completed: int
     on_time: int
     late: int
+    late_with_reason: int = Field(description="Late, with a delay reason recorded for it.")
+    late_without_reason: int = Field(description="Late, with no reason recorded.")
     on_time_rate: float | None
 
 
@@ -256,6 +258,8 @@ async def timeliness(
             completed=row.completed,
             on_time=row.on_time,
             late=row.late,
+            late_with_reason=row.late_with_reason,
+            late_without_reason=row.late_without_reason,
             on_time_rate=row.on_time_rate,
         )
         for row in found

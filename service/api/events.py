@@ -16,6 +16,7 @@ from service.api.problems import Problem, pointer, validation_errors
 from service.api.text import Text, sendable
 from service.api.times import OUT_OF_RANGE, DayOrInstant, in_range, to_instant
 from service.domain.events import (
+    CLOCK_EVENT_TYPES,
     DATA_MAX_BYTES,
     DATA_MAX_DEPTH,
     Event,
@@ -24,7 +25,7 @@ from service.domain.events import (
     check_storable_data,
     parse_day_or_instant,
 )
-from service.domain.rules import Ruleset
+from service.domain.rules import Ruleset, clock_refusal, reason_refusal
 from service.store.alerts import enqueue_completed
 from service.store.events import find_events
 from service.store.group_commit import GroupCommitter
@@ -118,6 +119,13 @@ def _domain_errors(item: EventIn, ruleset: Ruleset, now: datetime) -> list[tuple
         day = parse_day_or_instant(value)
         if day is not None and not in_range(day):
             errors.append((("data", name), OUT_OF_RANGE))
+    if item.type in CLOCK_EVENT_TYPES and isinstance(item.data.get("rule_id"), str):
+        # What the ruleset decides is refused now; what needs the case's deadlines is judged
+        # by derivation and reported on the case (docs/rules.md, Why a deadline is late).
+        said = Event(item.id, item.type, item.case_id, occurred_at, data=item.data)
+        for refusal in (clock_refusal(said, ruleset), reason_refusal(said, ruleset)):
+            if refusal is not None:
+                errors.append((("data", refusal.key), refusal.detail))
     for rule in ruleset.rules_dated_by(item.type):
         key = rule.due_from_data or ""
         if parse_day_or_instant(item.data.get(key)) is None:

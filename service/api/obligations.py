@@ -23,6 +23,7 @@ from service.api.deps import ClockDep, Reader, SessionDep
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
 from service.api.problems import Problem
 from service.api.times import AsOfQuery, day_or_instant_query, parse_query_instant
+from service.domain.alerts import clock_snapshot
 from service.domain.calendar import CALENDAR_DATA_VERSION, Calendar
 from service.domain.explain import explain
 from service.domain.rules import Ruleset
@@ -83,6 +84,24 @@ class ObligationOut(BaseModel):
     at_risk: bool
     opened_by_event: str
     met_by_event: str | None
+    original_due_at: datetime | None = Field(
+        description="With an agreed extension, the rule's due date, which timeliness counts "
+        "against; `due_at` is then the agreed date, which status and alerts follow."
+    )
+    delay_reason: str | None = Field(description="The code of the reason recorded, if any.")
+    delay_reason_label: str | None
+    delay_note: str | None
+    delay_reason_event: str | None = Field(description="The event that recorded the reason.")
+    extension_authorised_by: str | None
+    extension_event: str | None = Field(description="The event that agreed the extension.")
+    paused: bool = Field(description="Whether the deadline's clock stood still at `as_of`.")
+
+
+class PauseOut(BaseModel):
+    started_at: datetime
+    ends_at: datetime = Field(description="The resume, or the end of the rule's maximum pause.")
+    started_by: str
+    ended_by: str | None = Field(description="The resume event; null when it ended by itself.")
 
 
 class RuleRef(BaseModel):
@@ -148,6 +167,7 @@ class Explanation(BaseModel):
 
 class ObligationDetail(ObligationOut):
     explanation: Explanation
+    pauses: list[PauseOut]
 
 
 def present(stored: StoredObligation, at: datetime, calendar: Calendar) -> ObligationOut:
@@ -175,6 +195,7 @@ def present(stored: StoredObligation, at: datetime, calendar: Calendar) -> Oblig
         at_risk=is_at_risk(ob, at),
         opened_by_event=ob.opened_by_event,
         met_by_event=ob.met_by_event if met else None,
+        **clock_snapshot(ob, at),
     )
 
 
@@ -329,7 +350,13 @@ def explained(
         ),
     )
     listed = present(stored, at, calendar)
-    return ObligationDetail(**listed.model_dump(), explanation=explanation)
+    pauses = [
+        PauseOut(
+            started_at=p.started_at, ends_at=p.ends_at, started_by=p.started_by, ended_by=p.ended_by
+        )
+        for p in ob.pauses
+    ]
+    return ObligationDetail(**listed.model_dump(), explanation=explanation, pauses=pauses)
 
 
 @router.get("/{obligation_id}", response_model=ObligationDetail)

@@ -27,10 +27,12 @@ Key = tuple[str, str, date, str]  # org_id, team_id (WHOLE_ORG for every team), 
 
 
 class Tally(dict[Key, list[int]]):
-    """Judged and on-time counts by key; negative while it records what was taken away.
+    """Judged, on-time and late-with-a-reason counts by key; negative while it records what
+    was taken away.
 
     A deadline is judged on the day it was met, or on the day it was cancelled if it had
     fallen due unmet by then (missed, then cancelled: late); one cancelled in time is neutral.
+    Met on time means by the rule's due date, whatever extension was agreed since.
     """
 
     def count(
@@ -45,16 +47,18 @@ class Tally(dict[Key, list[int]]):
         cancelled_at: datetime | None = ob["cancelled_at"]
         if met_at is not None:
             day = calendar.local_date(met_at)
-            on_time = sign if met_at <= ob["due_at"] else 0
+            on_time = sign if met_at <= (ob["original_due_at"] or ob["due_at"]) else 0
         elif cancelled_at is not None and missed_then_cancelled(ob["due_at"], cancelled_at):
             day, on_time = calendar.local_date(cancelled_at), 0
         else:
             return
+        with_reason = sign if not on_time and ob["delay_reason"] is not None else 0
         teams = (WHOLE_ORG, ob["team_id"]) if ob["team_id"] else (WHOLE_ORG,)
         for team in teams:
-            cell = self.setdefault((org_id, team, day, ob["rule_id"]), [0, 0])
+            cell = self.setdefault((org_id, team, day, ob["rule_id"]), [0, 0, 0])
             cell[0] += sign
             cell[1] += on_time
+            cell[2] += with_reason
 
     def rows(self) -> list[dict[str, Any]]:
         """The non-zero changes, in key order."""
@@ -66,9 +70,10 @@ class Tally(dict[Key, list[int]]):
                 "rule_id": rule,
                 "completed": completed,
                 "on_time": on_time,
+                "late_with_reason": with_reason,
             }
-            for (org_id, team, day, rule), (completed, on_time) in sorted(self.items())
-            if completed or on_time
+            for (org_id, team, day, rule), (completed, on_time, with_reason) in sorted(self.items())
+            if completed or on_time or with_reason
         ]
 
 
@@ -78,6 +83,8 @@ def _add_to_stored(insert: Any, _dialect: str) -> Any:
         set_={
             "completed": daily_completions.c.completed + insert.excluded.completed,
             "on_time": daily_completions.c.on_time + insert.excluded.on_time,
+            "late_with_reason": daily_completions.c.late_with_reason
+            + insert.excluded.late_with_reason,
         },
     )
 
@@ -85,7 +92,7 @@ def _add_to_stored(insert: Any, _dialect: str) -> Any:
 # Keys are unique within one write (a Tally is keyed by them), as ON CONFLICT requires.
 _ADD_COMPLETIONS = BulkInsert(
     daily_completions,
-    ("org_id", "team_id", "day", "rule_id", "completed", "on_time"),
+    ("org_id", "team_id", "day", "rule_id", "completed", "on_time", "late_with_reason"),
     _add_to_stored,
 )
 
@@ -108,6 +115,8 @@ async def rebuild_rollup(session: AsyncSession, org_id: str, calendar: Calendar)
             obligations.c.met_at,
             obligations.c.cancelled_at,
             obligations.c.due_at,
+            obligations.c.original_due_at,
+            obligations.c.delay_reason,
         ).where(obligations.c.org_id == org_id, judged())
     )
     async for row in met:

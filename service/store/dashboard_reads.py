@@ -20,6 +20,7 @@ from sqlalchemy import (
     case,
     func,
     literal_column,
+    not_,
     null,
     or_,
     select,
@@ -32,7 +33,7 @@ from service.domain.calendar import Calendar, Duration
 from service.domain.rules import Ruleset
 from service.store.completions import WHOLE_ORG
 from service.store.db import SessionFactory, gather_reads
-from service.store.obligations import judged
+from service.store.obligations import judged, on_time
 from service.store.tables import case_periods, cases, daily_completions, obligations, risk_periods
 
 Interval = Literal["month", "week"]
@@ -109,6 +110,12 @@ class Timeliness:
     completed: int
     on_time: int
     late: int
+    # Late deadlines split by whether a reason was recorded for them (docs/dashboard.md).
+    late_with_reason: int
+
+    @property
+    def late_without_reason(self) -> int:
+        return self.late - self.late_with_reason
 
     @property
     def on_time_rate(self) -> float | None:
@@ -461,32 +468,36 @@ async def timeliness(
     if not spans:
         return []
     today = calendar.local_date(at)
-    counted: dict[tuple[int, str], tuple[int, int]] = {}
+    counted: dict[tuple[int, str], Counts] = {}
     if scope.worker_id is None:
         counted = await _rolled_up(session, scope, spans, today, rule_id)
         since = max(spans[0].starts_at, calendar.start_of_day(today))
     else:
         since = spans[0].starts_at
-    for key, (completed, punctual) in (
-        await _counted(session, scope, spans, since, at, rule_id)
-    ).items():
-        before = counted.get(key, (0, 0))
-        counted[key] = (before[0] + completed, before[1] + punctual)
+    for key, counts in (await _counted(session, scope, spans, since, at, rule_id)).items():
+        before = counted.get(key, (0, 0, 0))
+        counted[key] = (before[0] + counts[0], before[1] + counts[1], before[2] + counts[2])
     rules = sorted(
-        {r for (_, r), (n, _) in counted.items() if n} | ({rule_id} if rule_id else set())
+        {r for (_, r), counts in counted.items() if counts[0]} | ({rule_id} if rule_id else set())
     )
     items = []
     for i, span in enumerate(spans):
         for rule in rules:
-            completed, punctual = counted.get((i, rule), (0, 0))
-            items.append(Timeliness(span.label, rule, completed, punctual, completed - punctual))
+            completed, punctual, with_reason = counted.get((i, rule), (0, 0, 0))
+            items.append(
+                Timeliness(span.label, rule, completed, punctual, completed - punctual, with_reason)
+            )
     return items
+
+
+Counts = tuple[int, int, int]  # completed, on time, late with a recorded reason
 
 
 async def _rolled_up(
     session: AsyncSession, scope: Scope, spans: Sequence[Period], before: date, rule_id: str | None
-) -> dict[tuple[int, str], tuple[int, int]]:
-    """Completed and on-time counts per (period index, rule), days before `before`."""
+) -> dict[tuple[int, str], Counts]:
+    """Completed, on-time and late-with-a-reason counts per (period index, rule), days before
+    `before`."""
     index = case(
         *((daily_completions.c.day < span.end_day, i) for i, span in enumerate(spans)),
         else_=len(spans),
@@ -497,6 +508,7 @@ async def _rolled_up(
             daily_completions.c.rule_id,
             func.sum(daily_completions.c.completed).label("completed"),
             func.sum(daily_completions.c.on_time).label("on_time"),
+            func.sum(daily_completions.c.late_with_reason).label("late_with_reason"),
         )
         .where(
             daily_completions.c.org_id == scope.org_id,
@@ -516,7 +528,7 @@ async def _counted(
     since: datetime,
     at: datetime,
     rule_id: str | None,
-) -> dict[tuple[int, str], tuple[int, int]]:
+) -> dict[tuple[int, str], Counts]:
     """The same counts from obligations judged from `since` up to `at`.
 
     Judged rows close when they are met or cancelled, so the range is put on the indexed
@@ -537,7 +549,13 @@ async def _counted(
                 index,
                 obligations.c.rule_id,
                 func.count().label("completed"),
-                func.count().filter(obligations.c.met_at <= obligations.c.due_at).label("on_time"),
+                func.count().filter(on_time()).label("on_time"),
+                func.count()
+                .filter(
+                    or_(obligations.c.met_at.is_(None), not_(on_time())),
+                    obligations.c.delay_reason.is_not(None),
+                )
+                .label("late_with_reason"),
             ),
             scope,
         )
@@ -554,12 +572,17 @@ async def _counted(
 
 async def _per_period_and_rule(
     session: AsyncSession, query: Select[Any], rule: ColumnElement[str], rule_id: str | None
-) -> dict[tuple[int, str], tuple[int, int]]:
-    """(period index, rule) -> (completed, on time), for one rule if `rule_id` is given."""
+) -> dict[tuple[int, str], Counts]:
+    """(period index, rule) -> (completed, on time, late with a reason), for one rule if
+    `rule_id` is given."""
     if rule_id is not None:
         query = query.where(rule == rule_id)
     return {
-        (int(row.period), row.rule_id): (int(row.completed), int(row.on_time))
+        (int(row.period), row.rule_id): (
+            int(row.completed),
+            int(row.on_time),
+            int(row.late_with_reason),
+        )
         for row in await session.execute(query)
     }
 

@@ -32,6 +32,7 @@ from service.store.completions import Tally, add_to_rollup
 from service.store.db import BulkInsert, DeleteEach, Prebuilt, each_of
 from service.store.events import get_event
 from service.store.jobs import queue_job
+from service.store.obligations import clock_column
 from service.store.orgs import lock_ruleset, set_ruleset
 from service.store.tables import cases, events, obligations, risk_periods
 
@@ -257,6 +258,9 @@ def _obligation_columns(
         "worker_id": state.worker_id,
         "team_id": state.team_id,
         "next_check_at": next_check_at(ob, now),
+        "original_due_at": ob.original_due_at,
+        "delay_reason": ob.delay_reason.code if ob.delay_reason else None,
+        "clock": clock_column(ob),
     }
 
 
@@ -272,6 +276,8 @@ _STORED_OBLIGATIONS = Prebuilt(
             obligations.c.cancelled_at,
             obligations.c.due_at,
             obligations.c.at_risk_periods,
+            obligations.c.original_due_at,
+            obligations.c.delay_reason,
         ).where(obligations.c.org_id == bindparam("org_id")),
         obligations.c.case_id,
         "case_ids",

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.domain.derive import Obligation
+from service.domain.derive import DelayReason, Extension, Obligation, Pause
 from service.domain.status import STATUSES, Status
 from service.store import keyset
 from service.store.tables import obligations
@@ -21,6 +21,14 @@ def open_at(at: datetime) -> ColumnElement[bool]:
     return and_(
         obligations.c.opened_at <= at,
         or_(obligations.c.closed_at.is_(None), obligations.c.closed_at > at),
+    )
+
+
+def on_time() -> ColumnElement[bool]:
+    """Met by the date timeliness counts against: the rule's, whatever extension was agreed
+    (the SQL twin of `Obligation.timeliness_due_at`)."""
+    return obligations.c.met_at <= func.coalesce(
+        obligations.c.original_due_at, obligations.c.due_at
     )
 
 
@@ -84,6 +92,52 @@ def _instant(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def clock_column(obligation: Obligation) -> dict[str, Any] | None:
+    """The `clock` column: what was said of the deadline's clock, None when nothing was."""
+    reason, extension = obligation.delay_reason, obligation.extension
+    if reason is None and extension is None and not obligation.pauses:
+        return None
+    return {
+        "reason": None
+        if reason is None
+        else [
+            reason.code,
+            reason.label,
+            reason.note,
+            reason.event_id,
+            reason.recorded_at.isoformat(),
+        ],
+        "extension": None
+        if extension is None
+        else [extension.event_id, extension.agreed_at.isoformat(), extension.authorised_by],
+        "pauses": [
+            [p.started_at.isoformat(), p.ends_at.isoformat(), p.started_by, p.ended_by]
+            for p in obligation.pauses
+        ],
+    }
+
+
+def _clock_fields(clock: dict[str, Any] | None) -> dict[str, Any]:
+    """The Obligation fields a `clock` column holds."""
+    if clock is None:
+        return {}
+    reason, extension = clock["reason"], clock["extension"]
+    return {
+        "delay_reason": None
+        if reason is None
+        else DelayReason(
+            reason[0], reason[1], reason[2], reason[3], datetime.fromisoformat(reason[4])
+        ),
+        "extension": None
+        if extension is None
+        else Extension(extension[0], datetime.fromisoformat(extension[1]), extension[2]),
+        "pauses": tuple(
+            Pause(datetime.fromisoformat(start), datetime.fromisoformat(end), by, ended_by)
+            for start, end, by, ended_by in clock["pauses"]
+        ),
+    }
+
+
 def from_row(row: Any) -> StoredObligation:
     periods = tuple(
         (datetime.fromisoformat(start), _instant(end)) for start, end in row.at_risk_periods
@@ -104,6 +158,8 @@ def from_row(row: Any) -> StoredObligation:
         cancelled_by_event=row.cancelled_by_event,
         met_at_latest=row.met_at_latest,
         at_risk_periods=periods,
+        original_due_at=row.original_due_at,
+        **_clock_fields(row.clock),
     )
     return StoredObligation(obligation, row.rule_name, row.worker_id, row.team_id)
 

@@ -254,6 +254,15 @@ class Obligation(SQLModel, table=True):
     next_check_at: datetime | None = _utc(nullable=True)
     # The earliest of escalate_at, as a column so "escalated at T" is a comparison in SQL.
     first_escalation_at: datetime | None = _utc(nullable=True)
+    # With an agreed extension, the rule's due date, which timeliness counts against.
+    original_due_at: datetime | None = _utc(nullable=True)
+    # The code of the reason recorded for it, as a column so timeliness can count "late with
+    # a reason" in SQL; the reason itself is in `clock`.
+    delay_reason: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # What was said of its clock (reason, extension, pauses: store/obligations.py); None: nothing.
+    clock: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
 
 
 class RiskPeriod(SQLModel, table=True):
@@ -337,6 +346,9 @@ class DailyCompletion(SQLModel, table=True):
     rule_id: str = Field(sa_column=Column(String(64), primary_key=True))
     completed: int
     on_time: int
+    late_with_reason: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
 
 
 class Subscription(SQLModel, table=True):

@@ -609,6 +609,8 @@ async def test_timeliness_shows_periods_without_completions_with_a_null_rate(
         "completed": 0,
         "on_time": 0,
         "late": 0,
+        "late_with_reason": 0,
+        "late_without_reason": 0,
         "on_time_rate": None,
     }
     assert (items[-1]["completed"], items[-1]["on_time_rate"]) == (1, 1.0)

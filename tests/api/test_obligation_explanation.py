@@ -40,6 +40,14 @@ LIST_FIELDS = {
     "at_risk",
     "opened_by_event",
     "met_by_event",
+    "original_due_at",
+    "delay_reason",
+    "delay_reason_label",
+    "delay_note",
+    "delay_reason_event",
+    "extension_authorised_by",
+    "extension_event",
+    "paused",
 }
 
 
@@ -256,11 +264,11 @@ async def test_the_obligation_has_the_fields_of_a_list_item_and_its_explanation(
 ) -> None:
     await post(tenant, "R1", "referral_received", "2026-08-28T09:00:00Z")
     body = await explained(tenant, "referral-decision")
-    assert set(body) == LIST_FIELDS | {"explanation"}
+    assert set(body) == LIST_FIELDS | {"explanation", "pauses"}
     (listed,) = (
         await tenant.reader.get("/v1/obligations", params={"rule_id": "referral-decision"})
     ).json()["items"]
-    assert {k: v for k, v in body.items() if k != "explanation"} == listed
+    assert {k: v for k, v in body.items() if k not in ("explanation", "pauses")} == listed
 
 
 async def test_as_of_gives_the_status_and_what_had_met_it_at_that_instant(tenant: Tenant) -> None:

@@ -31,6 +31,15 @@ FIELDS = {
     "at_risk",
     "opened_by_event",
     "met_by_event",
+    # docs/rules.md, Why a deadline is late
+    "original_due_at",
+    "delay_reason",
+    "delay_reason_label",
+    "delay_note",
+    "delay_reason_event",
+    "extension_authorised_by",
+    "extension_event",
+    "paused",
 }
 # A referral on Monday 2 November 2026 is due a decision by the end of Tuesday 3 November.
 DECISION_DUE = "2026-11-03T23:59:59.999999Z"
