@@ -9,12 +9,13 @@ is due on Wednesday 8 April (24-27 March, 30 March-2 April, 7 and 8 April).
 
 from __future__ import annotations
 
+import pytest
 from builders import CHILDREN, end_of, event, local
 
 from service.domain.alerts import owed_alerts
 from service.domain.derive import NoEffect, Obligation, derive_case
 from service.domain.events import Event, check_builtin_data
-from service.domain.rules import load_ruleset
+from service.domain.rules import RulesetInvalid, load_ruleset
 from service.domain.status import is_paused, status_at
 
 HOME_VISIT = load_ruleset(
@@ -282,3 +283,42 @@ def test_a_note_longer_than_500_characters_is_refused() -> None:
     data = {"rule_id": "home-visit", "reason": "worker_absence", "note": "x" * 501}
 
     assert [p.key for p in check_builtin_data("delay_reason_recorded", data)] == ["note"]
+
+
+# Ruleset keys
+
+
+def test_an_extendable_rule_without_a_maximum_is_refused_naming_the_rule_and_line() -> None:
+    text = """\
+[[rules]]
+id = "home-visit"
+name = "Home visit"
+source = "Local"
+starts_on = ["referral_received"]
+due = "10 working days"
+met_by = ["child_seen"]
+extendable = true
+"""
+    with pytest.raises(RulesetInvalid) as refused:
+        load_ruleset(text)
+
+    (problem,) = refused.value.problems
+    assert (problem.pointer, problem.rule_id, problem.line) == (
+        "/rules/0/max_extension",
+        "home-visit",
+        1,
+    )
+
+
+def test_a_ruleset_without_reasons_has_the_default_list() -> None:
+    assert [code for code, _ in CHILDREN.reasons] == [
+        "child_or_family_unavailable",
+        "child_missing",
+        "awaiting_other_agency",
+        "worker_absence",
+        "recorded_in_error",
+    ]
+
+
+def test_no_built_in_rule_is_extendable_or_pausable() -> None:
+    assert not any(r.extendable or r.pausable for r in CHILDREN.rules)
