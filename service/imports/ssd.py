@@ -454,6 +454,8 @@ class _Mapper:
         default_factory=dict
     )
     _starts: dict[date, datetime] = field(default_factory=dict)
+    _good_children: set[str] = field(default_factory=set)
+    _plain: Mapping[str, object] = field(default_factory=lambda: {SOURCE_KEY: SOURCE})
     _data: dict[tuple[tuple[str, object], ...], Mapping[str, object]] = field(default_factory=dict)
 
     def read(self, table: Table, rows: Rows) -> None:
@@ -645,11 +647,9 @@ class _Mapper:
             return
         seen = self._flag(table, key, row, f"{prefix}_seen")
         alone = self._flag(table, key, row, f"{prefix}_seen_alone")
-        data = {
-            name: value
-            for name, value in (("seen", seen), ("seen_alone", alone))
-            if value is not None
-        }
+        data = {} if seen is None else {"seen": seen}
+        if alone is not None:
+            data["seen_alone"] = alone
         self._event(table, key, "child_visited", child, day, data=data)
 
     # allocation
@@ -724,13 +724,8 @@ class _Mapper:
         """The row's child: its own person column, else through the referral, plan or
         period of care it belongs to."""
         child = ident(row.get(column))
-        for link, known in (
-            (referral, self.by_referral),
-            (plan, self.by_plan),
-            (period, self.by_period),
-        ):
-            if child is None and link is not None and (linked := ident(row.get(link))) is not None:
-                child = known.get(linked)
+        if child is None:
+            child = self._linked(row, referral, plan, period)
         if child is None:
             self._refuse(
                 table,
@@ -741,11 +736,28 @@ class _Mapper:
                 whole=True,
             )
             return None
-        fault = _id_fault(child)
-        if fault is not None:
-            self._refuse(table, key, column, child, fault, whole=True)
-            return None
+        if child not in self._good_children:
+            fault = _id_fault(child)
+            if fault is not None:
+                self._refuse(table, key, column, child, fault, whole=True)
+                return None
+            self._good_children.add(child)
         return child
+
+    def _linked(
+        self, row: _Row, referral: str | None, plan: str | None, period: str | None
+    ) -> str | None:
+        """The child of the referral, plan or period of care the row names."""
+        for link, known in (
+            (referral, self.by_referral),
+            (plan, self.by_plan),
+            (period, self.by_period),
+        ):
+            if link is not None and (linked := ident(row.get(link))) is not None:
+                child = known.get(linked)
+                if child is not None:
+                    return child
+        return None
 
     def _day(self, table: Table, key: str, row: _Row, column: str) -> date | None:
         value = row.get(column)
@@ -804,6 +816,8 @@ class _Mapper:
 
     def _shared(self, codes: Mapping[str, object]) -> Mapping[str, object]:
         """One data mapping for each set of codes: most events carry the same few."""
+        if not codes:
+            return self._plain
         signature = tuple(sorted(codes.items()))
         found = self._data.get(signature)
         if found is None:
@@ -811,7 +825,7 @@ class _Mapper:
         return found
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once a row, and a frozen one is slower to make
 class _Row:
     values: Sequence[object]
     index: Mapping[str, int]

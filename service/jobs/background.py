@@ -1,5 +1,5 @@
-"""Long work run in the background: imports (Annex A, CIN census, SSDA903) and rules
-activations.
+"""Long work run in the background: imports (Annex A, CIN census, SSDA903), syncs of the
+Standard Safeguarding Dataset and rules activations.
 
 A request queues a job row (store/jobs.py); a runner claims it and runs it a step at a time,
 each step one committed transaction with the job's checkpoint, so people polling the job see

@@ -55,17 +55,36 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str
 
 def content_hash(event: Event) -> str:
     """What "same content" means for idempotency: every field, times normalised to UTC."""
-    canonical = _CANONICAL.encode(
-        [
-            event.type,
-            event.case_id,
-            event.occurred_at.astimezone(UTC).isoformat(),
-            event.worker_id,
-            event.team_id,
-            event.data,
-        ]
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return content_hashes([event])[0]
+
+
+def content_hashes(batch: Sequence[Event]) -> list[str]:
+    """Each event's content hash: the canonical JSON of `[type, case_id, occurred_at in UTC,
+    worker_id, team_id, data]` (keys sorted, no spaces), hashed with SHA-256.
+
+    The list is written out piece by piece, as the encoder would write it whole, so the
+    pieces many events of a batch share (a day, a worker, the same data) are encoded once.
+    """
+    encode = _CANONICAL.encode
+    texts: dict[object, str] = {}
+    data_texts: dict[int, str] = {}
+    hashes = []
+    for event in batch:
+        parts = []
+        for value in (event.type, event.case_id, event.occurred_at, event.worker_id, event.team_id):
+            text = texts.get(value)
+            if text is None:
+                shown = value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+                text = texts[value] = encode(shown)
+            parts.append(text)
+        # Keyed by identity: the batch keeps every mapping alive while it is hashed.
+        data = data_texts.get(id(event.data))
+        if data is None:
+            data = data_texts[id(event.data)] = encode(event.data)
+        parts.append(data)
+        canonical = "[" + ",".join(parts) + "]"
+        hashes.append(hashlib.sha256(canonical.encode()).hexdigest())
+    return hashes
 
 
 def _chunks(rows: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -160,7 +179,7 @@ async def store_events(
     An id repeated within `batch` is judged against what is stored once its first copy
     has been handled, so a batch cannot create one id twice.
     """
-    digests = [content_hash(e) for e in batch]
+    digests = content_hashes(batch)
     first: dict[str, int] = {}
     for index, event in enumerate(batch):
         first.setdefault(event.id, index)

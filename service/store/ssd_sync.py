@@ -39,7 +39,7 @@ from service.imports.ssd import (
     table_of,
     unit_of,
 )
-from service.store.ingest import content_hash, ingest_events
+from service.store.ingest import content_hashes, ingest_events
 from service.store.tables import events
 
 # Events added or voided per transaction of the write path; a case's changes are never split.
@@ -155,11 +155,12 @@ def plan_sync(
             table, key = _place(unit)
             listed.append({"table": table, "key": key, "event_id": event_id, "reason": why})
 
-    for unit, event in mapped.events.items():
+    digests = content_hashes(list(mapped.events.values()))
+    for (unit, event), digest in zip(mapped.events.items(), digests, strict=True):
         tally = tallies[table_of(unit)]
         held_unit = stored.get(unit)
         live = None if held_unit is None else held_unit.live
-        if live is not None and live[1] == content_hash(event):
+        if live is not None and live[1] == digest:
             tally.unchanged += 1
             continue
         if live is not None:
