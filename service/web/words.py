@@ -1,5 +1,10 @@
 """An event's data in words for the case timeline: what a manager reads, not what a case
-management system sent (`plan: true`, `cp-review`, `2026-11-02`)."""
+management system sent (`plan: true`, `cp-review`, `2026-11-02`).
+
+Only the fields of the event vocabulary (the ones built-in rules read) are put in words: their
+meaning is known. Any other field a system sends is shown exactly as it was sent, key and
+value, since only its sender knows what it means (and what is accepted reads back exactly).
+"""
 
 from __future__ import annotations
 
@@ -28,12 +33,8 @@ def _day(value: date) -> str:
 
 
 def label(key: str) -> str:
-    """A data field's name: 'long_term' as 'Long-term placement', 'panel_date' as 'Panel date'."""
-    known = _LABELS.get(key)
-    if known is not None:
-        return known
-    text = key.replace("_", " ").replace("-", " ").strip()
-    return text[:1].upper() + text[1:]
+    """A data field's name: 'long_term' as 'Long-term placement'; another as it was sent."""
+    return _LABELS.get(key, key)
 
 
 def value_in_words(
@@ -42,9 +43,11 @@ def value_in_words(
     rule_names: Mapping[str, str],
     moment: Callable[[datetime], str],
 ) -> str:
-    """Yes or no for a flag, a rule's name for its id, a date as the dashboard writes dates
-    (an instant in the organisation's timezone), a code from a fixed list in words, and
-    anything else as it was sent."""
+    """For a vocabulary field: yes or no for a flag, a rule's name for its id, a date as the
+    dashboard writes dates (an instant in the organisation's timezone), a code from a fixed
+    list in words. Any other field's value as it was sent: text as is, the rest as JSON."""
+    if key not in _LABELS:
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, str):

@@ -211,11 +211,13 @@ def build_workbook(*sheets: SheetSpec, date1904: bool = False) -> bytes:
         if spec.title is not None:
             worksheet.append([spec.title])
         worksheet.append(list(spec.headings))
-        for row in spec.rows:
+        first = 2 if spec.title is None else 3
+        for number, row in enumerate(spec.rows, start=first):
             worksheet.append([_formula(cell) for cell in row])
-            for cell, value in zip(worksheet[worksheet.max_row], row, strict=False):
+            # By row number: asking the sheet for its last row counts every cell, each row.
+            for column, value in enumerate(row, start=1):
                 if isinstance(value, DateFormula):
-                    cell.number_format = "dd/mm/yyyy"
+                    worksheet.cell(row=number, column=column).number_format = "dd/mm/yyyy"
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
