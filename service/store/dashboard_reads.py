@@ -132,6 +132,8 @@ class OverdueRow:
     team_id: str | None
     due_at: datetime
     working_days_overdue: int
+    # The code of the reason recorded for the delay, if any (read for the page's rows only).
+    delay_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -652,6 +654,7 @@ async def listed(
     rows = await open_obligations(session, scope, at, *columns, where=where)
     query = select(rows).order_by(*_ordering(sort, descending, rows.c))
     page = (await session.execute(query.limit(limit).offset(offset))).all()
+    reasons = await _delay_reasons(session, scope.org_id, [r.id for r in page])
     return (
         [
             OverdueRow(
@@ -663,11 +666,27 @@ async def listed(
                 team_id=r.team_id,
                 due_at=r.due_at,
                 working_days_overdue=_overdue_days(calendar, r.due_at, at),
+                delay_reason=reasons.get(r.id),
             )
             for r in page
         ],
         int(total),
     )
+
+
+async def _delay_reasons(session: AsyncSession, org_id: str, ids: list[str]) -> dict[str, str]:
+    """The reasons recorded for a page of deadlines, by id: one lookup by key for the page,
+    rather than a column the open-work indexes would have to carry for every open row."""
+    if not ids:
+        return {}
+    found = await session.execute(
+        select(obligations.c.id, obligations.c.delay_reason).where(
+            obligations.c.org_id == org_id,
+            obligations.c.id.in_(ids),
+            obligations.c.delay_reason.is_not(None),
+        )
+    )
+    return {row.id: row.delay_reason for row in found}
 
 
 async def caseload(

@@ -15,7 +15,7 @@ import hmac
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -440,7 +440,7 @@ async def _overdue(
     session: AsyncSession,
     scope: dashboard_reads.Scope,
     at: datetime,
-    calendar: Calendar,
+    ruleset: Ruleset,
     *,
     sort: dashboard_reads.SortKey = "due",
     descending: bool = False,
@@ -451,14 +451,20 @@ async def _overdue(
         session,
         scope,
         at,
-        calendar,
+        ruleset.calendar,
         sort=sort,
         descending=descending,
         limit=size,
         offset=(page - 1) * size,
     )
     return {
-        "overdue": rows,
+        # The reason recorded for each, by its label in the organisation's list.
+        "overdue": [
+            replace(row, delay_reason=ruleset.reason_label(row.delay_reason))
+            if row.delay_reason
+            else row
+            for row in rows
+        ],
         "overdue_total": total,
         "page": page,
         "pages": max(1, -(-total // size)),
@@ -515,7 +521,9 @@ async def dashboard(request: Request, clock: ClockDep) -> Response:
         ),
         lambda s: dashboard_reads.rule_counts(s, scope, at, viewer.ruleset),
         lambda s: dashboard_reads.open_cases(s, scope, at),
-        lambda s: _overdue(s, scope, at, calendar, sort=sort, descending=descending, page=page),
+        lambda s: _overdue(
+            s, scope, at, viewer.ruleset, sort=sort, descending=descending, page=page
+        ),
         lambda s: dashboard_reads.at_risk_count(s, scope, at),
         lambda s: _teams(s, viewer),
     )
@@ -697,7 +705,7 @@ async def widget(name: str, request: Request, clock: ClockDep) -> Response:
         return render("widget.html", context, frameable_by=frame)
     async with factory() as session:
         if name == "overdue":
-            context |= await _overdue(session, scope, now, calendar, size=15)
+            context |= await _overdue(session, scope, now, ruleset, size=15)
         elif name == "workers":
             loads = await dashboard_reads.loads(
                 session, scope, now, calendar, by="worker", limit=LOAD_BARS

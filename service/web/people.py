@@ -108,7 +108,9 @@ async def _person_page(kind: Kind, name: str, request: Request, clock: ClockDep)
         lambda s: dashboard_reads.open_cases(s, scope, at),
         lambda s: dashboard_reads.at_risk_count(s, scope, at),
         listing,
-        lambda s: _overdue(s, scope, at, calendar, sort=sort, descending=descending, page=page),
+        lambda s: _overdue(
+            s, scope, at, viewer.ruleset, sort=sort, descending=descending, page=page
+        ),
         lambda s: dashboard_reads.listed(s, scope, at, calendar, "due_soon", limit=DUE_SOON_ROWS),
         lambda s: _teams_of(s, kind, scope, at, calendar),
     )

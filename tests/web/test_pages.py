@@ -830,3 +830,39 @@ async def test_the_favicon_is_linked_and_served(signed_in: httpx.AsyncClient) ->
     response = await signed_in.get(href[1])
     assert response.headers["content-type"] == "image/svg+xml"
     assert response.content.startswith(b"<svg")
+
+
+# Why it is late
+
+
+async def record_reason(tenant: Tenant) -> None:
+    """C-1's referral decision (overdue since Tue 3 Nov 2026) has a reason recorded."""
+    reason = event(
+        "C-1-why",
+        "delay_reason_recorded",
+        "C-1",
+        "2026-11-04T09:00:00Z",
+        data={
+            "rule_id": "referral-decision",
+            "reason": "awaiting_other_agency",
+            "note": "police check",
+        },
+    )
+    response = await tenant.writer.post("/v1/events", json=reason)
+    assert response.status_code == 201, response.text
+
+
+async def test_the_case_page_shows_the_reason_recorded_beside_the_deadline(
+    tenant: Tenant, signed_in: httpx.AsyncClient
+) -> None:
+    await record_reason(tenant)
+    html = (await signed_in.get("/dashboard/cases/C-1")).text
+    assert "Reason recorded: Awaiting another agency (police check)." in unescape(html)
+
+
+async def test_the_overdue_list_shows_the_reason_recorded_by_its_label(
+    tenant: Tenant, signed_in: httpx.AsyncClient
+) -> None:
+    await record_reason(tenant)
+    html = (await signed_in.get("/dashboard")).text
+    assert '<span class="reason">Reason: Awaiting another agency</span>' in html
