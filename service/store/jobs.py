@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from service.metrics import on_commit
+from service.store.statistics import analyze_grown
 from service.store.tables import jobs
 
 JobKind = Literal[
@@ -203,12 +204,17 @@ async def release_job(session: AsyncSession, claim: Claim) -> None:
 
 
 async def finish_job(session: AsyncSession, claim: Claim, now: datetime) -> None:
-    """Mark the job done, in its last step's transaction; the workbook it held is dropped."""
+    """Mark the job done, in its last step's transaction; the workbook it held is dropped.
+
+    An import or a rules activation may have grown the write path's tables by far more than
+    autovacuum has caught up with: those that grew by more than a tenth are analyzed here.
+    """
     await session.execute(
         update(jobs)
         .where(_held(claim))
         .values(state="done", finished_at=now, lease_until=None, payload=None)
     )
+    await analyze_grown(session)
 
 
 async def fail_job(
