@@ -99,9 +99,9 @@ async def post_batches(base: str, key: str, batches: list[list[dict]], concurren
 async def warm_up(base: str, key: str, dsn: str | None, clients: int) -> None:
     """Post a hundred cases, then ANALYZE, as autovacuum does within a minute of real use.
 
-    Without statistics the planner takes the brand-new tables for empty and finds a case's
-    rows by organisation alone, so every lookup would scan all of them and the figures would
-    describe the first minute of a new database, not a service in use.
+    The figures then describe a service in use, not the first minute of a new database (whose
+    tiny tables the planner, without statistics, reckons hold about one row an organisation:
+    docs/operations.md, Statistics; bench/soak.py measures a database never analyzed).
     """
     await post_singles(base, key, list(caseload(100, seed=999, prefix="WARM-")), clients)
     if dsn is None:  # SQLite plans from its own rules until it is analyzed
