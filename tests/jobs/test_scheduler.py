@@ -27,6 +27,7 @@ from service.jobs.scheduler import (
     DELIVER_JOB,
     DIGEST_JOB,
     PRUNE_JOB,
+    SOURCE_SYNC_JOB,
     SWEEP_JOB,
     Jobs,
 )
@@ -64,7 +65,14 @@ async def test_a_replica_with_the_scheduler_runs_its_jobs_under_stable_ids(
     async with running_app(scheduled(database_url), FixedClock(START)) as application:
         jobs: Jobs = application.state.jobs
         found = {job.id: job for job in jobs.scheduler.get_jobs()}
-        assert set(found) == {SWEEP_JOB, DELIVER_JOB, PRUNE_JOB, BACKGROUND_JOB, DIGEST_JOB}
+        assert set(found) == {
+            SWEEP_JOB,
+            DELIVER_JOB,
+            PRUNE_JOB,
+            BACKGROUND_JOB,
+            DIGEST_JOB,
+            SOURCE_SYNC_JOB,
+        }
         assert all(job.coalesce and job.max_instances == 1 for job in found.values())
 
 
