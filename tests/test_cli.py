@@ -98,6 +98,9 @@ def database(tmp_path: Path) -> Path:
         ["import", "annex-a"],
         ["import", "cin-census"],
         ["import", "ssda903"],
+        ["source", "ssd", "set"],
+        ["source", "ssd", "show"],
+        ["source", "ssd", "sync"],
     ],
     ids=lambda c: " ".join(c) or "caseclock",
 )
