@@ -29,6 +29,7 @@ from service.metrics import count_alerts_enqueued
 from service.store.db import BulkInsert
 from service.store.ids import sortable_id
 from service.store.obligations import status_clause
+from service.store.retention import PRUNED_PAYLOAD
 from service.store.tables import alerts, obligations
 
 MAX_MOVE_GROUPS = 20
@@ -58,7 +59,9 @@ def owed_rows(
     `settles` marks alerts raised by an event write: their first attempt waits the settle
     period, so that the rest of a history posted in quick requests can withdraw them.
     `silenced` (a backfill) records them as owed but never fans them out: states reached
-    before the backfill was posted are never alerted, now or by a later write.
+    before the backfill was posted are never alerted, now or by a later write. Nothing ever
+    sends or reads such an alert's payload, so it is stored as retention leaves an old one
+    (store/retention.py): only the key, which is what keeps the alert from being raised.
     """
     rows: list[dict[str, Any]] = []
     for subject in subjects:
@@ -68,15 +71,19 @@ def owed_rows(
             continue
         rule = ruleset.rule(ob.rule_id)
         for alert in owed:
-            payload = alert_payload(
-                alert,
-                ob,
-                rule=rule,
-                rule_name=subject.rule_name,
-                worker_id=subject.worker_id,
-                team_id=subject.team_id,
-                calendar=ruleset.calendar,
-                at=now,
+            payload = (
+                PRUNED_PAYLOAD
+                if silenced
+                else alert_payload(
+                    alert,
+                    ob,
+                    rule=rule,
+                    rule_name=subject.rule_name,
+                    worker_id=subject.worker_id,
+                    team_id=subject.team_id,
+                    calendar=ruleset.calendar,
+                    at=now,
+                )
             )
             rows.append(
                 {
@@ -111,7 +118,7 @@ async def insert_alerts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     """Insert outbox rows, skipping any (org, obligation, type, level) already recorded."""
     if not rows:
         return 0
-    inserted = list((await _INSERT_ALERTS.execute(session, rows)).scalars())
+    inserted = [row.type for row in await _INSERT_ALERTS.execute(session, rows)]
     count_alerts_enqueued(session, inserted)
     return len(inserted)
 

@@ -155,3 +155,13 @@ async def test_an_import_is_a_backfill_with_one_import_completed_summary(
     counts = (await tenant.reader.get("/v1/dashboard/summary")).json()["obligations"]
     assert counts["overdue"] > 0
     assert summary_alert.payload["data"]["overdue"] == counts["overdue"]
+
+
+async def test_the_alerts_a_backfill_silences_keep_their_key_and_no_payload(
+    alerting: Alerting,
+) -> None:
+    tenant = await alerting.tenant()
+    await backfill(tenant, history(0))
+    silenced = [a for a in await alerting.alerts(tenant.org_id) if a.obligation_id is not None]
+    assert silenced
+    assert all(a.fanned_out_at is not None and a.payload == {} for a in silenced)
