@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, bindparam, literal, literal_column, select, update
+from sqlalchemy import Row, bindparam, false, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import next_check_at
@@ -101,7 +101,7 @@ class LockedCases:
 
 
 def _returning_allocations(insert: Any, dialect: str) -> Any:
-    created = literal_column("xmax = 0") if dialect == "postgresql" else literal(False)
+    created = literal_column("xmax = 0") if dialect == "postgresql" else false()
     return insert.on_conflict_do_update(
         index_elements=["org_id", "case_id"], set_={"updated_at": insert.excluded.updated_at}
     ).returning(
@@ -132,7 +132,7 @@ async def lock_cases(
         {"org_id": org_id, "case_id": c, "status": "open", "updated_at": now}
         for c in sorted(set(case_ids))
     ]
-    rows = (await _LOCK_CASES.execute(session, params)).all()
+    rows = await _LOCK_CASES.execute(session, params)
     return LockedCases(
         {r.case_id: (r.worker_id, r.team_id, r.status, r.periods_digest) for r in rows},
         frozenset(r.case_id for r in rows if r.created),
@@ -177,21 +177,24 @@ async def store_events(
     """Insert new events; classify the rest as duplicates or conflicts by content.
 
     An id repeated within `batch` is judged against what is stored once its first copy
-    has been handled, so a batch cannot create one id twice.
+    has been handled, so a batch cannot create one id twice. A batch of several events
+    first reads which of its ids are stored (a re-import is all duplicates, and reading an
+    id's hash costs a fraction of offering its row to the insert); a single event is
+    simply offered, and a duplicate of it read back.
     """
     digests = content_hashes(batch)
     first: dict[str, int] = {}
     for index, event in enumerate(batch):
         first.setdefault(event.id, index)
-    rows = await _INSERT_EVENTS.execute(
-        session, [_event_row(org_id, batch[i], digests[i], now) for i in first.values()]
-    )
-    inserted = set(rows.scalars())
-    stored = {event_id: digests[first[event_id]] for event_id in inserted}
-    others = [event_id for event_id in first if event_id not in inserted]
-    for chunk in _chunks(others):
-        rows = await session.execute(_STORED_HASHES(session), {"org_id": org_id, "ids": chunk})
-        stored.update({row.id: row.content_hash for row in rows})
+    stored = await _stored_hashes(session, org_id, list(first)) if len(first) > 1 else {}
+    new = [
+        _event_row(org_id, batch[i], digests[i], now)
+        for event_id, i in first.items()
+        if event_id not in stored
+    ]
+    inserted = {row.id for row in await _INSERT_EVENTS.execute(session, new)} if new else set()
+    stored |= {event_id: digests[first[event_id]] for event_id in inserted}
+    stored |= await _stored_hashes(session, org_id, [i for i in first if i not in stored])
     outcomes = []
     for index, event in enumerate(batch):
         if event.id in inserted and first[event.id] == index:
@@ -201,6 +204,17 @@ async def store_events(
         else:
             outcomes.append(Outcome(event.id, "conflict"))
     return outcomes
+
+
+async def _stored_hashes(
+    session: AsyncSession, org_id: str, event_ids: Sequence[str]
+) -> dict[str, str]:
+    """The content hash of each of these events that is stored."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(event_ids):
+        rows = await session.execute(_STORED_HASHES(session), {"org_id": org_id, "ids": chunk})
+        found.update({row.id: row.content_hash for row in rows})
+    return found
 
 
 # The columns are in the order of Event's fields, so each row builds one directly.

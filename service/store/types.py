@@ -30,3 +30,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime from the database, got {value!r}")
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def driver_instant(value: datetime | None) -> datetime | None:
+    """An instant as `UTCDateTime` hands it to PostgreSQL's driver, for bulk inserts that
+    skip SQLAlchemy's processing (store/db.py, BulkInsert)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("refusing to store a naive datetime")
+    return value.astimezone(UTC)
+
+
+def driver_instant_sqlite(value: datetime | None) -> str | None:
+    """An instant as `UTCDateTime` and SQLAlchemy's SQLite DATETIME store it: naive UTC text
+    with microseconds, which is what makes stored instants compare in order as text."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("refusing to store a naive datetime")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
