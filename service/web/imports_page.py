@@ -47,6 +47,7 @@ from service.web.pages import (
     _same_origin,
     _see_other,
     _viewer,
+    entered_day,
     render,
 )
 
@@ -216,7 +217,7 @@ async def _start_annex_a(
 ) -> str:
     ((_, data),) = files
     try:
-        day = extraction_day(fields.get("extracted_on"), viewer.calendar, now)
+        day = extraction_day(entered_day(fields.get("extracted_on")), viewer.calendar, now)
     except ValueError as exc:
         raise Problem(422, f"The extraction date {exc}.") from exc
     return await start_import(session, org_id=viewer.org_id, data=data, extracted_on=day, now=now)

@@ -100,6 +100,19 @@ def event_label(kind: str) -> str:
 env.filters["event_label"] = event_label
 
 
+def day_entry(value: date | str | None) -> str:
+    """A day as a form's day field shows it: 20/11/2026 (an ISO text day is converted too)."""
+    if isinstance(value, str):
+        parsed = parse_day_or_instant(value)
+        if not isinstance(parsed, date) or isinstance(parsed, datetime):
+            return value
+        value = parsed
+    return f"{value:%d/%m/%Y}" if value is not None else ""
+
+
+env.filters["day_entry"] = day_entry
+
+
 # Compile every template now, so the first manager after a restart does not wait for it.
 for _name in env.list_templates():
     env.get_template(_name)
@@ -342,6 +355,16 @@ def _day_first(value: str) -> date | datetime | None:
         return date(year, month, day)
     except ValueError:
         return None
+
+
+def entered_day(value: str | None) -> str | None:
+    """A day typed into a form's day field (20/11/2026) as the API writes it (2026-11-20), for
+    the parsers the pages share with the API; anything else is passed on as it was typed, for
+    them to refuse or take."""
+    if value is None or _DAY_FIRST.fullmatch(value.strip()) is None:
+        return value
+    parsed = _day_first(value)
+    return parsed.isoformat() if parsed is not None else value
 
 
 def _instant(value: str | None, calendar: Calendar, now: datetime) -> datetime:

@@ -32,6 +32,7 @@ from service.web.pages import (
     _see_other,
     _text,
     _viewer,
+    entered_day,
     render,
 )
 
@@ -46,7 +47,7 @@ def year_start(day: date) -> date:
 
 def _period(query: Any, calendar: Calendar, at: datetime) -> tuple[date, date]:
     """The period asked for, or the reporting year up to the day of `at`."""
-    last_text, first_text = query.get("to"), query.get("from")
+    last_text, first_text = entered_day(query.get("to")), entered_day(query.get("from"))
     try:
         last = parse_day(last_text, "to") if last_text else calendar.local_date(at)
         first = parse_day(first_text, "from") if first_text else year_start(last)

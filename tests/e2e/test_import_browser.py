@@ -79,7 +79,7 @@ def test_an_upload_shows_a_moving_progress_bar_then_the_report(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tab.goto(f"{base}/dashboard/imports")
     tab.set_input_files("#file", str(workbook))
-    tab.fill("#extracted_on", "2026-11-20")
+    tab.fill("#extracted_on", "20/11/2026")
     tab.click("form.filters button[type=submit]")
     tab.wait_for_selector("#import-progress")
     tab.screenshot(path=str(ARTIFACTS / "import-progress.png"))

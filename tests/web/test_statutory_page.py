@@ -86,8 +86,15 @@ async def test_the_page_shows_the_reporting_year_so_far_by_default(
     browser: httpx.AsyncClient,
 ) -> None:
     html = (await browser.get(PAGE)).text
-    assert 'id="from" name="from" type="date" value="2026-04-01"' in html
-    assert 'id="to" name="to" type="date" value="2026-11-20"' in html
+    assert 'id="from" name="from" type="text" inputmode="numeric" value="01/04/2026"' in html
+    assert 'id="to" name="to" type="text" inputmode="numeric" value="20/11/2026"' in html
+
+
+async def test_the_period_is_typed_day_first(browser: httpx.AsyncClient) -> None:
+    typed = (await browser.get(PAGE, params={"from": "01/06/2026", "to": "30/06/2026"})).text
+    iso = (await browser.get(PAGE, params={"from": "2026-06-01", "to": "2026-06-30"})).text
+    assert 'value="01/06/2026"' in typed
+    assert typed == iso
 
 
 async def test_the_page_shows_each_measures_figures(browser: httpx.AsyncClient) -> None:
