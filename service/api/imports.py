@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from service.api.deps import ClockDep, Reader, SessionDep, Writer
 from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
@@ -39,6 +40,9 @@ RAW_TYPES = (XLSX, "application/octet-stream")
 MAX_RETURN_BYTES = cin_census.MAX_CENSUS_BYTES
 XML_TYPES = ("application/xml", "text/xml", "application/octet-stream")
 RETURN_TYPES = ("text/csv", "application/zip", "application/octet-stream")
+# Text fields an upload form may carry beside its files: the API reads only `file`, so a form
+# of more is refused (422) before its parts are buffered.
+_MAX_FIELDS = 10
 LARGE_BODIES = {
     "/v1/imports/annex-a": MAX_UPLOAD_BYTES,
     "/v1/imports/cin-census": MAX_RETURN_BYTES,
@@ -242,7 +246,16 @@ async def _uploaded_files(
         raise too_large(limit)
     if media != "multipart/form-data":
         return [("upload", body)]
-    async with request.form(max_files=max_files, max_fields=10) as form:
+    try:
+        form = await request.form(max_files=max_files, max_fields=_MAX_FIELDS)
+    except HTTPException as exc:  # the multipart parser's refusal: too many fields or files
+        raise Problem(
+            422,
+            f"The form cannot be read: {exc.detail}",
+            slug="validation",
+            errors=[{"pointer": "/", "detail": f"{exc.detail} (the form takes 'file' only)"}],
+        ) from exc
+    try:
         uploads = [item for item in form.getlist("file") if isinstance(item, UploadFile)]
         if not uploads:
             raise Problem(
@@ -252,6 +265,8 @@ async def _uploaded_files(
                 errors=[{"pointer": "/file", "detail": f"is required: {what}"}],
             )
         return [(upload.filename or "upload", await upload.read()) for upload in uploads]
+    finally:
+        await form.close()
 
 
 _UPLOAD_BODY = {

@@ -27,7 +27,12 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"])
 # A year is the Department's unit; five side by side still fit, and cost five years' rows.
 LONGEST = Duration(60, "months")
 _DAY = f"must be a day written YYYY-MM-DD in the years {EARLIEST_YEAR} to {LATEST_YEAR}"
-_DAY_SCHEMA = {"type": "string", "format": "date", "pattern": "^(19|2[0-9])[0-9]{2}-"}
+# The whole day in the pattern, so a client generating from the schema writes real days.
+_DAY_SCHEMA = {
+    "type": "string",
+    "format": "date",
+    "pattern": "^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+}
 
 
 class MeasureOut(BaseModel):

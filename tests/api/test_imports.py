@@ -180,6 +180,16 @@ async def test_a_form_without_the_file_field_is_refused(tenant: Tenant) -> None:
     ]
 
 
+async def test_a_form_of_too_many_fields_is_refused_naming_the_limit(tenant: Tenant) -> None:
+    fields = {f"field{n}": "x" for n in range(11)}
+
+    response = await tenant.writer.post(
+        URL, params=EXTRACTED, data=fields, files={"file": ("a.xlsx", a_workbook(), XLSX)}
+    )
+
+    assert "Maximum number of fields is 10" in assert_problem(response, 422)["detail"]
+
+
 async def test_importing_needs_the_events_write_scope(tenant: Tenant) -> None:
     assert_problem(await post_raw(tenant.reader, a_workbook()), 403)
     assert_problem(await post_raw(tenant.anonymous, a_workbook()), 401)
