@@ -129,60 +129,24 @@ class Jobs:
             concurrency=self.config.concurrency,
         )
         first = datetime.now(UTC)
-        self.scheduler.add_job(
-            self.run_sweep,
-            "interval",
-            seconds=self.settings.sweep_interval_seconds,
-            id=SWEEP_JOB,
-            name="alert sweep",
-            next_run_time=first,
-            replace_existing=True,
-        )
-        self.scheduler.add_job(
-            self.run_delivery,
-            "interval",
-            seconds=self.settings.delivery_interval_seconds,
-            id=DELIVER_JOB,
-            name="webhook delivery",
-            next_run_time=first,
-            replace_existing=True,
-        )
-        self.scheduler.add_job(
-            self.run_retention,
-            "interval",
-            seconds=PRUNE_INTERVAL_SECONDS,
-            id=PRUNE_JOB,
-            name="delivery log retention",
-            next_run_time=first,
-            replace_existing=True,
-        )
-        self.scheduler.add_job(
-            self.run_background,
-            "interval",
-            seconds=BACKGROUND_INTERVAL_SECONDS,
-            id=BACKGROUND_JOB,
-            name="imports and rules activations",
-            next_run_time=first,
-            replace_existing=True,
-        )
-        self.scheduler.add_job(
-            self.run_digests,
-            "interval",
-            seconds=DIGEST_INTERVAL_SECONDS,
-            id=DIGEST_JOB,
-            name="digests",
-            next_run_time=first,
-            replace_existing=True,
-        )
-        self.scheduler.add_job(
-            self.run_source_syncs,
-            "interval",
-            seconds=SOURCE_SYNC_INTERVAL_SECONDS,
-            id=SOURCE_SYNC_JOB,
-            name="scheduled SSD syncs",
-            next_run_time=first,
-            replace_existing=True,
-        )
+        runs = {
+            SWEEP_JOB: (self.run_sweep, "alert sweep"),
+            DELIVER_JOB: (self.run_delivery, "webhook delivery"),
+            PRUNE_JOB: (self.run_retention, "delivery log retention"),
+            BACKGROUND_JOB: (self.run_background, "imports and rules activations"),
+            DIGEST_JOB: (self.run_digests, "digests"),
+            SOURCE_SYNC_JOB: (self.run_source_syncs, "scheduled SSD syncs"),
+        }
+        for job_id, (run, name) in runs.items():
+            self.scheduler.add_job(
+                run,
+                "interval",
+                seconds=self.beats[job_id].interval,
+                id=job_id,
+                name=name,
+                next_run_time=first,
+                replace_existing=True,
+            )
         self._unsubscribe = when_queued(self.wake_background)
         self.scheduler.start()
         log.info(
