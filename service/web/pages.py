@@ -222,6 +222,20 @@ async def _form(request: Request) -> dict[str, str]:
     return {name: values[0] for name, values in fields.items()}
 
 
+async def _signed_in(request: Request, now: datetime) -> Viewer | None:
+    """The signed-in viewer of a page, read in a short transaction of its own on the read
+    pool (the page's figures are then read beside each other), or None."""
+    factory: SessionFactory = request.app.state.read_session_factory
+    async with factory() as session:
+        return await _viewer(request, session, now)
+
+
+def _sort(query: Mapping[str, str]) -> tuple[dashboard_reads.SortKey, bool]:
+    """The overdue list's column and direction: due date, oldest first, unless asked."""
+    sort: dashboard_reads.SortKey = next((s for s in SORTS if s == query.get("sort")), "due")
+    return sort, query.get("dir") == "desc"
+
+
 async def _viewer(request: Request, session: AsyncSession, now: datetime) -> Viewer | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -510,9 +524,7 @@ def _chart_context() -> dict[str, Any]:
 @router.get("/dashboard")
 async def dashboard(request: Request, clock: ClockDep) -> Response:
     now = clock()
-    factory: SessionFactory = request.app.state.read_session_factory
-    async with factory() as session:
-        viewer = await _viewer(request, session, now)
+    viewer = await _signed_in(request, now)
     if viewer is None:
         return _see_other("/dashboard/sign-in")
     query = request.query_params
@@ -525,12 +537,11 @@ async def dashboard(request: Request, clock: ClockDep) -> Response:
         return _bad_query(exc)
     team_id = viewer.team_id or _text(query.get("team_id"))
     worker_id = _text(query.get("worker_id"))
-    sort: dashboard_reads.SortKey = next((s for s in SORTS if s == query.get("sort")), "due")
-    descending = query.get("dir") == "desc"
+    sort, descending = _sort(query)
     scope = dashboard_reads.Scope(viewer.org_id, team_id, worker_id)
     # Every section is an independent read: the slowest first, side by side where possible.
     trend, loads, by_rule, cases, overdue, at_risk, teams = await gather_reads(
-        factory,
+        request.app.state.read_session_factory,
         lambda s: _timeliness(s, scope, at, viewer.ruleset),
         # A page of the workers' load at a time (one row more says whether another follows).
         lambda s: dashboard_reads.loads(

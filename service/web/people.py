@@ -31,7 +31,6 @@ from service.store.db import SessionFactory, gather_reads
 from service.web import charts
 from service.web.pages import (
     LOAD_BARS,
-    SORTS,
     BadQuery,
     Formats,
     Links,
@@ -42,6 +41,8 @@ from service.web.pages import (
     _overdue,
     _page,
     _see_other,
+    _signed_in,
+    _sort,
     _text,
     _timeliness,
     _viewer,
@@ -58,9 +59,7 @@ Kind = Literal["worker", "team"]
 
 async def _person_page(kind: Kind, name: str, request: Request, clock: ClockDep) -> Response:
     now = clock()
-    factory: SessionFactory = request.app.state.read_session_factory
-    async with factory() as session:
-        viewer = await _viewer(request, session, now)
+    viewer = await _signed_in(request, now)
     if viewer is None:
         return _see_other("/dashboard/sign-in")
     query = request.query_params
@@ -71,8 +70,7 @@ async def _person_page(kind: Kind, name: str, request: Request, clock: ClockDep)
         listed_page = _page(query.get("list_page"), "list_page")
     except BadQuery as exc:
         return _bad_query(exc)
-    sort: dashboard_reads.SortKey = next((s for s in SORTS if s == query.get("sort")), "due")
-    descending = query.get("dir") == "desc"
+    sort, descending = _sort(query)
     if kind == "worker":
         scope = dashboard_reads.Scope(viewer.org_id, viewer.team_id, name)
         size = CASELOAD_PAGE
@@ -102,7 +100,7 @@ async def _person_page(kind: Kind, name: str, request: Request, clock: ClockDep)
         )
 
     trend, by_rule, cases, at_risk, rows, overdue, due_soon, teams = await gather_reads(
-        factory,
+        request.app.state.read_session_factory,
         lambda s: _timeliness(s, scope, at, viewer.ruleset),
         lambda s: dashboard_reads.rule_counts(s, scope, at, viewer.ruleset),
         lambda s: dashboard_reads.open_cases(s, scope, at),
