@@ -327,7 +327,9 @@ async def explain(
                 ),
                 "teams": dashboard_reads.loads(session, scope, now, calendar, by="team", limit=101),
                 "timeliness": dashboard_reads.timeliness(session, scope, now, spans, calendar),
-                "overdue_page": dashboard_reads.overdue(session, scope, now, calendar, limit=25),
+                "overdue_page": dashboard_reads.listed(
+                    session, scope, now, calendar, "overdue", limit=25
+                ),
                 "due_soon_page": dashboard_reads.listed(
                     session, scope, now, calendar, "due_soon", limit=25
                 ),

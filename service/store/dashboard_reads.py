@@ -599,31 +599,6 @@ _SORTS: dict[SortKey, str] = {
 }
 
 
-async def overdue(
-    session: AsyncSession,
-    scope: Scope,
-    at: datetime,
-    calendar: Calendar,
-    *,
-    sort: SortKey = "due",
-    descending: bool = False,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[OverdueRow], int]:
-    """One page of what is overdue at `at`, and how many there are in all."""
-    return await listed(
-        session,
-        scope,
-        at,
-        calendar,
-        "overdue",
-        sort=sort,
-        descending=descending,
-        limit=limit,
-        offset=offset,
-    )
-
-
 async def listed(
     session: AsyncSession,
     scope: Scope,

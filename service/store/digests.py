@@ -28,10 +28,10 @@ from service.store.dashboard_reads import (
     Scope,
     Summary,
     at_risk_count,
+    listed,
     loads,
     open_cases,
     open_obligations,
-    overdue,
     rule_counts,
     summarise,
 )
@@ -78,7 +78,7 @@ async def digest_content(
         await open_cases(session, scope, at),
         await at_risk_count(session, scope, at),
     )
-    oldest, _ = await overdue(session, scope, at, calendar, limit=OLDEST_SHOWN)
+    oldest, _ = await listed(session, scope, at, calendar, "overdue", limit=OLDEST_SHOWN)
     became, became_first = await _fell_overdue(session, scope, at, since, ruleset)
     workers = await loads(session, scope, at, calendar, by="worker", limit=WORKERS_SHOWN)
     return DigestContent(

@@ -484,11 +484,12 @@ async def _overdue(
     page: int = 1,
     size: int = OVERDUE_PAGE,
 ) -> dict[str, Any]:
-    rows, total = await dashboard_reads.overdue(
+    rows, total = await dashboard_reads.listed(
         session,
         scope,
         at,
         ruleset.calendar,
+        "overdue",
         sort=sort,
         descending=descending,
         limit=size,
