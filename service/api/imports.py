@@ -269,6 +269,20 @@ async def _uploaded_files(
         await form.close()
 
 
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Accepted: the import runs in the background; poll `Location`",
+        "headers": {
+            "Location": {
+                "description": "The import to poll: /v1/imports/{id}",
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    415: {"description": "The body is neither multipart/form-data nor a file of this kind"},
+    422: {"description": "The file cannot be imported (unsafe, unreadable, not of this kind)"},
+}
+
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -290,18 +304,7 @@ _UPLOAD_BODY = {
     "/annex-a",
     status_code=202,
     response_model=ImportStatusOut,
-    responses={
-        202: {
-            "description": "Accepted: the import runs in the background; poll `Location`",
-            "headers": {
-                "Location": {
-                    "description": "The import to poll: /v1/imports/{id}",
-                    "schema": {"type": "string"},
-                }
-            },
-        },
-        415: {"description": "The body is neither multipart/form-data nor a workbook"},
-    },
+    responses=_ACCEPTED,
     openapi_extra=_UPLOAD_BODY,
     max_body_size=MAX_UPLOAD_BYTES,
 )
@@ -400,21 +403,6 @@ async def _queued(session: AsyncSession, principal: Writer, import_id: str) -> J
         status_code=202,
         headers={"Location": f"/v1/imports/{import_id}"},
     )
-
-
-_ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {
-        "description": "Accepted: the import runs in the background; poll `Location`",
-        "headers": {
-            "Location": {
-                "description": "The import to poll: /v1/imports/{id}",
-                "schema": {"type": "string"},
-            }
-        },
-    },
-    415: {"description": "The body is neither multipart/form-data nor a file of this kind"},
-    422: {"description": "The file cannot be imported (unsafe, unreadable, not of this kind)"},
-}
 
 
 def _files_body(media: str, many: bool) -> dict[str, Any]:
