@@ -283,21 +283,25 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
     422: {"description": "The file cannot be imported (unsafe, unreadable, not of this kind)"},
 }
 
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                }
+
+def _files_body(media: str, many: bool) -> dict[str, Any]:
+    field: dict[str, Any] = {"type": "string", "format": "binary"}
+    files = {"type": "array", "items": field} if many else field
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": files},
+                        "required": ["file"],
+                    }
+                },
+                media: {"schema": field},
             },
-            XLSX: {"schema": {"type": "string", "format": "binary"}},
-        },
+        }
     }
-}
 
 
 @router.post(
@@ -305,7 +309,7 @@ _UPLOAD_BODY = {
     status_code=202,
     response_model=ImportStatusOut,
     responses=_ACCEPTED,
-    openapi_extra=_UPLOAD_BODY,
+    openapi_extra=_files_body(XLSX, many=False),
     max_body_size=MAX_UPLOAD_BYTES,
 )
 async def post_annex_a(
@@ -403,26 +407,6 @@ async def _queued(session: AsyncSession, principal: Writer, import_id: str) -> J
         status_code=202,
         headers={"Location": f"/v1/imports/{import_id}"},
     )
-
-
-def _files_body(media: str, many: bool) -> dict[str, Any]:
-    field: dict[str, Any] = {"type": "string", "format": "binary"}
-    files = {"type": "array", "items": field} if many else field
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"file": files},
-                        "required": ["file"],
-                    }
-                },
-                media: {"schema": field},
-            },
-        }
-    }
 
 
 @router.post(
