@@ -20,7 +20,13 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from service.api.deps import ClockDep, Reader, SessionDep, Writer
-from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
+from service.api.pagination import (
+    Cursor,
+    Limit,
+    Page,
+    decode_instant_cursor,
+    kept_reports_page,
+)
 from service.api.problems import Problem
 from service.imports import cin_census, ssda903
 from service.imports.annex_a import check_annex_a
@@ -488,11 +494,7 @@ async def get_imports(
     """The kept import reports, newest first."""
     after = decode_instant_cursor(cursor) if cursor is not None else None
     rows = await list_imports(session, principal.org_id, limit=limit + 1, after=after)
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last["created_at"].isoformat(), last["id"])
-    return {"items": [_report(row) for row in rows[:limit]], "next_cursor": next_cursor}
+    return kept_reports_page(rows, limit)
 
 
 @router.get(
@@ -507,7 +509,3 @@ async def get_one_import(import_id: str, principal: Reader, session: SessionDep)
     if found is None:
         raise Problem(404, f"No import {import_id!r} in this organisation.", slug="not-found")
     return found
-
-
-def _report(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in row.items() if key != "created_at"}

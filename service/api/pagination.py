@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -55,6 +56,18 @@ def decode_instant_cursor(cursor: str) -> tuple[datetime, str]:
     if not isinstance(at, datetime) or not in_range(at) or not isinstance(after_id, str):
         raise bad_cursor()
     return at, after_id
+
+
+def kept_reports_page(rows: Sequence[Mapping[str, Any]], limit: int) -> dict[str, Any]:
+    """A page of kept reports (imports, syncs), newest first, from `limit + 1` rows read: the
+    one more says another page follows, which resumes after the last row shown. The time a
+    report was kept orders the list and is not part of it."""
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last["created_at"].isoformat(), last["id"])
+    items = [{k: v for k, v in row.items() if k != "created_at"} for row in rows[:limit]]
+    return {"items": items, "next_cursor": next_cursor}
 
 
 def bad_cursor() -> Problem:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service.api.deps import Admin, ClockDep, Reader, SessionDep, Writer
-from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, encode_cursor
+from service.api.pagination import Cursor, Limit, Page, decode_instant_cursor, kept_reports_page
 from service.api.problems import Problem
 from service.imports.ssd import DEFAULT_ROLE_CODES, DEFAULT_SCHEMA, DEFAULT_WORKER_KEY
 from service.store.sources import (
@@ -254,12 +254,7 @@ async def get_syncs(
     """The kept reports of finished syncs, newest first."""
     after = decode_instant_cursor(cursor) if cursor is not None else None
     rows = await list_sync_reports(session, principal.org_id, limit=limit + 1, after=after)
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last["created_at"].isoformat(), last["id"])
-    items = [{k: v for k, v in row.items() if k != "created_at"} for row in rows[:limit]]
-    return {"items": items, "next_cursor": next_cursor}
+    return kept_reports_page(rows, limit)
 
 
 @router.get(
