@@ -55,9 +55,14 @@ DEFAULT_WORKER_KEY = "staff_id"
 NO_DATE = date(1900, 1, 1)
 NO_ID = "-1"
 ID_PREFIX = f"{SOURCE}:"
+_SHORT_AT = len(ID_PREFIX)  # units are `ssd:{short}:{key}:{type}`
 # A revision of a unit (its row changed) is `{unit}~{n}`, n from 2.
 REVISION_MARK = "~"
 CONTINUES = "X1"
+# The codes an event carries in its data, as (name, value) pairs: each distinct set becomes one
+# data mapping that every event carrying it shares (most events carry the same few), and
+# a mapping shared is encoded once when the snapshot is hashed (store/ingest.py).
+Codes = tuple[tuple[str, object], ...]
 _YES = frozenset({"Y", "YES", "TRUE", "T", "1"})
 _NO = frozenset({"N", "NO", "FALSE", "F", "0"})
 _DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[ T][0-9:.]*)?", re.ASCII)
@@ -180,8 +185,10 @@ TABLES: tuple[Table, ...] = (
         ("invo_person_id", "invo_referral_id", "invo_professional_team"),
     ),
 )
+_CP_VISIT = ("cppv_cp_visit_date", "cppv_cp_visit_seen", "cppv_cp_visit_seen_alone")
+_CLA_VISIT = ("clav_cla_visit_date", "clav_cla_visit_seen", "clav_cla_visit_seen_alone")
 TABLES_BY_NAME: Mapping[str, Table] = {table.name: table for table in TABLES}
-TABLES_BY_SHORT: Mapping[str, Table] = {table.short: table for table in TABLES}
+_NAMES_BY_SHORT: Mapping[str, str] = {table.short: table.name for table in TABLES}
 # Tables that only name workers and teams for the others: they make no events themselves.
 LOOKUP_TABLES = frozenset({"ssd_professionals", "ssd_department"})
 
@@ -319,8 +326,9 @@ def revision_id(unit: str, revision: int) -> str:
 
 
 def table_of(unit: str) -> str:
-    """The table a unit's row is in."""
-    return TABLES_BY_SHORT[unit.split(":", 2)[1]].name
+    """The table a unit's row is in (asked of every unit of a snapshot: the short name is
+    sliced out, not split off with the rest of the id)."""
+    return _NAMES_BY_SHORT[unit[_SHORT_AT : unit.index(":", _SHORT_AT)]]
 
 
 def rules_not_evaluable(ruleset: Ruleset) -> list[NotEvaluable]:
@@ -374,13 +382,17 @@ class _Unreadable(ValueError):
 
 
 def ident(value: object) -> str | None:
-    """An id as text, or None for none (blank, NULL or -1)."""
-    if value is None:
+    """An id as text, or None for none (blank, NULL or -1). Asked of every key and link of
+    a snapshot, so text (nearly every id) is tested for NULL only when it has four letters."""
+    if type(value) is str:
+        text = value.strip()
+    elif value is None:
         return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    if not text or text == NO_ID or text.upper() == "NULL":
+    else:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = str(value).strip()
+    if not text or text == NO_ID or (len(text) == 4 and text.upper() == "NULL"):
         return None
     return text
 
@@ -455,8 +467,9 @@ class _Mapper:
     )
     _starts: dict[date, datetime] = field(default_factory=dict)
     _good_children: set[str] = field(default_factory=set)
-    _plain: Mapping[str, object] = field(default_factory=lambda: {SOURCE_KEY: SOURCE})
-    _data: dict[tuple[tuple[str, object], ...], Mapping[str, object]] = field(default_factory=dict)
+    _data: dict[Codes, Mapping[str, object]] = field(default_factory=dict)
+    _days: dict[datetime, date] = field(default_factory=dict)
+    _flags: dict[str, bool | None] = field(default_factory=dict)
 
     def read(self, table: Table, rows: Rows) -> None:
         count = self.counts.setdefault(table.name, TableCount())
@@ -464,8 +477,8 @@ class _Mapper:
         reader = getattr(self, "_" + table.name.removeprefix("ssd_"))
         seen: dict[str, Sequence[object]] = {}
         key_at = index[table.key]
+        count.rows += len(rows.values)
         for row in rows.values:
-            count.rows += 1
             key = ident(row[key_at])
             fault = "no key" if key is None else _id_fault(key)
             if key is None or fault is not None:
@@ -520,7 +533,7 @@ class _Mapper:
                 "referral_decision_made",
                 child,
                 referral,
-                data={"outcome": "no_further_action"},
+                codes=(("outcome", "no_further_action"),),
             )
         closure = self._day(table, key, row, "cine_close_date")
         self.episodes.setdefault(child, []).append((referral, closure, key))
@@ -557,7 +570,9 @@ class _Mapper:
         no_further_action = self._flag(table, key, row, "s47e_s47_nfa")
         if end is not None and no_further_action is not None:
             outcome = "no_conference" if no_further_action else "conference"
-            self._event(table, key, "section47_completed", child, end, data={"outcome": outcome})
+            self._event(
+                table, key, "section47_completed", child, end, codes=(("outcome", outcome),)
+            )
 
     def _initial_cp_conference(self, table: Table, key: str, row: _Row) -> None:
         child = self._child(table, key, row, "icpc_person_id", referral="icpc_referral_id")
@@ -566,7 +581,7 @@ class _Mapper:
             return
         plan = self._flag(table, key, row, "icpc_icpc_outcome_cp_flag")
         self._event(
-            table, key, "icpc_held", child, day, data={} if plan is None else {"plan": plan}
+            table, key, "icpc_held", child, day, codes=() if plan is None else (("plan", plan),)
         )
 
     # child protection
@@ -585,7 +600,7 @@ class _Mapper:
 
     def _cp_visits(self, table: Table, key: str, row: _Row) -> None:
         child = self._child(table, key, row, "cppv_person_id", plan="cppv_cp_plan_id")
-        self._visit(table, key, row, child, "cppv_cp_visit")
+        self._visit(table, key, row, child, _CP_VISIT)
 
     def _cp_reviews(self, table: Table, key: str, row: _Row) -> None:
         child = self._child(table, key, row, "cppr_person_id", plan="cppr_cp_plan_id")
@@ -639,18 +654,22 @@ class _Mapper:
 
     def _cla_visits(self, table: Table, key: str, row: _Row) -> None:
         child = self._child(table, key, row, "clav_person_id", period="clav_cla_id")
-        self._visit(table, key, row, child, "clav_cla_visit")
+        self._visit(table, key, row, child, _CLA_VISIT)
 
-    def _visit(self, table: Table, key: str, row: _Row, child: str | None, prefix: str) -> None:
-        day = self._day(table, key, row, f"{prefix}_date")
+    def _visit(
+        self, table: Table, key: str, row: _Row, child: str | None, columns: tuple[str, str, str]
+    ) -> None:
+        """A visit; `columns` are its date, seen and seen-alone columns."""
+        date_column, seen_column, alone_column = columns
+        day = self._day(table, key, row, date_column)
         if child is None or day is None:
             return
-        seen = self._flag(table, key, row, f"{prefix}_seen")
-        alone = self._flag(table, key, row, f"{prefix}_seen_alone")
-        data = {} if seen is None else {"seen": seen}
+        seen = self._flag(table, key, row, seen_column)
+        alone = self._flag(table, key, row, alone_column)
+        codes: Codes = () if seen is None else (("seen", seen),)
         if alone is not None:
-            data["seen_alone"] = alone
-        self._event(table, key, "child_visited", child, day, data=data)
+            codes += (("seen_alone", alone),)
+        self._event(table, key, "child_visited", child, day, codes=codes)
 
     # allocation
 
@@ -760,7 +779,13 @@ class _Mapper:
         return None
 
     def _day(self, table: Table, key: str, row: _Row, column: str) -> date | None:
+        """The column's day, checked. A plain timestamp (a million of them, on a few
+        thousand days) is checked once; one with a time zone is not remembered, as equal
+        instants in two zones may fall on two days; a refused one is refused on each row."""
         value = row.get(column)
+        plain = value if isinstance(value, datetime) and value.tzinfo is None else None
+        if plain is not None and (known := self._days.get(plain)) is not None:
+            return known
         try:
             day = day_of(value)
         except _Unreadable as exc:
@@ -774,15 +799,23 @@ class _Mapper:
         if day > self.today:
             self._refuse(table, key, column, day.isoformat(), f"after today ({self.today})")
             return None
+        if plain is not None:
+            self._days[plain] = day
         return day
 
     def _flag(self, table: Table, key: str, row: _Row, column: str) -> bool | None:
+        """The column's yes or no; text (a few words, said a million times) is read once."""
         value = row.get(column)
+        if type(value) is str and value in self._flags:
+            return self._flags[value]
         try:
-            return flag_of(value)
+            flag = flag_of(value)
         except _Unreadable as exc:
             self._refuse(table, key, column, str(value), str(exc))
             return None
+        if type(value) is str:
+            self._flags[value] = flag
+        return flag
 
     def _refuse(
         self, table: Table, key: str, column: str, value: str, detail: str, *, whole: bool = False
@@ -803,26 +836,17 @@ class _Mapper:
         *,
         worker: str | None = None,
         team: str | None = None,
-        data: Mapping[str, object] | None = None,
+        codes: Codes = (),
     ) -> None:
         unit = f"{ID_PREFIX}{table.short}:{key}:{event_type}"
         occurred_at = self._starts.get(day)
         if occurred_at is None:
             occurred_at = self._starts[day] = self.calendar.start_of_day(day)
-        self.events[unit] = Event(
-            unit, event_type, child, occurred_at, worker, team, self._shared(data or {})
-        )
+        data = self._data.get(codes)
+        if data is None:
+            data = self._data[codes] = {**dict(codes), SOURCE_KEY: SOURCE}
+        self.events[unit] = Event(unit, event_type, child, occurred_at, worker, team, data)
         self.counts[table.name].events += 1
-
-    def _shared(self, codes: Mapping[str, object]) -> Mapping[str, object]:
-        """One data mapping for each set of codes: most events carry the same few."""
-        if not codes:
-            return self._plain
-        signature = tuple(sorted(codes.items()))
-        found = self._data.get(signature)
-        if found is None:
-            found = self._data[signature] = {**codes, SOURCE_KEY: SOURCE}
-        return found
 
 
 @dataclass(slots=True)  # not frozen: made once a row, and a frozen one is slower to make

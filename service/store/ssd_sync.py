@@ -31,10 +31,12 @@ from service.imports.mapping import NotEvaluable
 from service.imports.ssd import (
     ID_PREFIX,
     LOOKUP_TABLES,
+    REVISION_MARK,
     TABLES,
     MappedSnapshot,
     Snapshot,
     SnapshotError,
+    Table,
     revision_id,
     table_of,
     unit_of,
@@ -52,12 +54,25 @@ VOID_REASON = "synced from the Standard Safeguarding Dataset: its row changed or
 
 
 @dataclass(frozen=True, slots=True)
-class StoredUnit:
-    """What the organisation holds of a unit: its live event (id, content hash and case; None
-    when every revision is void) and the highest revision it ever had."""
+class StoredUnits:
+    """What the organisation holds of the SSD's units.
 
-    live: tuple[str, str, str] | None
-    revision: int
+    `live` maps each unit with a live event to that event's (id, content hash, case).
+    `revisions` gives the highest revision of the units that ever had a voided event or a
+    revision above the first; every other unit held is live at its first revision. So a
+    store of a million units, nearly all live and never revised, is read into one dict
+    entry each, with nothing built for them beyond it.
+    """
+
+    live: dict[str, tuple[str, str, str]]
+    revisions: dict[str, int]
+
+    def revision(self, unit: str) -> int | None:
+        """The unit's highest revision; None when the organisation never held it."""
+        found = self.revisions.get(unit)
+        if found is None and unit in self.live:
+            return 1
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,41 +121,46 @@ class SyncPlan:
             yield chunk
 
 
-async def stored_units(session: AsyncSession, org_id: str) -> dict[str, StoredUnit]:
-    """Every SSD unit the organisation holds, voided revisions included."""
+async def stored_units(session: AsyncSession, org_id: str) -> StoredUnits:
+    """Every SSD unit the organisation holds, voided revisions included.
+
+    An unchanged re-sync compares every unit, so this reads a million rows: the common row
+    (live, first revision) costs one dict entry, and only the rest are taken apart."""
     rows = await session.execute(
         select(
             events.c.id,
-            events.c.case_id,
             events.c.content_hash,
+            events.c.case_id,
             events.c.voided_at.is_(None).label("live"),
         ).where(events.c.org_id == org_id, events.c.id.startswith(ID_PREFIX, autoescape=True))
     )
     live: dict[str, tuple[str, str, str]] = {}
     revisions: dict[str, int] = {}
-    for event_id, case_id, digest, is_live in rows:
+    for event_id, digest, case_id, is_live in rows:
+        if is_live and REVISION_MARK not in event_id:
+            live[event_id] = (event_id, digest, case_id)
+            continue
         unit, revision = unit_of(event_id)
         if revision > revisions.get(unit, 0):
             revisions[unit] = revision
         if is_live:
             live[unit] = (event_id, digest, case_id)
-    return {unit: StoredUnit(live.get(unit), top) for unit, top in revisions.items()}
+    return StoredUnits(live, revisions)
 
 
-def plan_sync(
-    snapshot: Snapshot, mapped: MappedSnapshot, stored: Mapping[str, StoredUnit]
-) -> SyncPlan:
+def plan_sync(snapshot: Snapshot, mapped: MappedSnapshot, stored: StoredUnits) -> SyncPlan:
     """What the snapshot changes; raises SnapshotError when a table that gave events before
     is absent or empty now."""
-    held = _live_by_table(stored)
     for spec in TABLES:
         rows = snapshot.tables.get(spec.name)
-        if held.get(spec.name) and (rows is None or not rows.values):
-            state = "absent" if rows is None else "empty"
-            raise SnapshotError(
-                f"{spec.name} is {state}, but {held[spec.name]} events came from it: nothing "
-                "was applied (an SSD being rebuilt looks like this; sync again once it is done)"
-            )
+        if rows is None or not rows.values:
+            came = _live_in_table(stored, spec)
+            if came:
+                state = "absent" if rows is None else "empty"
+                raise SnapshotError(
+                    f"{spec.name} is {state}, but {came} events came from it: nothing was "
+                    "applied (an SSD being rebuilt looks like this; sync again once it is done)"
+                )
     tallies = {spec.name: TableTally() for spec in TABLES if spec.name not in LOOKUP_TABLES}
     added: dict[str, list[Event]] = {}
     voided: dict[str, list[str]] = {}
@@ -155,25 +175,26 @@ def plan_sync(
             table, key = _place(unit)
             listed.append({"table": table, "key": key, "event_id": event_id, "reason": why})
 
+    live = stored.live
     digests = content_hashes(list(mapped.events.values()))
     for (unit, event), digest in zip(mapped.events.items(), digests, strict=True):
         tally = tallies[table_of(unit)]
-        held_unit = stored.get(unit)
-        live = None if held_unit is None else held_unit.live
-        if live is not None and live[1] == digest:
+        held = live.get(unit)
+        if held is not None and held[1] == digest:
             tally.unchanged += 1
             continue
-        if live is not None:
-            void(unit, live[0], live[2], CHANGED)
+        if held is not None:
+            void(unit, held[0], held[2], CHANGED)
             tally.replaced += 1
         else:
             tally.created += 1
-        if held_unit is not None:
-            event = replace(event, id=revision_id(unit, held_unit.revision + 1))
+        revision = stored.revision(unit)
+        if revision is not None:
+            event = replace(event, id=revision_id(unit, revision + 1))
         added.setdefault(event.case_id, []).append(event)
-    for unit, held_unit in stored.items():
-        if held_unit.live is not None and unit not in mapped.events:
-            void(unit, held_unit.live[0], held_unit.live[2], GONE)
+    for unit, (event_id, _, case_id) in live.items():
+        if unit not in mapped.events:
+            void(unit, event_id, case_id, GONE)
             tallies[table_of(unit)].voided += 1
     cases = tuple(
         CaseChanges(case_id, tuple(added.get(case_id, ())), tuple(voided.get(case_id, ())))
@@ -182,13 +203,10 @@ def plan_sync(
     return SyncPlan(cases, _report(snapshot, mapped, tallies, listed, total_voided))
 
 
-def _live_by_table(stored: Mapping[str, StoredUnit]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for unit, held in stored.items():
-        if held.live is not None:
-            table = table_of(unit)
-            counts[table] = counts.get(table, 0) + 1
-    return counts
+def _live_in_table(stored: StoredUnits, spec: Table) -> int:
+    """How many live events came from the table."""
+    prefix = f"{ID_PREFIX}{spec.short}:"
+    return sum(1 for unit in stored.live if unit.startswith(prefix))
 
 
 def _place(unit: str) -> tuple[str, str]:
