@@ -368,20 +368,33 @@ def cmd_import_annex_a(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_import(settings: Settings, claim: Claim, label: str) -> dict[str, Any]:
     """Run a queued import's job here, showing its progress; its report once done."""
-    from service.jobs.background import run_in_thread
     from service.store.imports import import_status
 
-    with _progress_display(f"importing {label}") as show:
+    return _run_job(settings, claim, f"importing {label}", "import", import_status)
+
+
+def _run_job(
+    settings: Settings,
+    claim: Claim,
+    doing: str,
+    noun: str,
+    status_of: Callable[[AsyncSession, str, str], Awaitable[dict[str, Any] | None]],
+) -> dict[str, Any]:
+    """Run a queued job (an import, a sync) here, with its progress on the terminal; its
+    report once done, or a problem saying it did not finish."""
+    from service.jobs.background import run_in_thread
+
+    with _progress_display(doing) as show:
         run_in_thread(settings.database_url, claim, _now, threading.Event(), show)
 
     async def status(session: AsyncSession) -> dict[str, Any] | None:
-        return await import_status(session, claim.org_id, claim.id)
+        return await status_of(session, claim.org_id, claim.id)
 
     done = _in_session(settings, status) or {}
     if done.get("state") != "done":
         problem = done.get("problem") or {}
         raise DatabaseProblem(
-            f"import {claim.id} did not finish: {problem.get('detail', 'it stopped midway')}"
+            f"{noun} {claim.id} did not finish: {problem.get('detail', 'it stopped midway')}"
         )
     report: dict[str, Any] = done["report"]
     return report
@@ -517,7 +530,6 @@ def cmd_source_ssd_show(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_source_ssd_sync(args: argparse.Namespace, settings: Settings) -> int:
     """Sync the SSD now, here, showing progress; prints the report's counts. If stopped
     midway, the service's scheduler resumes the sync from its last committed step."""
-    from service.jobs.background import run_in_thread
     from service.store.jobs import LEASE
     from service.store.sources import get_ssd_source, queue_sync, sync_status
 
@@ -532,19 +544,7 @@ def cmd_source_ssd_sync(args: argparse.Namespace, settings: Settings) -> int:
         return claim
 
     claim = _in_session(settings, queue)
-    with _progress_display("syncing the SSD") as show:
-        run_in_thread(settings.database_url, claim, _now, threading.Event(), show)
-
-    async def status(session: AsyncSession) -> dict[str, Any] | None:
-        return await sync_status(session, claim.org_id, claim.id)
-
-    done = _in_session(settings, status) or {}
-    if done.get("state") != "done":
-        problem = done.get("problem") or {}
-        raise DatabaseProblem(
-            f"sync {claim.id} did not finish: {problem.get('detail', 'it stopped midway')}"
-        )
-    report = done["report"]
+    report = _run_job(settings, claim, "syncing the SSD", "sync", sync_status)
     print(f"sync {claim.id} of the Standard Safeguarding Dataset")
     for item in report["tables"]:
         print(
