@@ -610,8 +610,10 @@ async def listed(
     descending: bool = False,
     limit: int = 50,
     offset: int = 0,
+    due_since: datetime | None = None,
 ) -> tuple[list[OverdueRow], int]:
-    """One page of the deadlines overdue (or due soon) at `at`, and how many there are in all.
+    """One page of the deadlines overdue (or due soon) at `at`, and how many there are in all;
+    with `due_since`, only those due from then on (what fell overdue since a digest).
 
     Due soon is `warn_at <= at <= due_at`: a range on `due_at` from `at`, which the open
     indexes led by worker, team or due date serve as they serve the overdue range below it.
@@ -622,6 +624,8 @@ async def listed(
         if status == "overdue"
         else [obligations.c.due_at >= at, obligations.c.warn_at <= at]
     )
+    if due_since is not None:
+        where.append(obligations.c.due_at >= due_since)
     counted = await open_obligations(session, scope, at, "due_at", where=where)
     total = (await session.execute(select(func.count()).select_from(counted))).scalar_one()
     # Each half could stop after a page in index order, but PostgreSQL then prefers walking

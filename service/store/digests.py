@@ -31,14 +31,13 @@ from service.store.dashboard_reads import (
     listed,
     loads,
     open_cases,
-    open_obligations,
     rule_counts,
     summarise,
 )
 from service.store.db import dialect_of, upsert
 from service.store.deliveries import insert_deliveries
 from service.store.ids import sortable_id
-from service.store.tables import alerts, digests, obligations, subscriptions
+from service.store.tables import alerts, digests, subscriptions
 
 OLDEST_SHOWN = 10
 WORKERS_SHOWN = 5
@@ -79,7 +78,9 @@ async def digest_content(
         await at_risk_count(session, scope, at),
     )
     oldest, _ = await listed(session, scope, at, calendar, "overdue", limit=OLDEST_SHOWN)
-    became, became_first = await _fell_overdue(session, scope, at, since, ruleset)
+    became_first, became = await listed(
+        session, scope, at, calendar, "overdue", limit=OLDEST_SHOWN, due_since=since
+    )
     workers = await loads(session, scope, at, calendar, by="worker", limit=WORKERS_SHOWN)
     return DigestContent(
         as_of=at,
@@ -90,35 +91,6 @@ async def digest_content(
         oldest_overdue=oldest,
         workers=[load for load in workers if load.overdue],
     )
-
-
-async def _fell_overdue(
-    session: AsyncSession, scope: Scope, at: datetime, since: datetime, ruleset: Ruleset
-) -> tuple[int, list[OverdueRow]]:
-    """How many open obligations fell overdue in [since, at), and the oldest of them."""
-    fell_due = [obligations.c.due_at >= since, obligations.c.due_at < at]
-    columns = ("id", "case_id", "rule_id", "rule_name", "worker_id", "team_id", "due_at")
-    rows = await open_obligations(session, scope, at, *columns, where=fell_due)
-    count = (await session.execute(select(func.count()).select_from(rows))).scalar_one()
-    first = await session.execute(
-        select(rows).order_by(rows.c.due_at, rows.c.id).limit(OLDEST_SHOWN)
-    )
-    calendar = ruleset.calendar
-    return int(count), [
-        OverdueRow(
-            obligation_id=r.id,
-            case_id=r.case_id,
-            rule_id=r.rule_id,
-            rule_name=r.rule_name,
-            worker_id=r.worker_id,
-            team_id=r.team_id,
-            due_at=r.due_at,
-            working_days_overdue=calendar.working_days_between(
-                calendar.local_date(r.due_at), calendar.local_date(at)
-            ),
-        )
-        for r in first
-    ]
 
 
 def _overdue_json(row: OverdueRow) -> dict[str, Any]:
