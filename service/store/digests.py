@@ -103,6 +103,7 @@ def _overdue_json(row: OverdueRow) -> dict[str, Any]:
         "team_id": row.team_id,
         "due_at": rfc3339(row.due_at),
         "working_days_overdue": row.working_days_overdue,
+        "delay_reason": row.delay_reason,
     }
 
 

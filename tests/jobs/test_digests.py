@@ -147,6 +147,26 @@ async def test_the_digest_counts_what_became_overdue_since_and_the_oldest_and_wh
     assert data["dashboard_url"] == "https://caseclock.example.org/dashboard?team_id=T-A"
 
 
+async def test_an_overdue_deadline_in_the_digest_carries_the_reason_recorded_for_it(
+    alerting: Alerting, endpoint: Receiver
+) -> None:
+    tenant = await alerting.tenant()
+    await digest_subscription(tenant, endpoint)
+    # Due a decision by the end of Fri 20 Nov, a reason recorded that morning: overdue since.
+    await post(tenant.writer, referral("C-1", "2026-11-19T09:00:00Z"))
+    why = {
+        **referral("C-1", "2026-11-20T10:00:00Z"),
+        "type": "delay_reason_recorded",
+        "data": {"rule_id": "referral-decision", "reason": "worker_absence"},
+    }
+    await post(tenant.writer, why)
+    await raise_digests(alerting, tenant, MONDAY_8)
+    await alerting.deliver()
+    (digest,) = payloads(endpoint)
+    (became,) = digest["data"]["became_overdue"]["oldest"]
+    assert (became["rule_id"], became["delay_reason"]) == ("referral-decision", "worker_absence")
+
+
 async def test_a_missed_period_is_sent_late_once_then_the_next_on_time(
     alerting: Alerting, endpoint: Receiver
 ) -> None:
