@@ -230,6 +230,20 @@ async def _signed_in(request: Request, now: datetime) -> Viewer | None:
         return await _viewer(request, session, now)
 
 
+async def _viewer_as_of(
+    request: Request, session: AsyncSession, now: datetime
+) -> tuple[Viewer, datetime] | Response:
+    """The signed-in viewer and the instant the page is as of (`as_of`), or the page that
+    answers instead: sign in first, or which parameter cannot be read."""
+    viewer = await _viewer(request, session, now)
+    if viewer is None:
+        return _see_other("/dashboard/sign-in")
+    try:
+        return viewer, _instant(request.query_params.get("as_of"), viewer.calendar, now)
+    except BadQuery as exc:
+        return _bad_query(exc)
+
+
 def _sort(query: Mapping[str, str]) -> tuple[dashboard_reads.SortKey, bool]:
     """The overdue list's column and direction: due date, oldest first, unless asked."""
     sort: dashboard_reads.SortKey = next((s for s in SORTS if s == query.get("sort")), "due")
@@ -614,15 +628,11 @@ async def case_timeline(
     case_id: str, request: Request, session: SessionDep, clock: ClockDep
 ) -> Response:
     """A case's events in order and its deadlines as they stood at as_of."""
-    now = clock()
-    viewer = await _viewer(request, session, now)
-    if viewer is None:
-        return _see_other("/dashboard/sign-in")
+    seen = await _viewer_as_of(request, session, clock())
+    if isinstance(seen, Response):
+        return seen
+    viewer, at = seen
     calendar = viewer.calendar
-    try:
-        at = _instant(request.query_params.get("as_of"), calendar, now)
-    except BadQuery as exc:
-        return _bad_query(exc)
     found = await read_case(session, viewer.org_id, case_id, at)
     if found is None or (viewer.team_id is not None and found.case.team_id != viewer.team_id):
         missing = {"title": "Case not found", "message": f"There is no case {case_id}."}
@@ -657,14 +667,10 @@ async def case_timeline(
 async def digest(request: Request, session: SessionDep, clock: ClockDep) -> Response:
     """The digest a subscription would be sent, as a page to print: as of `as_of`, new since
     the same time on the working day before."""
-    now = clock()
-    viewer = await _viewer(request, session, now)
-    if viewer is None:
-        return _see_other("/dashboard/sign-in")
-    try:
-        at = _instant(request.query_params.get("as_of"), viewer.calendar, now)
-    except BadQuery as exc:
-        return _bad_query(exc)
+    seen = await _viewer_as_of(request, session, clock())
+    if isinstance(seen, Response):
+        return seen
+    viewer, at = seen
     team_id = viewer.team_id or _text(request.query_params.get("team_id"))
     scope = dashboard_reads.Scope(viewer.org_id, team_id)
     since = previous_working_day(viewer.calendar, at)
@@ -761,17 +767,13 @@ async def export(name: str, request: Request, clock: ClockDep) -> Response:
         return render(
             "error.html", {"title": "Not found", "message": "No such export."}, status=404
         )
-    now = clock()
     factory: SessionFactory = request.app.state.read_session_factory
     async with factory() as session, session.begin():
-        viewer = await _viewer(request, session, now)
-        if viewer is None:
-            return _see_other("/dashboard/sign-in")
+        seen = await _viewer_as_of(request, session, clock())
+        if isinstance(seen, Response):
+            return seen
+        viewer, at = seen
         calendar = viewer.calendar
-        try:
-            at = _instant(request.query_params.get("as_of"), calendar, now)
-        except BadQuery as exc:
-            return _bad_query(exc)
         team_id = viewer.team_id or _text(request.query_params.get("team_id"))
         worker_id = _text(request.query_params.get("worker_id"))
         scope = dashboard_reads.Scope(viewer.org_id, team_id, worker_id)

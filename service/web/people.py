@@ -45,7 +45,7 @@ from service.web.pages import (
     _sort,
     _text,
     _timeliness,
-    _viewer,
+    _viewer_as_of,
     render,
 )
 
@@ -200,16 +200,12 @@ async def due_soon_csv(request: Request, clock: ClockDep) -> Response:
 async def _export(
     name: Literal["caseload", "due_soon"], request: Request, clock: ClockDep
 ) -> Response:
-    now = clock()
     factory: SessionFactory = request.app.state.read_session_factory
     async with factory() as session, session.begin():
-        viewer = await _viewer(request, session, now)
-        if viewer is None:
-            return _see_other("/dashboard/sign-in")
-        try:
-            at = _instant(request.query_params.get("as_of"), viewer.calendar, now)
-        except BadQuery as exc:
-            return _bad_query(exc)
+        seen = await _viewer_as_of(request, session, clock())
+        if isinstance(seen, Response):
+            return seen
+        viewer, at = seen
         scope = _scope(viewer, request)
         if name == "due_soon":
             filters: dict[str, Any] = {
