@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, bindparam, false, literal_column, select, update
+from sqlalchemy import Row, bindparam, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.domain.alerts import next_check_at
@@ -29,7 +29,7 @@ from service.metrics import count_events_ingested
 from service.store.alerts import Subject, enqueue_owed
 from service.store.case_periods import periods_digest, replace_periods
 from service.store.completions import Tally, add_to_rollup
-from service.store.db import BulkInsert, DeleteEach, Prebuilt, each_of
+from service.store.db import BulkInsert, DeleteEach, Prebuilt, dialect_of, each_of
 from service.store.events import get_event
 from service.store.jobs import queue_job
 from service.store.obligations import clock_column
@@ -101,21 +101,32 @@ class LockedCases:
 
 
 def _returning_allocations(insert: Any, dialect: str) -> Any:
-    created = literal_column("xmax = 0") if dialect == "postgresql" else false()
-    return insert.on_conflict_do_update(
-        index_elements=["org_id", "case_id"], set_={"updated_at": insert.excluded.updated_at}
-    ).returning(
+    returned: list[Any] = [
         cases.c.case_id,
         cases.c.worker_id,
         cases.c.team_id,
         cases.c.status,
         cases.c.periods_digest,
-        created.label("created"),
-    )
+    ]
+    if dialect == "postgresql":  # which rows the upsert created (see `lock_cases`)
+        returned.append(literal_column("xmax = 0").label("created"))
+    return insert.on_conflict_do_update(
+        index_elements=["org_id", "case_id"], set_={"updated_at": insert.excluded.updated_at}
+    ).returning(*returned)
 
 
 _LOCK_CASES = BulkInsert(
     cases, ("org_id", "case_id", "status", "updated_at"), _returning_allocations
+)
+
+
+_EXISTING_CASES = Prebuilt(
+    lambda dialect: each_of(
+        dialect,
+        select(cases.c.case_id).where(cases.c.org_id == bindparam("org_id")),
+        cases.c.case_id,
+        "case_ids",
+    )
 )
 
 
@@ -125,17 +136,29 @@ async def lock_cases(
     """Create missing case rows and lock all of them for the rest of the transaction.
 
     Returns each case's stored (worker_id, team_id, status, periods digest), so
-    re-derivation writes the row again only when one of them changed. PostgreSQL also tells
-    which rows the upsert inserted (`xmax` is 0 on a row no other transaction has touched).
+    re-derivation writes the row again only when one of them changed, and which rows the
+    upsert created: their logs, obligations and periods are all this transaction's, so none
+    is read back. PostgreSQL tells those (`xmax` is 0 on a row no other transaction has
+    touched); SQLite's RETURNING cannot, but a writing transaction there holds the
+    database's write lock from its BEGIN IMMEDIATE, so the rows missing before the upsert
+    are exactly the ones it creates.
     """
-    params = [
-        {"org_id": org_id, "case_id": c, "status": "open", "updated_at": now}
-        for c in sorted(set(case_ids))
-    ]
+    ids = sorted(set(case_ids))
+    existing: set[str] | None = None
+    if dialect_of(session) == "sqlite":
+        existing = set()
+        for chunk in _chunks(ids):
+            found = await session.execute(
+                _EXISTING_CASES(session), {"org_id": org_id, "case_ids": chunk}
+            )
+            existing.update(found.scalars())
+    params = [{"org_id": org_id, "case_id": c, "status": "open", "updated_at": now} for c in ids]
     rows = await _LOCK_CASES.execute(session, params)
     return LockedCases(
         {r.case_id: (r.worker_id, r.team_id, r.status, r.periods_digest) for r in rows},
-        frozenset(r.case_id for r in rows if r.created),
+        frozenset(r.case_id for r in rows if r.created)
+        if existing is None
+        else frozenset(ids) - existing,
     )
 
 
@@ -172,21 +195,23 @@ _STORED_HASHES = Prebuilt(
 
 
 async def store_events(
-    session: AsyncSession, org_id: str, batch: Sequence[Event], now: datetime
+    session: AsyncSession,
+    org_id: str,
+    batch: Sequence[Event],
+    digests: Sequence[str],
+    first: Mapping[str, int],
+    known: Mapping[str, str],
+    now: datetime,
 ) -> list[Outcome]:
     """Insert new events; classify the rest as duplicates or conflicts by content.
 
-    An id repeated within `batch` is judged against what is stored once its first copy
-    has been handled, so a batch cannot create one id twice. A batch of several events
-    first reads which of its ids are stored (a re-import is all duplicates, and reading an
-    id's hash costs a fraction of offering its row to the insert); a single event is
-    simply offered, and a duplicate of it read back.
+    `digests` are the events' content hashes, `first` the index of each id's first copy in
+    `batch`, and `known` the hashes of the ids already read as stored (`ingest_events`):
+    those are not offered to the insert, and a duplicate of any other is read back. An id
+    repeated within `batch` is judged against what is stored once its first copy has been
+    handled, so a batch cannot create one id twice.
     """
-    digests = content_hashes(batch)
-    first: dict[str, int] = {}
-    for index, event in enumerate(batch):
-        first.setdefault(event.id, index)
-    stored = await _stored_hashes(session, org_id, list(first)) if len(first) > 1 else {}
+    stored = dict(known)
     new = [
         _event_row(org_id, batch[i], digests[i], now)
         for event_id, i in first.items()
@@ -195,6 +220,18 @@ async def store_events(
     inserted = {row.id for row in await _INSERT_EVENTS.execute(session, new)} if new else set()
     stored |= {event_id: digests[first[event_id]] for event_id in inserted}
     stored |= await _stored_hashes(session, org_id, [i for i in first if i not in stored])
+    return _outcomes(batch, digests, first, inserted, stored)
+
+
+def _outcomes(
+    batch: Sequence[Event],
+    digests: Sequence[str],
+    first: Mapping[str, int],
+    inserted: Collection[str],
+    stored: Mapping[str, str],
+) -> list[Outcome]:
+    """Each event's outcome: created by its first copy, else a duplicate of what is stored
+    when their content hashes agree, else a conflict."""
     outcomes = []
     for index, event in enumerate(batch):
         if event.id in inserted and first[event.id] == index:
@@ -495,10 +532,22 @@ async def ingest_events(
     case losing one event and gaining its replacement is derived once, from both."""
     if not batch and not voids:
         return []
+    digests = content_hashes(batch)
+    first: dict[str, int] = {}
+    for index, event in enumerate(batch):
+        first.setdefault(event.id, index)
+    # A batch of several events first reads which of its ids are stored: reading an id's
+    # hash costs a fraction of offering its row to the insert, and a case none of whose
+    # events is new needs neither a lock nor a derivation (a re-import is all duplicates).
+    # A single event is simply offered, and a duplicate of it read back.
+    known = await _stored_hashes(session, org_id, list(first)) if len(first) > 1 else {}
+    fresh = {batch[i].case_id for event_id, i in first.items() if event_id not in known}
     voided_cases = await _cases_of(session, org_id, voids)
-    locked = await lock_cases(session, org_id, [*(e.case_id for e in batch), *voided_cases], now)
+    if not fresh and not voided_cases:
+        return _outcomes(batch, digests, first, (), known)
+    locked = await lock_cases(session, org_id, [*fresh, *voided_cases], now)
     voided = await _void_events(session, org_id, voids, void_reason, now)
-    outcomes = await store_events(session, org_id, batch, now) if batch else []
+    outcomes = await store_events(session, org_id, batch, digests, first, known, now)
     stored = [e for e, o in zip(batch, outcomes, strict=True) if o.status == "created"]
     count_events_ingested(session, len(stored))
     touched = {e.case_id for e in stored} | voided
