@@ -268,17 +268,21 @@ def claimed_position(event: Event) -> int | None:
 
 
 def _phase(rule: Rule, event: Event) -> int:
-    if any(m.matches(event) for m in rule.starts_on):
+    if _matches_any(rule.starts_on, event):
         return _STARTS
-    if any(m.matches(event) for m in rule.met_by):
+    if _matches_any(rule.met_by, event):
         return _MEETS
-    if any(m.matches(event) for m in rule.cancelled_by):
+    if _matches_any(rule.cancelled_by, event):
         return _CANCELS
     return _OTHER
 
 
 def _matches_any(matchers: Sequence[Matcher], event: Event) -> bool:
-    return any(m.matches(event) for m in matchers)
+    # A loop rather than any() over a generator: asked for every event of every case.
+    for matcher in matchers:  # noqa: SIM110
+        if matcher.matches(event):
+            return True
+    return False
 
 
 class _RuleDeriver:
@@ -803,9 +807,13 @@ def derive_case(case_id: str, events: Iterable[Event], ruleset: Ruleset) -> Case
     clocks, without_effect = _clock_events_by_rule(by_type, ruleset)
     obligations: list[Obligation] = []
     for rule in ruleset.rules:
-        named = {m.type for m in (*rule.starts_on, *rule.met_by, *rule.cancelled_by)}
-        candidates = (e for event_type in named for e in by_type.get(event_type, ()))
-        relevant = [(e, p) for e in candidates if (p := _phase(rule, e)) != _OTHER]
+        relevant = [
+            (e, p)
+            for event_type in rule.named_types
+            if event_type in by_type
+            for e in by_type[event_type]
+            if (p := _phase(rule, e)) != _OTHER
+        ]
         clock = clocks.get(rule.id, [])
         if not relevant:
             without_effect += [NoEffect(e.id, f"no deadline of rule {rule.id!r}") for e in clock]

@@ -446,12 +446,15 @@ def _earliest_due_after_latest(
     workbook starts for the child count: a deadline still open has its start in the lists.
     None when there is nothing to bound, such as a due date taken from an event's data.
     """
+    if rule.due is None:
+        return None
+    types = {m.type for m in rule.starts_on}
     starts = [
         calendar.local_date(event.occurred_at)
         for event in log
-        if any(m.matches(event) for m in rule.starts_on)
+        if event.type in types and any(m.matches(event) for m in rule.starts_on)
     ]
-    if rule.due is None or not starts:
+    if not starts:
         return None
     last = max((day for m in rule.met_by if (day := latest[m.type]) is not None), default=None)
     opened = [(day, rule.due) for day in starts if last is None or day >= last]
@@ -544,6 +547,11 @@ class _Mapper:
                 cin_starts.setdefault(row.child_id, []).append(row.cin_start)
         self.referrals = {child: sorted(days) for child, days in referrals.items()}
         self.cin_starts = {child: sorted(days) for child, days in cin_starts.items()}
+        # Each day's start and each set of codes' data, made once: a workbook's events fall
+        # on a few hundred days and carry a handful of different codes, and events sharing
+        # their data are hashed with it encoded once (store/ingest.py, content_hashes).
+        self.starts: dict[date, datetime] = {}
+        self.data: dict[tuple[tuple[str, object], ...], Mapping[str, object]] = {}
 
     def events_of(self, row: AnnexARow) -> Iterator[tuple[str, Event]]:
         """(the field that evidences it, event) for each event the row evidences.
@@ -667,12 +675,19 @@ class _Mapper:
         return assessment_start
 
     def event(self, child: str, event_type: str, day: date, **codes: object) -> Event:
+        start = self.starts.get(day)
+        if start is None:
+            start = self.starts[day] = self.calendar.start_of_day(day)
+        key = tuple(codes.items())
+        data = self.data.get(key)
+        if data is None:
+            data = self.data[key] = {**codes, SOURCE_KEY: SOURCE}
         return Event(
             id=event_id(child, event_type, day),
             type=event_type,
             case_id=child,
-            occurred_at=self.calendar.start_of_day(day),
-            data={**codes, SOURCE_KEY: SOURCE},
+            occurred_at=start,
+            data=data,
         )
 
     def latest(self, child: str, event_type: str, day: date) -> Event:
@@ -692,7 +707,7 @@ def _plausible(row: AnnexARow) -> tuple[AnnexARow | None, list[Rejection]]:
         return None, [_rejection(row, "child_id", _shown(row.child_id), fault)]
     problems: list[Rejection] = []
     emptied: dict[str, Any] = {}
-    for name, value in ((f.name, getattr(row, f.name)) for f in fields(row)):
+    for name, value in ((name, getattr(row, name)) for name in _field_names(row)):
         if isinstance(value, date) and value < EARLIEST_DATE:
             problems.append(_rejection(row, name, value.isoformat(), "date before 1900"))
             emptied[name] = None
@@ -704,6 +719,18 @@ def _plausible(row: AnnexARow) -> tuple[AnnexARow | None, list[Rejection]]:
             problems.append(_rejection(row, name, _shown(value), fault))
             emptied[name] = None
     return (replace(row, **emptied) if emptied else row), problems
+
+
+_FIELD_NAMES: dict[type[AnnexARow], tuple[str, ...]] = {}
+
+
+def _field_names(row: AnnexARow) -> tuple[str, ...]:
+    """A row's field names, in order, kept per row type: asked of every row, and `fields`
+    builds them anew each time."""
+    names = _FIELD_NAMES.get(type(row))
+    if names is None:
+        names = _FIELD_NAMES[type(row)] = tuple(f.name for f in fields(row))
+    return names
 
 
 def _shown(value: str) -> str:
@@ -732,7 +759,7 @@ def _allocations(rows: Iterable[tuple[int, AnnexARow]]) -> Iterator[Allocation]:
 
 def _main_date(row: AnnexARow) -> date:
     """A row's first date field: its list's defining date (a referral's, a plan's start)."""
-    for value in (getattr(row, f.name) for f in fields(row)):
+    for value in (getattr(row, name) for name in _field_names(row)):
         if isinstance(value, date):
             return value
     return date.min
