@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -75,6 +76,8 @@ log = logging.getLogger("caseclock.jobs.background")
 Clock = Callable[[], datetime]
 # Open cases re-derived per step of a rules activation.
 ACTIVATION_CHUNK = 200
+# How long an import's step may go on taking chunks that store nothing (all duplicates).
+UNCHANGED_STEP_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,26 +249,36 @@ async def _import(step: _Step, on_progress: OnProgress) -> None:
             cases_total=progress.cases_total,
         )
     on_progress(progress)
-    for chunk in plan.chunks_after(after):
+    chunks = plan.chunks_after(after)
+    chunk = next(chunks, None)
+    while chunk is not None:
         async with step.transaction() as session:
-            await import_chunk(
-                session,
-                org_id=claim.org_id,
-                ruleset=await lock_ruleset(session, claim.org_id),
-                chunk=chunk,
-                extracted_on=extracted_on,
-                now=now,
-                counts=counts,
-            )
-            progress = replace(
-                progress,
-                rows_done=progress.rows_done + sum(case.rows for case in chunk),
-                cases_done=progress.cases_done + len(chunk),
-            )
+            ruleset = await lock_ruleset(session, claim.org_id)
+            began = time.monotonic()
+            # Chunks that store nothing share the step, so a file imported before costs a
+            # step a while rather than a step a chunk; one that stores something ends it.
+            while chunk is not None:
+                stored = await import_chunk(
+                    session,
+                    org_id=claim.org_id,
+                    ruleset=ruleset,
+                    chunk=chunk,
+                    extracted_on=extracted_on,
+                    now=now,
+                    counts=counts,
+                )
+                progress = replace(
+                    progress,
+                    rows_done=progress.rows_done + sum(case.rows for case in chunk),
+                    cases_done=progress.cases_done + len(chunk),
+                )
+                last, chunk = chunk[-1].case_id, next(chunks, None)
+                if stored or time.monotonic() - began > UNCHANGED_STEP_SECONDS:
+                    break
             await save_progress(
                 session,
                 claim,
-                checkpoint={"after": chunk[-1].case_id, "counts": counts.to_json()},
+                checkpoint={"after": last, "counts": counts.to_json()},
                 rows_done=progress.rows_done,
                 cases_done=progress.cases_done,
             )

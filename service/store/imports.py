@@ -7,7 +7,8 @@ is read and mapped once (`plan_import`, pure), then written by `import_chunk`, e
 transaction the job commits with its checkpoint: the last case written and the counts so far.
 Cases are taken in id order and a case's events are never split across chunks, so each case is
 re-derived once, is at any moment wholly imported or untouched, and a resumed import starts
-after the last chunk that committed.
+after the last chunk that committed. Chunks that store nothing (a file imported before) share
+a step, up to a time limit: they only count duplicates.
 """
 
 from __future__ import annotations
@@ -168,8 +169,10 @@ async def import_chunk(
     extracted_on: date,
     now: datetime,
     counts: OutcomeCounts,
-) -> None:
-    """Store a chunk's events and the allocations that changed, counting what became of them.
+) -> bool:
+    """Store a chunk's events and the allocations that changed, counting what became of them;
+    whether it stored anything (a chunk of a file imported before stores nothing, and writes
+    nothing but its share of the counts).
 
     A backfill: no alert for the states its cases reached before the import was posted.
     """
@@ -193,6 +196,7 @@ async def import_chunk(
         session, org_id, ruleset, [i.event for i in imported], now, backfill=True
     )
     counts.add(zip(imported, (outcome.status for outcome in stored), strict=True))
+    return any(outcome.status == "created" for outcome in stored)
 
 
 async def finish_import(

@@ -39,6 +39,9 @@ from service.store.tables import cases, events, obligations, risk_periods
 IngestStatus = Literal["created", "duplicate", "conflict"]
 Allocation = tuple[str | None, str | None, str, str | None]  # worker, team, status, periods
 _CHUNK = 500
+# Ids looked up a statement (a batch's stored hashes): an import's step of 2,000 events in
+# one round trip, well inside SQLite's limit on parameters.
+_ID_CHUNK = 5000
 REDERIVE_CHUNK = 200
 _OBLIGATION_FIELDS = tuple(c.name for c in obligations.columns if c.name not in ("org_id", "id"))
 
@@ -248,7 +251,7 @@ async def _stored_hashes(
 ) -> dict[str, str]:
     """The content hash of each of these events that is stored."""
     found: dict[str, str] = {}
-    for chunk in _chunks(event_ids):
+    for chunk in _chunks(event_ids, _ID_CHUNK):
         rows = await session.execute(_STORED_HASHES(session), {"org_id": org_id, "ids": chunk})
         found.update({row.id: row.content_hash for row in rows})
     return found

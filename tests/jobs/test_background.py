@@ -14,6 +14,7 @@ from conftest import FixedClock, Tenant, make_tenant, run_jobs
 from fastapi import FastAPI
 from imports.workbooks import annex_a_sheet, build_workbook
 
+from service.jobs import background
 from service.jobs.background import Progress, run_claimed
 from service.store.db import transaction
 from service.store.jobs import LEASE, MAX_ATTEMPTS, Claim, ClaimLost, claim_next, renew
@@ -135,6 +136,21 @@ async def test_importing_the_file_again_after_a_resumed_import_creates_nothing(
 
     assert report["lists"][0]["events_created"] == 0
     assert report["lists"][0]["events_duplicate"] == CHILDREN
+
+
+async def test_a_file_imported_before_takes_one_step_for_the_chunks_that_store_nothing(
+    app: FastAPI, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(background, "UNCHANGED_STEP_SECONDS", 60.0)
+    data = many_children()
+    await tenant.import_report(await post(tenant, data))
+    await post(tenant, data)
+    claimed = await claim(app)
+    assert claimed is not None
+
+    seen = await run(app, claimed)
+
+    assert [p.cases_done for p in seen] == [0, CHILDREN]
 
 
 async def test_a_job_whose_lease_ran_out_is_claimed_again_and_its_old_runner_stops(
