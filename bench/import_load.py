@@ -16,7 +16,8 @@ before the server starts; each import time is also given as its ratio to it.
 
 Prints JSON: per run, read p50/p99 (ms) before, during the import, after, and during the
 re-import; the import and re-import times; the load average beside them. With several runs,
-the medians.
+the medians. ``--clients 0`` times the import alone, with no one reading: what the import
+costs itself, apart from the CPU the readers take from it.
 
     .venv/bin/python -m bench.import_load --database sqlite [--runs 3] [--rows 5000]
     .venv/bin/python -m bench.import_load --database postgresql
@@ -203,6 +204,7 @@ def main() -> None:
                 f"{phase}_{q}": med(lambda r, phase=phase, q=q: r["reads"][phase][q])
                 for phase in ("before", "during_import", "after", "during_reimport")
                 for q in ("p50_ms", "p99_ms")
+                if all(phase in run["reads"] for run in runs)
             },
         },
         "runs": runs,
