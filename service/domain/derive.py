@@ -554,7 +554,10 @@ class _RuleDeriver:
         chain.due_day = self._not_before(self.calendar.add(chain.due_day, days), end_day)
         if chain.agreed_day is not None:
             chain.agreed_day = self._not_before(self.calendar.add(chain.agreed_day, days), end_day)
-        chain.pauses.append(Pause(paused_by.occurred_at, ends_at, paused_by.id, ended_by))
+        if ends_at > paused_by.occurred_at:
+            chain.pauses.append(Pause(paused_by.occurred_at, ends_at, paused_by.id, ended_by))
+        else:  # met, cancelled or resumed at the instant it was paused: no time stood still
+            self._refuse(paused_by, "the pause ended at the instant it began")
         chain.paused_by = None
 
     def _not_before(self, day: date, floor: date) -> date:

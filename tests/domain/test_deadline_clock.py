@@ -258,6 +258,14 @@ def test_a_second_pause_while_paused_has_no_effect() -> None:
     )
 
 
+def test_a_pause_ended_by_a_visit_at_the_same_instant_has_no_effect() -> None:
+    pause = paused("2026-03-30", "10:00")
+    visit = event("child_seen", local("2026-03-30", "10:00"))
+
+    assert derived(pause, visit).pauses == ()
+    assert ignored(pause, visit) == (NoEffect(pause.id, "the pause ended at the instant it began"),)
+
+
 def test_a_resume_without_a_pause_has_no_effect() -> None:
     alone = resumed("2026-04-01")
 
