@@ -89,6 +89,10 @@ class Progress:
     cases_done: int
     cases_total: int | None
 
+    def after(self, rows: int, cases: int) -> Progress:
+        """This progress once `rows` more rows and `cases` more cases are written."""
+        return replace(self, rows_done=self.rows_done + rows, cases_done=self.cases_done + cases)
+
 
 OnProgress = Callable[[Progress], None]
 
@@ -267,11 +271,7 @@ async def _import(step: _Step, on_progress: OnProgress) -> None:
                     now=now,
                     counts=counts,
                 )
-                progress = replace(
-                    progress,
-                    rows_done=progress.rows_done + sum(case.rows for case in chunk),
-                    cases_done=progress.cases_done + len(chunk),
-                )
+                progress = progress.after(sum(case.rows for case in chunk), len(chunk))
                 last, chunk = chunk[-1].case_id, next(chunks, None)
                 if stored or time.monotonic() - began > UNCHANGED_STEP_SECONDS:
                     break
@@ -397,11 +397,7 @@ async def _sync(step: _Step, on_progress: OnProgress) -> None:
                 chunk=chunk,
                 now=now,
             )
-            progress = replace(
-                progress,
-                rows_done=progress.rows_done + sum(case.size for case in chunk),
-                cases_done=progress.cases_done + len(chunk),
-            )
+            progress = progress.after(sum(case.size for case in chunk), len(chunk))
             await save(session)
         on_progress(progress)
     async with step.transaction() as session:
