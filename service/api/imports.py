@@ -1,4 +1,4 @@
-"""Imports: upload an Annex A workbook (SPEC section 8), a CIN census file or SSDA903 return
+"""Imports: upload an Annex A workbook (docs/imports.md), a CIN census file or SSDA903 return
 files, follow the import, read the kept reports.
 
 An upload is checked at once (a file that cannot be imported is a 422 and nothing is kept),

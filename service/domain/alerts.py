@@ -166,7 +166,7 @@ def obligation_snapshot(
     calendar: Calendar,
     at: datetime,
 ) -> dict[str, Any]:
-    """The obligation as `GET /v1/obligations` shows it at `at` (SPEC section 5)."""
+    """The obligation as `GET /v1/obligations` shows it at `at` (README, API in brief)."""
     met = obligation.met_at is not None and obligation.met_at <= at
     cancelled = obligation.cancelled_at is not None and obligation.cancelled_at <= at
     return {
@@ -222,7 +222,7 @@ def alert_payload(
     calendar: Calendar,
     at: datetime,
 ) -> dict[str, Any]:
-    """The webhook body of an obligation alert raised at `at` (SPEC section 6), with the
+    """The webhook body of an obligation alert raised at `at` (docs/webhooks.md), with the
     sentence that explains its deadline, so whoever is paged can check the date by hand."""
     snapshot = obligation_snapshot(
         obligation,

@@ -37,10 +37,10 @@ from service.domain.events import (
 )
 from service.domain.rules import Matcher, Rule, Ruleset, clock_refusal
 
-# Events at the same instant apply in this order (SPEC section 4), then by event id: a start
-# first, then what is said of the deadlines open at that instant (a reason, an extension, a
-# pause), then meetings and cancellations; a snapshot last, as it describes the day the other
-# events left.
+# Events at the same instant apply in this order (docs/rules.md, Date arithmetic), then by
+# event id: a start first, then what is said of the deadlines open at that instant (a reason,
+# an extension, a pause), then meetings and cancellations; a snapshot last, as it describes
+# the day the other events left.
 _STARTS, _CLOCK, _MEETS, _CANCELS, _OTHER, _SNAPSHOT = range(6)
 _WORKING_DAY = Duration(1, "working_days")
 

@@ -14,7 +14,8 @@ OPEN_STATUSES: frozenset[Status] = frozenset({"upcoming", "due_soon", "overdue"}
 
 
 def status_at(obligation: Obligation, at: datetime) -> Status:
-    """The status at `at`, checked in SPEC order: cancelled, met, met_late, overdue, due_soon."""
+    """The status at `at`, checked in the order docs/rules.md gives: cancelled, met, met_late,
+    overdue, due_soon."""
     if obligation.cancelled_at is not None and obligation.cancelled_at <= at:
         return "cancelled"
     if obligation.met_at is not None and obligation.met_at <= at:

@@ -1,4 +1,4 @@
-"""Read an Ofsted Annex A workbook into typed rows (see ``shared/ANNEX_A.md``).
+"""Read an Ofsted Annex A workbook into typed rows (docs/imports.md).
 
 Lists are recognised by their headings, never by sheet name: the header row is looked for in a
 sheet's first five rows, and headings are compared in a normalised form (case-folded,

@@ -1,4 +1,4 @@
-"""Annex A rows to caseclock events, as ``shared/ANNEX_A.md`` says; pure, no I/O.
+"""Annex A rows to caseclock events, as docs/imports.md, "From rows to events", says; pure, no I/O.
 
 Each event has the deterministic id ``annex-a:{child}:{type}:{date}`` and carries only what
 the rules need: the Child Unique ID (the case), the date (00:00 local that day), the codes

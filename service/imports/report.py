@@ -1,4 +1,4 @@
-"""What an import did, in the shape SPEC section 8 fixes, and what it could not judge; pure.
+"""What an import did, in the shape docs/imports.md gives, and what it could not judge; pure.
 
 The report is kept, so it holds nothing a row said beyond what the import stores anyway:
 headings, row numbers, counts, and for a rejected cell only that cell's own value (a used

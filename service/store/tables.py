@@ -510,7 +510,7 @@ class DeliveryAttempt(SQLModel, table=True):
 
 
 class Import(SQLModel, table=True):
-    """A kept import report (SPEC section 8). The report holds counts, headings and the
+    """A kept import report (docs/imports.md). The report holds counts, headings and the
     refused cells' own values only: never another column of a row, so no personal data."""
 
     __tablename__: ClassVar[str] = "imports"

@@ -85,7 +85,7 @@ def only(obligations: tuple[Obligation, ...], rule_id: str) -> Obligation:
 
 
 def assert_matches_spec_row(ruleset: Ruleset, rule_id: str, row: tuple[Any, ...]) -> None:
-    """A built-in rule written out equals its row of the SPEC's table."""
+    """A built-in rule written out equals its row of docs/rules.md's built-in timescales."""
     starts_on, due, met_by, repeat, cancelled_by, restart, source = row
     rule = ruleset.rule(rule_id)
     assert rule is not None

@@ -1,4 +1,4 @@
-"""Alerts owed at an instant, when that can next change, and the payload (SPEC section 6).
+"""Alerts owed at an instant, when that can next change, and the payload (docs/webhooks.md).
 
 The assessment opened by a referral on Monday 2 March 2026 is due Thursday 7 May 2026,
 warns from 00:00 on 29 April and escalates after the end of 14 May and of 29 May. The

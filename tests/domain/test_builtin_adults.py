@@ -1,4 +1,5 @@
-"""The england-adults ruleset against SPEC section 4's table; cases start Monday 2 March 2026."""
+"""The england-adults ruleset against its table in docs/rules.md (Built-in timescales); cases
+start Monday 2 March 2026."""
 
 from datetime import UTC, datetime
 

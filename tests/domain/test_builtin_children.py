@@ -1,4 +1,4 @@
-"""The england-children ruleset against SPEC section 4's table.
+"""The england-children ruleset against its table in docs/rules.md (Built-in timescales).
 
 Every case starts on Monday 2 March 2026 (GMT); Easter 2026 is 3-6 April and the early May bank
 holiday 4 May, so the working-day deadlines below cross real holidays.
@@ -34,7 +34,8 @@ Fact = tuple[str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class Row:
-    """One row of the SPEC table, as behaviour: what opens it, when it is due, what closes it."""
+    """One row of the built-in timescales table, as behaviour: what opens it, when it is due,
+    what closes it."""
 
     rule_id: str
     starts_on: Fact

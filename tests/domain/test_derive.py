@@ -20,7 +20,7 @@ from service.domain.status import is_at_risk, status_at
 
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
 
-# SPEC section 4: worked date arithmetic
+# Worked date arithmetic (docs/rules.md, Date arithmetic)
 
 
 def test_a_referral_on_christmas_eve_2025_needs_a_decision_by_the_end_of_29_december() -> None:

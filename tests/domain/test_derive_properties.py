@@ -1,4 +1,5 @@
-"""Properties of derivation over generated case logs, and status checked against SPEC section 4.
+"""Properties of derivation over generated case logs, and status checked against docs/rules.md
+(Date arithmetic).
 
 Logs are either any built-in events with valid data at instants drawn from a small pool (so
 events often share an instant), or episodes of case work (a plan, then visits, reviews and
@@ -387,7 +388,7 @@ def test_each_repeat_opens_at_the_event_that_reached_the_position_before_it(
 
 
 def spec_phase(rule: Rule, event: Event) -> int:
-    """SPEC: at one instant, events that start obligations apply first, then meet, then cancel."""
+    """At one instant, events that start obligations apply first, then meet, then cancel."""
     if any(m.matches(event) for m in rule.starts_on):
         return 0
     return 1 if any(m.matches(event) for m in rule.met_by) else 2
@@ -413,7 +414,7 @@ def closes(rule: Rule, event: Event, opening: Event) -> bool:
 
 
 def chain_root(obligation: Obligation, log: list[Event]) -> Event:
-    """The event that opened the obligation's chain: the one its id was made from (SPEC: an id
+    """The event that opened the obligation's chain: the one its id was made from (an id
     is the case, the rule, the event that opened the chain and the position)."""
     return next(
         e
@@ -533,11 +534,11 @@ def test_a_claimed_visit_meets_the_open_position_only_at_or_past_the_claim_and_o
     assert resumed.due_at == end_of(add_period(day, CP_VISIT.repeat[0], is_working_day))
 
 
-# (4): status at an instant, against SPEC section 4 written out independently
+# (4): status at an instant, against docs/rules.md written out independently
 
 
 def add_period(day: date, duration: Duration, is_working_day: Callable[[date], bool]) -> date:
-    """SPEC: the N-th working day after D (D never counts), or D plus that calendar period."""
+    """The N-th working day after D (D never counts), or D plus that calendar period."""
     if duration.unit == "working_days":
         found = 0
         while found < duration.count:
@@ -573,7 +574,7 @@ def local_day(instant: datetime) -> date:
 
 
 def spec_due_day(obligation: Obligation, rule: Rule, log: list[Event], ruleset: Ruleset) -> date:
-    """The due day as SPEC section 4 defines it, from the obligation's trigger."""
+    """The due day as docs/rules.md defines it, from the obligation's trigger."""
     is_working_day = ruleset.calendar.is_working_day
     if obligation.sequence > 1:
         interval = rule.repeat[min(obligation.sequence - 2, len(rule.repeat) - 1)]

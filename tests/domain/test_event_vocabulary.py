@@ -4,7 +4,7 @@ import pytest
 
 from service.domain.events import BUILTIN_EVENT_TYPES, check_builtin_data, parse_day_or_instant
 
-SPEC_EVENT_TYPES = [
+CASE_EVENT_TYPES = [
     "referral_received",
     "referral_decision_made",
     "contact_made",
@@ -47,7 +47,7 @@ CLOCK_EVENT_TYPES = [
 
 
 def test_the_builtin_event_types_are_the_spec_vocabulary_and_the_clock_events() -> None:
-    assert frozenset(SPEC_EVENT_TYPES + CLOCK_EVENT_TYPES) == BUILTIN_EVENT_TYPES
+    assert frozenset(CASE_EVENT_TYPES + CLOCK_EVENT_TYPES) == BUILTIN_EVENT_TYPES
 
 
 # Reading a date or an instant from event data

@@ -1,4 +1,5 @@
-"""Status, escalation, working days overdue and at-risk at an instant (SPEC sections 4 and 6).
+"""Status, escalation, working days overdue and at-risk at an instant
+(docs/rules.md and docs/webhooks.md).
 
 The assessment opened by a referral on Monday 2 March 2026 is due Thursday 7 May 2026 (BST),
 warns from 00:00 on 29 April (5 working days before, skipping the 4 May bank holiday) and
@@ -68,7 +69,7 @@ def test_an_obligation_without_warn_before_goes_straight_from_upcoming_to_overdu
     assert status_at(silent, end_of("2026-05-07") + MICROSECOND) == "overdue"
 
 
-# Closed obligations, in SPEC order
+# Closed obligations, in the order docs/rules.md gives
 
 
 def test_an_obligation_met_on_its_due_day_is_met() -> None:

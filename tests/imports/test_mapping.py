@@ -1,4 +1,4 @@
-"""Annex A rows to caseclock events (ANNEX_A.md "Meaning, for the rules"), without a database."""
+"""Annex A rows to caseclock events (docs/imports.md, "From rows to events"), without a database."""
 
 from __future__ import annotations
 

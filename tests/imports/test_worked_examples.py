@@ -1,5 +1,6 @@
-"""ANNEX_A.md's worked examples, end to end: a workbook extracted on Friday 20 November 2026 is
-imported through the API and each child's deadlines are read at noon that day."""
+"""The worked examples of docs/imports.md, end to end: a workbook extracted on Friday
+20 November 2026 is imported through the API and each child's deadlines are read at noon
+that day."""
 
 from __future__ import annotations
 

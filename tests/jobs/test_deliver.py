@@ -1,5 +1,5 @@
 """The delivery job POSTs signed alerts to a real receiver on 127.0.0.1, retries on the
-schedule, records every attempt and looks after the subscription's health (SPEC section 6).
+schedule, records every attempt and looks after the subscription's health (docs/webhooks.md).
 
 A referral dated 2 November, posted on 20 November, owes four alerts as it is ingested:
 overdue and escalation level 2 for each of referral-decision and first-contact.
