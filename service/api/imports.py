@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -157,6 +157,17 @@ class ProgressOut(BaseModel):
     cases_total: int | None = Field(description="Cases the workbook names; null until read.")
 
 
+_ONCE_DONE = "As in `report`: an Annex A import's, once it is done."
+_ANNEX_A_REPORT = (
+    "lists",
+    "skipped_sheets",
+    "missing_lists",
+    "missing_columns",
+    "rejected",
+    "rules_not_evaluable",
+)
+
+
 class ImportStatusOut(BaseModel):
     id: str
     source: Literal["annex-a", "cin-census", "ssda903"]
@@ -172,6 +183,22 @@ class ImportStatusOut(BaseModel):
     problem: dict[str, Any] | None = Field(
         description="Why it failed (RFC 9457), and that what its finished steps wrote stays."
     )
+    # An Annex A import's report fields at the top level too, once done: the response keeps
+    # the report's shape for clients that read it there, beside the job's state.
+    lists: list[ListOut] | None = Field(default=None, description=_ONCE_DONE)
+    skipped_sheets: list[SkippedSheetOut] | None = Field(default=None, description=_ONCE_DONE)
+    missing_lists: list[MissingListOut] | None = Field(default=None, description=_ONCE_DONE)
+    missing_columns: list[MissingColumnOut] | None = Field(default=None, description=_ONCE_DONE)
+    rejected: list[RejectedOut] | None = Field(default=None, description=_ONCE_DONE)
+    rules_not_evaluable: list[NotEvaluableOut] | None = Field(default=None, description=_ONCE_DONE)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _report_at_top_level(cls, data: Any) -> Any:
+        report = data.get("report") if isinstance(data, dict) else None
+        if not isinstance(report, dict) or report.get("source", "annex-a") != "annex-a":
+            return data
+        return {**{key: report.get(key) for key in _ANNEX_A_REPORT}, **data}
 
 
 ExtractedOn = Annotated[

@@ -414,6 +414,17 @@ async def test_an_upload_is_accepted_with_its_import_to_poll(tenant: Tenant) -> 
     }
 
 
+async def test_a_finished_imports_report_fields_are_also_at_the_top_level(tenant: Tenant) -> None:
+    response = await post_raw(tenant.writer, build_workbook(annex_a_sheet(3, [referral("C1")])))
+    await tenant.run_jobs()
+
+    body = (await tenant.reader.get(response.headers["location"])).json()
+
+    assert body["lists"] == body["report"]["lists"]
+    assert body["lists"][0]["events_created"] == 1
+    assert body["rules_not_evaluable"] == body["report"]["rules_not_evaluable"]
+
+
 async def test_nothing_is_imported_until_the_job_runs(tenant: Tenant) -> None:
     await post_raw(tenant.writer, a_workbook())
 
