@@ -186,6 +186,14 @@ class OutcomeCounts:
                     )
                 )
 
+    def absorb(self, other: OutcomeCounts) -> None:
+        """Add what another step's events came to."""
+        for sheet, count in other.created.items():
+            self.created[sheet] = self.created.get(sheet, 0) + count
+        for sheet, count in other.duplicate.items():
+            self.duplicate[sheet] = self.duplicate.get(sheet, 0) + count
+        self.conflicts.extend(other.conflicts)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "created": self.created,

@@ -18,11 +18,12 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +43,7 @@ from service.store.db import SessionFactory, make_engine, make_session_factory, 
 from service.store.faults import PASSING_FAULTS, connection_lost, fault_name
 from service.store.imports import (
     SOURCES,
+    CaseImport,
     ImportPlan,
     finish_import,
     import_chunk,
@@ -64,6 +66,7 @@ from service.store.jobs import (
 from service.store.orgs import lock_ruleset
 from service.store.sources import SYNC_KIND, get_ssd_source, keep_sync_report
 from service.store.ssd_sync import (
+    CaseChanges,
     apply_chunk,
     changed_anything,
     finished_report,
@@ -76,8 +79,12 @@ log = logging.getLogger("caseclock.jobs.background")
 Clock = Callable[[], datetime]
 # Open cases re-derived per step of a rules activation.
 ACTIVATION_CHUNK = 200
-# How long an import's step may go on taking chunks that store nothing (all duplicates).
+# How long steps that store nothing may go without saving a checkpoint (`_Step.in_order`).
 UNCHANGED_STEP_SECONDS = 0.5
+# Steps of an import or a sync written at once on PostgreSQL (`_Step.in_order`). SQLite
+# takes its one write lock when a step begins, so there a second step would only wait.
+STEPS_IN_FLIGHT = 2
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +159,71 @@ class _Step:
     claim: Claim
     clock: Clock
     stop: threading.Event
+
+    async def in_order(
+        self,
+        items: Iterable[T],
+        write: Callable[[AsyncSession, T], Awaitable[bool]],
+        seal: Callable[[AsyncSession, T], Awaitable[None]],
+        checkpoint: Callable[[AsyncSession], Awaitable[None]],
+        checkpointed: Callable[[], None],
+    ) -> None:
+        """Write each item in a transaction of its own, `STEPS_IN_FLIGHT` at once on
+        PostgreSQL, committed in order: while one step waits for the database, the next
+        computes its rows.
+
+        `write` says whether it stored anything. Once the step before it has committed, a
+        step runs `seal` (what must follow the steps before: the completions rollup, the
+        counts so far), then renews the claim and saves its `checkpoint`, commits, and
+        `checkpointed` runs; so a checkpoint never counts a step that did not commit, and a
+        step that fails rolls back those after it. Steps that store nothing (a file imported
+        before) save no checkpoint for up to `UNCHANGED_STEP_SECONDS`: they write nothing, so
+        their commits cost nothing, and a resumed job only counts them again. Once the
+        process is stopping no step starts, and the job is handed back after those under way.
+        """
+        bind = self.factory.kw.get("bind")
+        depth = STEPS_IN_FLIGHT if bind is not None and bind.dialect.name == "postgresql" else 1
+        in_flight: deque[asyncio.Task[None]] = deque()
+        saved_at, unsaved = time.monotonic(), False
+
+        async def one(item: T, before: asyncio.Task[None] | None) -> None:
+            nonlocal saved_at, unsaved
+            async with transaction(self.factory) as session:
+                stored = await write(session, item)
+                if before is not None:
+                    await before
+                await seal(session, item)
+                unsaved = not (stored or time.monotonic() - saved_at > UNCHANGED_STEP_SECONDS)
+                if not unsaved:
+                    await renew(session, self.claim, self.clock())
+                    await checkpoint(session)
+            if not unsaved:
+                saved_at = time.monotonic()
+                checkpointed()
+
+        try:
+            for item in items:
+                if len(in_flight) == depth:
+                    await in_flight.popleft()
+                if self.stop.is_set():
+                    break
+                in_flight.append(
+                    asyncio.create_task(one(item, in_flight[-1] if in_flight else None))
+                )
+            while in_flight:
+                await in_flight.popleft()
+            if unsaved and not self.stop.is_set():
+                async with self.transaction() as session:
+                    await checkpoint(session)
+                checkpointed()
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        if self.stop.is_set():
+            async with transaction(self.factory) as session:
+                await release_job(session, self.claim)
+            raise Stopped(self.claim.id)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -253,36 +325,40 @@ async def _import(step: _Step, on_progress: OnProgress) -> None:
             cases_total=progress.cases_total,
         )
     on_progress(progress)
-    chunks = plan.chunks_after(after)
-    chunk = next(chunks, None)
-    while chunk is not None:
-        async with step.transaction() as session:
-            ruleset = await lock_ruleset(session, claim.org_id)
-            began = time.monotonic()
-            # Chunks that store nothing share the step, so a file imported before costs a
-            # step a while rather than a step a chunk; one that stores something ends it.
-            while chunk is not None:
-                stored = await import_chunk(
-                    session,
-                    org_id=claim.org_id,
-                    ruleset=ruleset,
-                    chunk=chunk,
-                    extracted_on=extracted_on,
-                    now=now,
-                    counts=counts,
-                )
-                progress = progress.after(sum(case.rows for case in chunk), len(chunk))
-                last, chunk = chunk[-1].case_id, next(chunks, None)
-                if stored or time.monotonic() - began > UNCHANGED_STEP_SECONDS:
-                    break
-            await save_progress(
-                session,
-                claim,
-                checkpoint={"after": last, "counts": counts.to_json()},
-                rows_done=progress.rows_done,
-                cases_done=progress.cases_done,
-            )
-        on_progress(progress)
+    # What each step written but not yet sealed came to, by its last case.
+    pending: dict[str, tuple[OutcomeCounts, Tally]] = {}
+
+    async def write(session: AsyncSession, chunk: list[CaseImport]) -> bool:
+        step_counts, completions = pending[chunk[-1].case_id] = OutcomeCounts(), Tally()
+        return await import_chunk(
+            session,
+            org_id=claim.org_id,
+            ruleset=await lock_ruleset(session, claim.org_id),
+            chunk=chunk,
+            extracted_on=extracted_on,
+            now=now,
+            counts=step_counts,
+            completions=completions,
+        )
+
+    async def seal(session: AsyncSession, chunk: list[CaseImport]) -> None:
+        nonlocal progress, after
+        step_counts, completions = pending.pop(chunk[-1].case_id)
+        await add_to_rollup(session, completions)
+        counts.absorb(step_counts)
+        progress = progress.after(sum(case.rows for case in chunk), len(chunk))
+        after = chunk[-1].case_id
+
+    async def save(session: AsyncSession) -> None:
+        await save_progress(
+            session,
+            claim,
+            checkpoint={"after": after, "counts": counts.to_json()},
+            rows_done=progress.rows_done,
+            cases_done=progress.cases_done,
+        )
+
+    await step.in_order(plan.chunks_after(after), write, seal, save, lambda: on_progress(progress))
     async with step.transaction() as session:
         await finish_import(
             session,
@@ -388,18 +464,27 @@ async def _sync(step: _Step, on_progress: OnProgress) -> None:
     async with step.transaction() as session:
         await save(session)
     on_progress(progress)
-    for chunk in plan.chunks():
-        async with step.transaction() as session:
-            await apply_chunk(
-                session,
-                org_id=claim.org_id,
-                ruleset=await lock_ruleset(session, claim.org_id),
-                chunk=chunk,
-                now=now,
-            )
-            progress = progress.after(sum(case.size for case in chunk), len(chunk))
-            await save(session)
-        on_progress(progress)
+
+    pending: dict[str, Tally] = {}
+
+    async def write(session: AsyncSession, chunk: list[CaseChanges]) -> bool:
+        completions = pending[chunk[-1].case_id] = Tally()
+        await apply_chunk(
+            session,
+            org_id=claim.org_id,
+            ruleset=await lock_ruleset(session, claim.org_id),
+            chunk=chunk,
+            now=now,
+            completions=completions,
+        )
+        return True
+
+    async def seal(session: AsyncSession, chunk: list[CaseChanges]) -> None:
+        nonlocal progress
+        await add_to_rollup(session, pending.pop(chunk[-1].case_id))
+        progress = progress.after(sum(case.size for case in chunk), len(chunk))
+
+    await step.in_order(plan.chunks(), write, seal, save, lambda: on_progress(progress))
     async with step.transaction() as session:
         ruleset = await lock_ruleset(session, claim.org_id)
         kept = finished_report(

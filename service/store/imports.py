@@ -37,6 +37,7 @@ from service.imports.mapping import (
 from service.imports.report import Evidenced, ImportReport, OutcomeCounts, build_report
 from service.imports.returns import MappedReturn, ReturnReport, build_return_report
 from service.store.alerts import enqueue_completed
+from service.store.completions import Tally
 from service.store.ids import sortable_id
 from service.store.ingest import ingest_events
 from service.store.jobs import Claim, JobKind, get_job, queue_job
@@ -169,8 +170,10 @@ async def import_chunk(
     extracted_on: date,
     now: datetime,
     counts: OutcomeCounts,
+    completions: Tally,
 ) -> bool:
-    """Store a chunk's events and the allocations that changed, counting what became of them;
+    """Store a chunk's events and the allocations that changed, counting what became of them,
+    and what they did to the completions rollup in `completions` for the caller to add;
     whether it stored anything (a chunk of a file imported before stores nothing, and writes
     nothing but its share of the counts).
 
@@ -193,7 +196,13 @@ async def import_chunk(
         ),
     ]
     stored = await ingest_events(
-        session, org_id, ruleset, [i.event for i in imported], now, backfill=True
+        session,
+        org_id,
+        ruleset,
+        [i.event for i in imported],
+        now,
+        backfill=True,
+        completions=completions,
     )
     counts.add(zip(imported, (outcome.status for outcome in stored), strict=True))
     return any(outcome.status == "created" for outcome in stored)

@@ -525,9 +525,12 @@ async def ingest_events(
     backfill: bool = False,
     voids: Sequence[str] = (),
     void_reason: str = "",
+    completions: Tally | None = None,
 ) -> list[Outcome]:
     """Store events idempotently, re-derive every case that gained one, and add what that
-    did to the daily completions rollup, last.
+    did to the daily completions rollup, last; or, given `completions`, count it there for
+    the caller to add (a job's steps add theirs in order: `_Step.in_order` in
+    service/jobs/background.py).
 
     A backfill raises no alert for the states its cases reached before it was posted (the
     caller raises one summary instead); states reached later alert as usual. `voids` are
@@ -556,11 +559,10 @@ async def ingest_events(
     touched = {e.case_id for e in stored} | voided
     if touched:
         only = LockedCases({c: locked.allocations[c] for c in touched}, locked.created & touched)
-        completions = Tally()
-        await rederive_cases(
-            session, org_id, ruleset, only, now, completions, stored, backfill=backfill
-        )
-        await add_to_rollup(session, completions)
+        tally = Tally() if completions is None else completions
+        await rederive_cases(session, org_id, ruleset, only, now, tally, stored, backfill=backfill)
+        if completions is None:
+            await add_to_rollup(session, tally)
     return outcomes
 
 

@@ -41,6 +41,7 @@ from service.imports.ssd import (
     table_of,
     unit_of,
 )
+from service.store.completions import Tally
 from service.store.ingest import content_hashes, ingest_events
 from service.store.tables import events
 
@@ -292,8 +293,10 @@ async def apply_chunk(
     ruleset: Ruleset,
     chunk: Sequence[CaseChanges],
     now: datetime,
+    completions: Tally,
 ) -> None:
-    """Write a chunk of cases' changes: one step of the write path, each case derived once.
+    """Write a chunk of cases' changes: one step of the write path, each case derived once;
+    what it did to the completions rollup is counted in `completions`, for the caller to add.
 
     A backfill, as imports are: no alert for the states its cases reached before the sync."""
     added = [event for case in chunk for event in case.added]
@@ -306,4 +309,5 @@ async def apply_chunk(
         backfill=True,
         voids=[event_id for case in chunk for event_id in case.voided],
         void_reason=VOID_REASON,
+        completions=completions,
     )

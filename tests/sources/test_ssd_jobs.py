@@ -101,7 +101,8 @@ async def test_a_sync_stopped_midway_is_resumed_from_where_it_got_to(
             stop.set()
 
     await run_claimed(factory, claim, clock, stop, stop_after_two_cases)
-    assert await _live_events(tenant) == 4
+    # The steps under way when it stopped finish (one; two on PostgreSQL), no other starts.
+    assert await _live_events(tenant) in (4, 6)
 
     await tenant.run_jobs()
 
