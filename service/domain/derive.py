@@ -687,13 +687,12 @@ class _RuleDeriver:
         """
         rule = self.rule
         unseen = snapshot.data.get(UNSEEN_KEY)
-        evidence = {m.type for m in (*rule.met_by, *rule.cancelled_by)}
-        if isinstance(unseen, list) and not evidence.isdisjoint(unseen):
+        if isinstance(unseen, list) and not rule.evidence_types.isdisjoint(unseen):
             for chain in self.open:
                 chain.unseen = True
             return
         latest = snapshot.data.get(LATEST_KEY)
-        met_types = {m.type for m in rule.met_by}
+        met_types = rule.met_types
         if not isinstance(latest, dict) or not met_types <= latest.keys():
             return
         last_days: list[date | None] = []

@@ -122,10 +122,17 @@ class Rule:
     # The event types its starts, meetings and cancellations name: derivation reads a case's
     # events of these types only, for every case, so they are worked out once per rule.
     named_types: frozenset[str] = field(init=False, compare=False, repr=False)
+    # The event types that meet it, and those that meet or cancel it: what a snapshot must
+    # show to judge its open positions (service/domain/derive.py, `_RuleDeriver.observe`).
+    met_types: frozenset[str] = field(init=False, compare=False, repr=False)
+    evidence_types: frozenset[str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        named = frozenset(m.type for m in (*self.starts_on, *self.met_by, *self.cancelled_by))
-        object.__setattr__(self, "named_types", named)
+        met = frozenset(m.type for m in self.met_by)
+        evidence = met | {m.type for m in self.cancelled_by}
+        object.__setattr__(self, "named_types", evidence | {m.type for m in self.starts_on})
+        object.__setattr__(self, "met_types", met)
+        object.__setattr__(self, "evidence_types", evidence)
 
     @property
     def extendable(self) -> bool:
