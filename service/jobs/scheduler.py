@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from fastapi import FastAPI
 
-from service.jobs.background import run_next_jobs
 from service.jobs.deliver import (
     HELD_ROUNDS,
     RUN_BUDGET_SECONDS,
@@ -34,6 +33,7 @@ from service.jobs.deliver import (
     deliver_due,
 )
 from service.jobs.digests import raise_due_digests
+from service.jobs.process import run_next_jobs_apart
 from service.jobs.retention import RUN_BUDGET_SECONDS as PRUNE_BUDGET_SECONDS
 from service.jobs.retention import RetentionRun, prune_history
 from service.jobs.source_syncs import queue_scheduled_syncs
@@ -98,7 +98,8 @@ class Jobs:
         self.config = DeliveryConfig.from_settings(settings)
         self.sender: WebhookSender | None = None
         self.stopping = asyncio.Event()
-        # Background jobs run in threads, which check this between their steps.
+        # Background jobs run in processes of their own (jobs/process.py), which are told
+        # when this is set and hand their job back at the end of the step under way.
         self.stop_steps = threading.Event()
         self._unsubscribe: Callable[[], None] | None = None
         self.runs: set[asyncio.Task[Any]] = set()
@@ -210,8 +211,12 @@ class Jobs:
     async def run_background(self) -> int | None:
         return await self._run(
             BACKGROUND_JOB,
-            lambda: run_next_jobs(
-                self.settings.database_url, self.factory, self.clock, self.stop_steps
+            lambda: run_next_jobs_apart(
+                self.settings.database_url,
+                self.factory,
+                self.clock,
+                self.stop_steps,
+                log_format=self.settings.log_format,
             ),
         )
 

@@ -1,0 +1,276 @@
+"""Background jobs run by the service's scheduler, each in a process of its own.
+
+A job run in a thread of the server (`background.run_in_thread`) has an event loop and
+connections of its own, but shares the interpreter lock with the request handlers: reading
+and mapping a workbook, deriving cases and building statements held up the dashboard's reads
+while an import ran, and the import itself ran slower than from the command line. Here the
+scheduler's runner claims each job as before and hands it to a child process that runs it the
+same way (`run_in_thread` there: its own loop, engine and connections), while the server's
+event loop only watches it.
+
+The child is started with "spawn", never by forking this multi-threaded process (a fork copies
+locks other threads may hold). Two one-way pipes join them: the parent tells the child when
+the service is stopping, so it hands its job back at the end of its step as in a thread; the
+child sends back what it counted (events ingested, alerts enqueued) after each step, so
+`/metrics` of the server shows it. A child never outlives its server: it asks the kernel to
+kill it when the thread that started it dies (Linux), and it exits as soon as the parent's end
+of its pipe closes, which also happens when the parent is killed. A child that could not start
+or that died leaves its job's lease to run out; the job is then resumed, as after a replica
+was killed.
+
+The command line (`caseclock import`, `caseclock sync`) and the tests' `run_jobs` run jobs in
+a thread still: the command line has nothing else to answer, and tests read a clock they set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Literal
+
+from prometheus_client import Counter
+
+from service.jobs.background import Clock, Progress, run_in_thread
+from service.logs import configure_logging
+from service.metrics import ALERTS_ENQUEUED, DELIVERIES, EVENTS_INGESTED
+from service.store.db import SessionFactory, transaction
+from service.store.faults import fault_name
+from service.store.jobs import Claim, claim_next
+
+log = logging.getLogger("caseclock.jobs.process")
+# A fresh interpreter: nothing of the server's threads, locks or connections is copied.
+CONTEXT = multiprocessing.get_context("spawn")
+# How often the parent looks at its child: for its counts, its end, and the stop to relay.
+POLL_SECONDS = 0.05
+# The counters a job may move (on commit, service/metrics.py), carried back to the parent.
+CARRIED: tuple[Counter, ...] = (EVENTS_INGESTED, ALERTS_ENQUEUED, DELIVERIES)
+STOP = "stop"
+# The exit status of a child whose parent died: it left without writing anything more.
+ORPHANED = 3
+PR_SET_PDEATHSIG = 1
+
+# A counter's increments: (metric name, label pairs, amount).
+Counts = list[tuple[str, tuple[tuple[str, str], ...], float]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildJob:
+    """What the child needs to run a claimed job; pickled to it, so nothing of the server's
+    state (engine, sessions, app) goes along."""
+
+    database_url: str
+    claim: Claim
+    # None: real UTC time. Any other clock goes as a copy of what it was at the claim.
+    clock: Clock | None
+    log_format: Literal["json", "console"]
+    parent_pid: int
+
+
+async def run_next_jobs_apart(
+    database_url: str,
+    factory: SessionFactory,
+    clock: Clock,
+    stop: threading.Event,
+    *,
+    log_format: Literal["json", "console"],
+) -> int:
+    """As `background.run_next_jobs`, each job in a process of its own; how many were run.
+    Once a child cannot be started, the rest waits for the next tick."""
+    ran = 0
+    while not stop.is_set():
+        async with transaction(factory) as session:
+            claim = await claim_next(session, clock())
+        if claim is None:
+            break
+        if not await run_in_process(database_url, claim, clock, stop, log_format=log_format):
+            break
+        ran += 1
+    return ran
+
+
+async def run_in_process(
+    database_url: str,
+    claim: Claim,
+    clock: Clock,
+    stop: threading.Event,
+    *,
+    log_format: Literal["json", "console"],
+) -> bool:
+    """Run a claimed job in a child process until it ends; False if it could not start.
+
+    Call it on the event loop's thread, which lives as long as the server: the child's
+    parent-death signal is tied to the thread that started it."""
+    job = ChildJob(database_url, claim, _child_clock(clock), log_format, os.getpid())
+    # Pipe(duplex=False) gives (reading end, writing end).
+    child_commands, commands = CONTEXT.Pipe(duplex=False)
+    reports, child_reports = CONTEXT.Pipe(duplex=False)
+    process = CONTEXT.Process(
+        target=_child_main,
+        args=(job, child_commands, child_reports),
+        name=f"caseclock-job-{claim.id}",
+        daemon=True,
+    )
+    try:
+        process.start()
+    except Exception as exc:
+        log.error(
+            "job %s: its process could not start (%s); resumed once its lease runs out",
+            claim.id,
+            fault_name(exc),
+        )
+        commands.close()
+        reports.close()
+        return False
+    finally:
+        # The child holds its own copies; the parent's end reads EOF once the child is gone.
+        child_commands.close()
+        child_reports.close()
+    log.info("job %s runs in process %s", claim.id, process.pid)
+    try:
+        await _watch(process, commands, reports, stop)
+    except BaseException:
+        # Cancelled (the service stopping past its grace): as if this replica were killed.
+        process.kill()
+        process.join()
+        raise
+    finally:
+        commands.close()
+        reports.close()
+    if process.exitcode != 0:
+        log.warning(
+            "job %s: its process ended with status %s; resumed once its lease runs out",
+            claim.id,
+            process.exitcode,
+        )
+    process.close()
+    return True
+
+
+async def _watch(
+    process: BaseProcess,
+    commands: Connection,
+    reports: Connection,
+    stop: threading.Event,
+) -> None:
+    """Wait for the child without blocking the loop: relay the stop, add up its counts."""
+    told = False
+    while process.exitcode is None:
+        if stop.is_set() and not told:
+            with contextlib.suppress(OSError):  # it is ending anyway
+                commands.send(STOP)
+            told = True
+        _take_counts(reports)
+        await asyncio.sleep(POLL_SECONDS)
+    _take_counts(reports)
+
+
+def _child_clock(clock: Clock) -> Clock | None:
+    """The clock the child reads: real UTC time when the service reads the system clock."""
+    from service.api.deps import system_clock  # the parent's only: the child needs no API
+
+    return None if clock is system_clock else clock
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _child_main(job: ChildJob, commands: Connection, reports: Connection) -> None:
+    """The child's body: run the job, sending back what it counted after each step."""
+    _die_with_parent(job.parent_pid)
+    # Ctrl-C reaches the whole process group; the server relays its stop instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    configure_logging(job.log_format)
+    stop = threading.Event()
+    threading.Thread(
+        target=_listen, args=(commands, stop), name="caseclock-job-parent", daemon=True
+    ).start()
+    counted = _Counted()
+
+    def send_counts(_progress: Progress | None = None) -> None:
+        counts = counted.since_last()
+        if counts:
+            reports.send(counts)
+
+    try:
+        clock = _utc_now if job.clock is None else job.clock
+        run_in_thread(job.database_url, job.claim, clock, stop, send_counts)
+    except Exception as exc:
+        # Not the job's own failures (run_claimed keeps those on the job): the runner's.
+        log.error("job %s: its process stopped on %s", job.claim.id, fault_name(exc))
+        raise SystemExit(1) from None
+    finally:
+        send_counts()
+        reports.close()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGKILL when the parent's starting thread dies (Linux only), then
+    leave at once if the parent is gone already (it died before the request was made)."""
+    if sys.platform == "linux":
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the pipe's end still tells the child its parent is gone
+    if os.getppid() != parent_pid:
+        os._exit(ORPHANED)
+
+
+def _listen(commands: Connection, stop: threading.Event) -> None:
+    """Set `stop` when the parent says so; leave at once when the parent is gone (its end of
+    the pipe closes only when it dies: it keeps it open until this process has ended)."""
+    try:
+        while True:
+            if commands.recv() == STOP:
+                stop.set()
+    except (EOFError, OSError):
+        os._exit(ORPHANED)
+
+
+class _Counted:
+    """What the carried counters of this process counted since the last look."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+    def since_last(self) -> Counts:
+        counts: Counts = []
+        for counter in CARRIED:
+            for family in counter.collect():
+                for sample in family.samples:
+                    if not sample.name.endswith("_total"):
+                        continue  # the _created timestamps
+                    key = (family.name, tuple(sorted(sample.labels.items())))
+                    amount = sample.value - self.seen.get(key, 0.0)
+                    if amount:
+                        self.seen[key] = sample.value
+                        counts.append((key[0], key[1], amount))
+        return counts
+
+
+_BY_NAME = {family.name: counter for counter in CARRIED for family in counter.collect()}
+
+
+def _take_counts(reports: Connection) -> None:
+    """Add to this process's counters what the child has sent so far."""
+    try:
+        while reports.poll():
+            counts: Counts = reports.recv()
+            for name, labels, amount in counts:
+                counter = _BY_NAME.get(name)
+                if counter is not None:
+                    (counter.labels(**dict(labels)) if labels else counter).inc(amount)
+    except (EOFError, OSError):
+        return  # the child has ended and everything it sent is read

@@ -1,0 +1,168 @@
+"""The scheduler runs each background job in a process of its own: the job is done there, a
+stopping service has it handed back at the end of a step, what it counted shows in the
+server's /metrics, and a child that cannot start leaves its job to its lease."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+from conftest import FixedClock, Tenant, make_tenant, run_jobs
+from fastapi import FastAPI
+from imports.workbooks import annex_a_sheet, build_workbook
+from prometheus_client.parser import text_string_to_metric_families
+from webhook_harness import START, eventually, running_app, settings_for
+
+from service.jobs.process import run_next_jobs_apart
+from service.jobs.scheduler import Jobs
+from service.store.jobs import LEASE
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CHILDREN = 8000  # eight steps of cases
+EVENTS_AND_ALERT = ("caseclock_events_ingested_total", "import.completed")
+
+
+@pytest.fixture(autouse=True)
+async def no_job_left_behind(app: FastAPI, clock: FixedClock) -> AsyncIterator[None]:
+    """Whatever a test left queued or claimed is run here once every lease is out, so no
+    other test's runner finds it."""
+    yield
+    clock.now += 10 * LEASE
+    await run_jobs(app)
+
+
+@pytest.fixture
+async def scheduled(app: FastAPI, database_url: str) -> AsyncIterator[FastAPI]:
+    """A replica running the scheduler, as `caseclock serve` does."""
+    settings = settings_for(database_url, run_scheduler=True, sweep_interval_seconds=60)
+    async with running_app(settings, FixedClock(START)) as application:
+        yield application
+
+
+def referrals(count: int) -> bytes:
+    rows = [
+        {"Child Unique ID": f"C{n:05d}", "Date of referral": date(2026, 8, 14)}
+        for n in range(count)
+    ]
+    return build_workbook(annex_a_sheet(3, rows))
+
+
+async def post(tenant: Tenant, data: bytes) -> httpx.Response:
+    response = await tenant.writer.post(
+        "/v1/imports/annex-a",
+        params={"extracted_on": "2026-11-20"},
+        content=data,
+        headers={"content-type": XLSX},
+    )
+    assert response.status_code == 202, response.text
+    return response
+
+
+async def status(tenant: Tenant, response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = (await tenant.reader.get(response.headers["location"])).json()
+    return body
+
+
+def job_id(response: httpx.Response) -> str:
+    return str(response.headers["location"]).rsplit("/", 1)[-1]
+
+
+def job_processes(response: httpx.Response) -> list[multiprocessing.process.BaseProcess]:
+    name = f"caseclock-job-{job_id(response)}"
+    return [child for child in multiprocessing.active_children() if child.name == name]
+
+
+async def test_a_job_the_scheduler_runs_is_run_in_a_process_of_its_own(
+    scheduled: FastAPI,
+) -> None:
+    tenant = await make_tenant(scheduled)
+    response = await post(tenant, referrals(2500))
+    pids: set[int | None] = set()
+
+    async def done() -> bool:
+        pids.update(child.pid for child in job_processes(response))
+        return (await status(tenant, response))["state"] == "done"
+
+    await eventually(done, seconds=120)
+
+    assert len(pids) == 1
+    assert os.getpid() not in pids
+    assert (await status(tenant, response))["report"]["lists"][0]["events_created"] == 2500
+
+
+async def test_a_stopping_service_has_the_job_handed_back_at_the_end_of_its_step(
+    scheduled: FastAPI,
+) -> None:
+    tenant = await make_tenant(scheduled)
+    response = await post(tenant, referrals(CHILDREN))
+
+    async def under_way() -> bool:
+        return bool((await status(tenant, response))["progress"]["cases_done"])
+
+    await eventually(under_way, seconds=120)
+    jobs: Jobs = scheduled.state.jobs
+    await jobs.stop()
+    handed_back = await status(tenant, response)
+
+    assert handed_back["state"] == "queued"
+    assert 0 < handed_back["progress"]["cases_done"] < CHILDREN
+    assert job_processes(response) == []
+
+
+async def test_what_a_job_counts_in_its_process_shows_in_the_servers_metrics(
+    scheduled: FastAPI,
+) -> None:
+    tenant = await make_tenant(scheduled)
+    before = await metrics(tenant)
+    response = await post(tenant, referrals(300))
+
+    async def done() -> bool:
+        return (await status(tenant, response))["state"] == "done"
+
+    async def counted() -> bool:
+        after = await metrics(tenant)
+        added = {name: after.get(name, 0) - before.get(name, 0) for name in EVENTS_AND_ALERT}
+        return added == {"caseclock_events_ingested_total": 300, "import.completed": 1}
+
+    await eventually(done, seconds=60)
+    await eventually(counted, seconds=10)
+
+
+async def metrics(tenant: Tenant) -> dict[str, float]:
+    """Events ingested, and alerts enqueued by type, as the server's /metrics shows them."""
+    text = (await tenant.anonymous.get("/metrics")).text
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "caseclock_events_ingested_total":
+                values[sample.name] = sample.value
+            if sample.name == "caseclock_alerts_enqueued_total":
+                values[sample.labels["type"]] = sample.value
+    return values
+
+
+async def test_a_job_whose_process_cannot_start_is_left_to_its_lease(
+    app: FastAPI, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await post(tenant, referrals(10))
+    clock = app.state.clock
+
+    with caplog.at_level(logging.ERROR, logger="caseclock.jobs.process"):
+        ran = await run_next_jobs_apart(
+            app.state.settings.database_url,
+            app.state.session_factory,
+            lambda: clock(),  # a clock that cannot go to another process
+            threading.Event(),
+            log_format="console",
+        )
+
+    assert ran == 0
+    assert (await status(tenant, response))["state"] == "running"
+    assert "could not start" in caplog.text
