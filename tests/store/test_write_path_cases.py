@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from conftest import Tenant
+from conftest import Tenant, make_tenant
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from service.domain.events import Event
 from service.store.db import transaction
-from service.store.ingest import Outcome, ingest_events, lock_cases
+from service.store.ingest import SPECULATE_FROM, Outcome, ingest_events, lock_cases
 from service.store.orgs import lock_ruleset
-from service.store.tables import cases
+from service.store.tables import case_periods, cases, obligations
 
 FIRST = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
@@ -71,3 +72,64 @@ async def test_a_batch_of_events_all_stored_already_touches_no_case(
 
     assert [outcome.status for outcome in again] == ["duplicate", "duplicate"]
     assert await updated_at(app, tenant.org_id, "C-1") == FIRST
+
+
+def allocated_history(case_id: str, worker: str) -> list[Event]:
+    """A referral, its allocation to `worker` the next day, and the decision."""
+    referral, decision = history(case_id)
+    allocation = Event(
+        f"{case_id}-alloc",
+        "case_allocated",
+        case_id,
+        FIRST + timedelta(days=1),
+        worker_id=worker,
+        team_id="T-1",
+    )
+    return [referral, allocation, decision]
+
+
+async def written(app: FastAPI, org_id: str) -> dict[str, Any]:
+    """Everything the write path stored for the organisation's cases, by case."""
+    async with transaction(app.state.session_factory) as session:
+        rows = {}
+        for table, _key in ((cases, cases.c.case_id), (case_periods, case_periods.c.case_id)):
+            found = await session.execute(
+                select(table).where(table.c.org_id == org_id).order_by(*table.primary_key)
+            )
+            rows[table.name] = [
+                {k: v for k, v in row._mapping.items() if k not in ("org_id", "updated_at")}
+                for row in found
+            ]
+        found = await session.execute(
+            select(obligations).where(obligations.c.org_id == org_id).order_by(obligations.c.id)
+        )
+        rows["obligations"] = [
+            {k: v for k, v in row._mapping.items() if k not in ("org_id", "digest")}
+            for row in found
+        ]
+        return rows
+
+
+async def test_a_batch_of_new_cases_writes_what_events_posted_one_at_a_time_write(
+    app: FastAPI, tenant: Tenant
+) -> None:
+    other = await make_tenant(app)
+    stored_before = history("C-known")
+    # New cases enough for the batch to derive them before storing anything, one case that
+    # exists already, and for a new case an event stored before under another (a conflict).
+    batch = [
+        *(e for n in range(SPECULATE_FROM + 5) for e in allocated_history(f"C-{n:02d}", f"W-{n}")),
+        *allocated_history("C-known", "W-9")[1:],
+        Event("C-known-ref", "referral_received", "C-00", FIRST, worker_id="W-2"),
+    ]
+    for org_id in (tenant.org_id, other.org_id):
+        await ingest(app, org_id, stored_before, FIRST)
+
+    outcomes = await ingest(app, tenant.org_id, batch, FIRST + timedelta(days=3))
+    one_at_a_time = [
+        (await ingest(app, other.org_id, [event], FIRST + timedelta(days=3)))[0] for event in batch
+    ]
+
+    assert outcomes == one_at_a_time
+    assert outcomes[-1].status == "conflict"
+    assert await written(app, tenant.org_id) == await written(app, other.org_id)
