@@ -6,9 +6,11 @@ each step one committed transaction with the job's checkpoint, so people polling
 it move, readers wait at most one step for a lock, and a job whose runner died is resumed by
 the next claim from its last committed step.
 
-A job runs in a thread of its own with its own event loop and its own connections, so what it
-costs in CPU (reading the workbook, mapping and deriving, building the statements) happens
-beside the service's event loop rather than on it: requests keep being answered while it runs.
+The service's scheduler runs a job in a process of its own (service/jobs/process.py), so
+what it costs in CPU (reading the workbook, mapping and deriving, building the statements)
+takes no interpreter time from the requests; the command line and the tests run it in a
+thread (`run_in_thread`), with its own event loop and connections. On PostgreSQL an import's
+or a sync's steps run two at a time, committed in order (`_Step.in_order`).
 A job that wrote a lot ends by refreshing the planner's statistics (store/statistics.py).
 """
 

@@ -162,10 +162,13 @@ def _held(claim: Claim) -> Any:
 
 
 async def renew(session: AsyncSession, claim: Claim, now: datetime) -> None:
-    """Extend the lease, first in each step: raises ClaimLost once the job is another's.
+    """Extend the lease in each step, before its checkpoint is saved: raises ClaimLost once
+    the job is another's, and the step's transaction then rolls back.
 
-    On PostgreSQL this also locks the job's row for the step, so a runner that finds the lease
-    run out meanwhile skips the job rather than claiming it under a step still writing.
+    On PostgreSQL this also locks the job's row until the step commits, so a runner that
+    finds the lease run out meanwhile skips the job rather than claiming it under a step
+    committing; a step still writing when another runner claims the job cannot renew, and
+    what it wrote is rolled back.
     """
     renewed = await session.execute(
         update(jobs).where(_held(claim)).values(lease_until=now + LEASE)
