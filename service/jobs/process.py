@@ -8,15 +8,19 @@ scheduler's runner claims each job as before and hands it to a child process tha
 same way (`run_in_thread` there: its own loop, engine and connections), while the server's
 event loop only watches it.
 
-The child is started with "spawn", never by forking this multi-threaded process (a fork copies
-locks other threads may hold). Two one-way pipes join them: the parent tells the child when
-the service is stopping, so it hands its job back at the end of its step as in a thread; the
-child sends back what it counted (events ingested, alerts enqueued) after each step, so
-`/metrics` of the server shows it. A child never outlives its server: it asks the kernel to
-kill it when the thread that started it dies (Linux), and it exits as soon as the parent's end
-of its pipe closes, which also happens when the parent is killed. A child that could not start
-or that died leaves its job's lease to run out; the job is then resumed, as after a replica
-was killed.
+The child is forked from a fork server ("forkserver"), never from this multi-threaded process
+(a fork copies locks other threads may hold): a fresh interpreter, started with the scheduler,
+that has imported this module (the jobs' code) and the database drivers once. Started with
+"spawn", each child was a fresh interpreter that spent a second or more importing all that
+before its job began. Two one-way pipes join server and child: the server tells the child
+when the service is stopping, so it hands its job back at the end of its step as in a thread;
+the child sends back what it counted (events ingested, alerts enqueued) after each step, so
+`/metrics` of the server shows it. A child never outlives its server: the fork server exits
+when the server dies (it watches a pipe from it), the child asks the kernel to kill it when
+its parent, the fork server, dies (Linux), and it exits as soon as the server's end of its
+own pipe closes, which covers a server killed before that request was made. A child that
+could not start or that died leaves its job's lease to run out; the job is then resumed, as
+after a replica was killed.
 
 The command line (`caseclock import`, `caseclock sync`) and the tests' `run_jobs` run jobs in
 a thread still: the command line has nothing else to answer, and tests read a clock they set.
@@ -49,14 +53,25 @@ from service.store.faults import fault_name
 from service.store.jobs import Claim, claim_next
 
 log = logging.getLogger("caseclock.jobs.process")
-# A fresh interpreter: nothing of the server's threads, locks or connections is copied.
-CONTEXT = multiprocessing.get_context("spawn")
+# Forked from a fresh interpreter: nothing of the server's threads, locks or connections.
+CONTEXT = multiprocessing.get_context("forkserver")
+# What the fork server imports before its first fork: a job's code, and the drivers its
+# engine loads (SQLAlchemy imports them on creating it). Imports only: nothing connects.
+CONTEXT.set_forkserver_preload(
+    [
+        __name__,
+        "sqlalchemy.dialects.sqlite.aiosqlite",
+        "aiosqlite",
+        "sqlalchemy.dialects.postgresql.asyncpg",
+        "asyncpg",
+    ]
+)
 # How often the parent looks at its child: for its counts, its end, and the stop to relay.
 POLL_SECONDS = 0.05
 # The counters a job may move (on commit, service/metrics.py), carried back to the parent.
 CARRIED: tuple[Counter, ...] = (EVENTS_INGESTED, ALERTS_ENQUEUED, DELIVERIES)
 STOP = "stop"
-# The exit status of a child whose parent died: it left without writing anything more.
+# The exit status of a child whose server died: it left without writing anything more.
 ORPHANED = 3
 PR_SET_PDEATHSIG = 1
 
@@ -74,7 +89,23 @@ class ChildJob:
     # None: real UTC time. Any other clock goes as a copy of what it was at the claim.
     clock: Clock | None
     log_format: Literal["json", "console"]
-    parent_pid: int
+
+
+def start_fork_server() -> None:
+    """Start the fork server and wait until it has imported what a job needs, so that no
+    job's start waits for it; blocking, so call it in a thread. A failure is logged: each
+    job's start then tries again, and fails as it would have."""
+    try:
+        process = CONTEXT.Process(target=_ready, name="caseclock-job-warm-up", daemon=True)
+        process.start()
+        process.join()
+        process.close()
+    except Exception as exc:
+        log.error("the jobs' fork server could not start (%s)", fault_name(exc))
+
+
+def _ready() -> None:
+    """A child that only shows the fork server is ready."""
 
 
 async def run_next_jobs_apart(
@@ -109,9 +140,9 @@ async def run_in_process(
 ) -> bool:
     """Run a claimed job in a child process until it ends; False if it could not start.
 
-    Call it on the event loop's thread, which lives as long as the server: the child's
-    parent-death signal is tied to the thread that started it."""
-    job = ChildJob(database_url, claim, _child_clock(clock), log_format, os.getpid())
+    Starting it asks the fork server for a fork: milliseconds once the server has imported
+    what jobs need (`start_fork_server`), which the first start waits for otherwise."""
+    job = ChildJob(database_url, claim, _child_clock(clock), log_format)
     # Pipe(duplex=False) gives (reading end, writing end).
     child_commands, commands = CONTEXT.Pipe(duplex=False)
     reports, child_reports = CONTEXT.Pipe(duplex=False)
@@ -188,11 +219,13 @@ def _utc_now() -> datetime:
 
 def _child_main(job: ChildJob, commands: Connection, reports: Connection) -> None:
     """The child's body: run the job, sending back what it counted after each step."""
-    _die_with_parent(job.parent_pid)
+    _die_with_parent()
+    stop = threading.Event()
+    # The server may have died before the kernel was asked: its end of the pipe tells.
+    _listen(commands, stop, wait=False)
     # Ctrl-C reaches the whole process group; the server relays its stop instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure_logging(job.log_format)
-    stop = threading.Event()
     threading.Thread(
         target=_listen, args=(commands, stop), name="caseclock-job-parent", daemon=True
     ).start()
@@ -215,24 +248,23 @@ def _child_main(job: ChildJob, commands: Connection, reports: Connection) -> Non
         reports.close()
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask the kernel for SIGKILL when the parent's starting thread dies (Linux only), then
-    leave at once if the parent is gone already (it died before the request was made)."""
+def _die_with_parent() -> None:
+    """Ask the kernel for SIGKILL when the parent, the fork server, dies (Linux only): it
+    exits when the server dies. The server's end of the pipe tells the rest."""
     if sys.platform == "linux":
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):
-            pass  # the pipe's end still tells the child its parent is gone
-    if os.getppid() != parent_pid:
-        os._exit(ORPHANED)
+            pass  # the pipe's end still tells the child its server is gone
 
 
-def _listen(commands: Connection, stop: threading.Event) -> None:
-    """Set `stop` when the parent says so; leave at once when the parent is gone (its end of
-    the pipe closes only when it dies: it keeps it open until this process has ended)."""
+def _listen(commands: Connection, stop: threading.Event, *, wait: bool = True) -> None:
+    """Set `stop` when the server says so; leave at once when the server is gone (its end of
+    the pipe closes only when it dies: it keeps it open until this process has ended).
+    With `wait` False, only what the pipe holds already."""
     try:
-        while True:
+        while wait or commands.poll():
             if commands.recv() == STOP:
                 stop.set()
     except (EOFError, OSError):

@@ -1,5 +1,6 @@
 """A server killed (SIGKILL) while its import runs in a process of its own leaves no such
-process behind: nothing goes on writing once the server is gone."""
+process behind, nor the fork server it was forked from: nothing goes on writing once the
+server is gone."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from test_cli import caseclock, key_in
 from test_import_restart import XLSX, poll, serve, workbook
 
 
-def job_processes_of(parent: int) -> list[int]:
-    """The processes `parent` started to run jobs (not the resource tracker), from /proc."""
+def children_of(parent: int, command_has: bytes) -> list[int]:
+    """The processes `parent` started whose command line holds `command_has`, from /proc."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -25,9 +26,19 @@ def job_processes_of(parent: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == parent and b"spawn_main" in command:
+        if int(fields[1]) == parent and command_has in command:
             found.append(int(entry.name))
     return found
+
+
+def fork_servers_of(server: int) -> list[int]:
+    """The fork server `server` started for its jobs (not the resource tracker)."""
+    return children_of(server, b"forkserver")
+
+
+def job_processes_of(server: int) -> list[int]:
+    """The processes running `server`'s jobs: forks of its fork server."""
+    return [job for fork in fork_servers_of(server) for job in children_of(fork, b"forkserver")]
 
 
 def running(pid: int) -> bool:
@@ -53,14 +64,16 @@ def test_a_server_killed_midway_through_an_import_leaves_no_job_process(tmp_path
         )
         assert posted.status_code == 202, posted.text
         poll(client, posted.headers["location"], lambda s: s["progress"]["cases_done"] > 0)
+        forks = fork_servers_of(server.pid)
         children = job_processes_of(server.pid)
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
     finally:
         server.kill()
 
+    assert len(forks) == 1
     assert len(children) == 1
     deadline = time.monotonic() + 10
-    while running(children[0]):
+    while running(children[0]) or running(forks[0]):
         assert time.monotonic() < deadline, "the job's process outlived its server"
         time.sleep(0.05)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import AsyncIterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -95,6 +97,42 @@ async def test_a_job_the_scheduler_runs_is_run_in_a_process_of_its_own(
     assert len(pids) == 1
     assert os.getpid() not in pids
     assert (await status(tenant, response))["report"]["lists"][0]["events_created"] == 2500
+
+
+def parent_of(pid: int | None) -> int | None:
+    """The parent of a running process, from /proc; None once it has ended."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+async def parents_of_job_process(tenant: Tenant) -> set[int]:
+    """Import a list; the parents of the process that ran the job, seen while it ran."""
+    response = await post(tenant, referrals(2500))
+    seen: set[int | None] = set()
+
+    async def done() -> bool:
+        seen.update(parent_of(child.pid) for child in job_processes(response))
+        return (await status(tenant, response))["state"] == "done"
+
+    await eventually(done, seconds=120)
+    return {parent for parent in seen if parent is not None}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+async def test_every_job_is_forked_from_one_fork_server(
+    scheduled: FastAPI,
+) -> None:
+    """Not a fresh interpreter per job: the fork server has the jobs' code loaded already."""
+    tenant = await make_tenant(scheduled)
+    parents = [await parents_of_job_process(tenant) for _ in range(2)]
+
+    assert parents[0] == parents[1]
+    (fork_server,) = parents[0]
+    assert fork_server != os.getpid()
+    assert b"forkserver" in (Path("/proc") / str(fork_server) / "cmdline").read_bytes()
 
 
 async def test_a_stopping_service_has_the_job_handed_back_at_the_end_of_its_step(
