@@ -55,8 +55,10 @@ from service.store.jobs import Claim, claim_next
 log = logging.getLogger("caseclock.jobs.process")
 # Forked from a fresh interpreter: nothing of the server's threads, locks or connections.
 CONTEXT = multiprocessing.get_context("forkserver")
-# What the fork server imports before its first fork: a job's code, and the drivers its
-# engine loads (SQLAlchemy imports them on creating it). Imports only: nothing connects.
+# What the fork server imports before its first fork: a job's code; the drivers its engine
+# loads (SQLAlchemy imports them on creating it); and the command line's, which each child
+# imports at its start, running again the server's main module (`caseclock`) as
+# multiprocessing does. Imports only: nothing connects.
 CONTEXT.set_forkserver_preload(
     [
         __name__,
@@ -64,6 +66,7 @@ CONTEXT.set_forkserver_preload(
         "aiosqlite",
         "sqlalchemy.dialects.postgresql.asyncpg",
         "asyncpg",
+        "service.cli",
     ]
 )
 # How often the parent looks at its child: for its counts, its end, and the stop to relay.
