@@ -77,6 +77,8 @@ STOP = "stop"
 # The exit status of a child whose server died: it left without writing anything more.
 ORPHANED = 3
 PR_SET_PDEATHSIG = 1
+# How much lower than the server's a job's process is scheduled (nice(2)).
+JOB_NICENESS = 10
 
 # A counter's increments: (metric name, label pairs, amount).
 Counts = list[tuple[str, tuple[tuple[str, str], ...], float]]
@@ -223,6 +225,9 @@ def _utc_now() -> datetime:
 def _child_main(job: ChildJob, commands: Connection, reports: Connection) -> None:
     """The child's body: run the job, sending back what it counted after each step."""
     _die_with_parent()
+    # On a machine it shares, the job gives way: requests are answered first, and the job
+    # takes the CPU they leave.
+    os.nice(JOB_NICENESS)
     stop = threading.Event()
     # The server may have died before the kernel was asked: its end of the pipe tells.
     _listen(commands, stop, wait=False)

@@ -22,7 +22,7 @@ from imports.workbooks import annex_a_sheet, build_workbook
 from prometheus_client.parser import text_string_to_metric_families
 from webhook_harness import START, eventually, running_app, settings_for
 
-from service.jobs.process import run_next_jobs_apart
+from service.jobs.process import JOB_NICENESS, run_next_jobs_apart
 from service.jobs.scheduler import Jobs
 from service.store.jobs import LEASE
 
@@ -119,6 +119,29 @@ async def parents_of_job_process(tenant: Tenant) -> set[int]:
 
     await eventually(done, seconds=120)
     return {parent for parent in seen if parent is not None}
+
+
+def niceness_of(pid: int | None) -> int | None:
+    """A running process's nice value; None once it has ended."""
+    try:
+        return os.getpriority(os.PRIO_PROCESS, pid or 0) if pid else None
+    except OSError:
+        return None
+
+
+async def test_a_job_gives_way_to_the_requests_the_server_answers(scheduled: FastAPI) -> None:
+    tenant = await make_tenant(scheduled)
+    response = await post(tenant, referrals(2500))
+    seen: set[int | None] = set()
+
+    async def done() -> bool:
+        seen.update(niceness_of(child.pid) for child in job_processes(response))
+        return (await status(tenant, response))["state"] == "done"
+
+    await eventually(done, seconds=120)
+
+    # Seen from its first moments, before it lowered itself, to its end.
+    assert os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS in seen
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
