@@ -10,6 +10,7 @@ rollup (store/completions.py).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -46,6 +47,8 @@ REDERIVE_CHUNK = 200
 # A batch bringing events to this many cases or more first looks up which are new
 # (`_speculate`): a step of an SSD sync holds about twenty children of a hundred events.
 SPECULATE_FROM = 10
+# New cases derived between two chances for other work on the event loop (`_speculate`).
+YIELD_EVERY = 25
 _OBLIGATION_FIELDS = tuple(c.name for c in obligations.columns if c.name not in ("org_id", "id"))
 
 
@@ -701,10 +704,14 @@ async def _speculate(
         log = logs.get(event.case_id)
         if log is not None and event_id not in known:
             log.append(event)
-    return {
-        case_id: Speculation(tuple(e.id for e in log), derive_case(case_id, log, ruleset))
-        for case_id, log in logs.items()
-    }
+    guesses = {}
+    for count, (case_id, log) in enumerate(logs.items(), 1):
+        guesses[case_id] = Speculation(tuple(e.id for e in log), derive_case(case_id, log, ruleset))
+        if count % YIELD_EVERY == 0:
+            # A job's next step prepares while the step before it writes, on the same loop:
+            # that step's statements are answered between these slices, not after them all.
+            await asyncio.sleep(0)
+    return guesses
 
 
 async def _cases_of(session: AsyncSession, org_id: str, event_ids: Sequence[str]) -> set[str]:
