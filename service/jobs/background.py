@@ -42,26 +42,18 @@ from service.imports.workbook import WorkbookError
 from service.sources.ssd import read_snapshot
 from service.store.alerts import enqueue_completed
 from service.store.completions import Tally, add_to_rollup, rebuild_rollup
-from service.store.db import (
-    SessionFactory,
-    make_engine,
-    make_read_session_factory,
-    make_session_factory,
-    transaction,
-)
+from service.store.db import SessionFactory, make_engine, make_session_factory, transaction
 from service.store.faults import PASSING_FAULTS, connection_lost, fault_name
 from service.store.imports import (
     SOURCES,
     CaseImport,
     ImportPlan,
-    PreparedChunk,
     finish_import,
     import_chunk,
     plan_import,
     plan_return,
-    prepare_chunk,
 )
-from service.store.ingest import Prepared, open_cases_after, rederive_chunk
+from service.store.ingest import open_cases_after, rederive_chunk
 from service.store.jobs import (
     MAX_ATTEMPTS,
     Claim,
@@ -74,7 +66,7 @@ from service.store.jobs import (
     renew,
     save_progress,
 )
-from service.store.orgs import lock_ruleset, rulesets_of
+from service.store.orgs import lock_ruleset
 from service.store.sources import SYNC_KIND, get_ssd_source, keep_sync_report
 from service.store.ssd_sync import (
     CaseChanges,
@@ -82,7 +74,6 @@ from service.store.ssd_sync import (
     changed_anything,
     finished_report,
     plan_sync,
-    prepare_sync_chunk,
     stored_units,
 )
 from service.store.statistics import analyze_grown
@@ -97,10 +88,10 @@ ACTIVATION_CHUNK = 200
 JOB_COLLECTOR_THRESHOLDS = (50_000, 20, 100)
 # How long steps that store nothing may go without saving a checkpoint (`_Step.in_order`).
 UNCHANGED_STEP_SECONDS = 0.5
-# Steps of an import or a sync under way at once (`_Step.in_order`).
+# Steps of an import or a sync written at once on PostgreSQL (`_Step.in_order`). SQLite
+# takes its one write lock when a step begins, so there a second step would only wait.
 STEPS_IN_FLIGHT = 2
 T = TypeVar("T")
-P = TypeVar("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,21 +179,14 @@ class _Step:
     async def in_order(
         self,
         items: Iterable[T],
-        prepare: Callable[[AsyncSession, Ruleset, T], Awaitable[P]],
-        write: Callable[[AsyncSession, Ruleset, T, P], Awaitable[bool]],
+        write: Callable[[AsyncSession, T], Awaitable[bool]],
         seal: Callable[[AsyncSession, T], Awaitable[None]],
         checkpoint: Callable[[AsyncSession], Awaitable[None]],
         checkpointed: Callable[[], None],
     ) -> None:
-        """Write each item in a transaction of its own, two at once, committed in order:
-        while one step waits for the database, the next prepares its rows.
-
-        A step first `prepare`s, on a session that only reads and under the ruleset it
-        reads there (what the write can work out beforehand: service/store/ingest.py,
-        `prepare_ingest`), then `write`s in its transaction, under the ruleset read there
-        under lock. On PostgreSQL two steps' transactions run at once; SQLite takes its one
-        write lock when a transaction begins, so there a step's transaction begins once the
-        step before it has committed, and only its preparing runs beside that step.
+        """Write each item in a transaction of its own, `STEPS_IN_FLIGHT` at once on
+        PostgreSQL, committed in order: while one step waits for the database, the next
+        computes its rows.
 
         `write` says whether it stored anything. Once the step before it has committed, a
         step runs `seal` (what must follow the steps before: the completions rollup, the
@@ -213,22 +197,15 @@ class _Step:
         their commits cost nothing, and a resumed job only counts them again. Once the
         process is stopping no step starts, and the job is handed back after those under way.
         """
-        bind = self.factory.kw["bind"]
-        side_by_side = bind.dialect.name == "postgresql"
-        reader = make_read_session_factory(bind)
+        bind = self.factory.kw.get("bind")
+        depth = STEPS_IN_FLIGHT if bind is not None and bind.dialect.name == "postgresql" else 1
         in_flight: deque[asyncio.Task[None]] = deque()
         saved_at, unsaved = time.monotonic(), False
 
         async def one(item: T, before: asyncio.Task[None] | None) -> None:
             nonlocal saved_at, unsaved
-            async with reader() as session:
-                ruleset = (await rulesets_of(session, [self.claim.org_id]))[self.claim.org_id]
-                prepared = await prepare(session, ruleset, item)
-            if before is not None and not side_by_side:
-                await before
             async with transaction(self.factory) as session:
-                ruleset = await lock_ruleset(session, self.claim.org_id)
-                stored = await write(session, ruleset, item, prepared)
+                stored = await write(session, item)
                 if before is not None:
                     await before
                 await seal(session, item)
@@ -242,7 +219,7 @@ class _Step:
 
         try:
             for item in items:
-                if len(in_flight) == STEPS_IN_FLIGHT:
+                if len(in_flight) == depth:
                     await in_flight.popleft()
                 if self.stop.is_set():
                     break
@@ -367,22 +344,14 @@ async def _import(step: _Step, on_progress: OnProgress) -> None:
     # What each step written but not yet sealed came to, by its last case.
     pending: dict[str, tuple[OutcomeCounts, Tally]] = {}
 
-    async def prepare(
-        session: AsyncSession, ruleset: Ruleset, chunk: list[CaseImport]
-    ) -> PreparedChunk:
-        return await prepare_chunk(
-            session, org_id=claim.org_id, ruleset=ruleset, chunk=chunk, extracted_on=extracted_on
-        )
-
-    async def write(
-        session: AsyncSession, ruleset: Ruleset, chunk: list[CaseImport], prepared: PreparedChunk
-    ) -> bool:
+    async def write(session: AsyncSession, chunk: list[CaseImport]) -> bool:
         step_counts, completions = pending[chunk[-1].case_id] = OutcomeCounts(), Tally()
         return await import_chunk(
             session,
             org_id=claim.org_id,
-            ruleset=ruleset,
-            prepared=prepared,
+            ruleset=await lock_ruleset(session, claim.org_id),
+            chunk=chunk,
+            extracted_on=extracted_on,
             now=now,
             counts=step_counts,
             completions=completions,
@@ -405,9 +374,7 @@ async def _import(step: _Step, on_progress: OnProgress) -> None:
             cases_done=progress.cases_done,
         )
 
-    await step.in_order(
-        plan.chunks_after(after), prepare, write, seal, save, lambda: on_progress(progress)
-    )
+    await step.in_order(plan.chunks_after(after), write, seal, save, lambda: on_progress(progress))
     async with step.transaction() as session:
         await finish_import(
             session,
@@ -516,21 +483,13 @@ async def _sync(step: _Step, on_progress: OnProgress) -> None:
 
     pending: dict[str, Tally] = {}
 
-    async def prepare(
-        session: AsyncSession, ruleset: Ruleset, chunk: list[CaseChanges]
-    ) -> Prepared:
-        return await prepare_sync_chunk(session, org_id=claim.org_id, ruleset=ruleset, chunk=chunk)
-
-    async def write(
-        session: AsyncSession, ruleset: Ruleset, chunk: list[CaseChanges], prepared: Prepared
-    ) -> bool:
+    async def write(session: AsyncSession, chunk: list[CaseChanges]) -> bool:
         completions = pending[chunk[-1].case_id] = Tally()
         await apply_chunk(
             session,
             org_id=claim.org_id,
-            ruleset=ruleset,
+            ruleset=await lock_ruleset(session, claim.org_id),
             chunk=chunk,
-            prepared=prepared,
             now=now,
             completions=completions,
         )
@@ -541,7 +500,7 @@ async def _sync(step: _Step, on_progress: OnProgress) -> None:
         await add_to_rollup(session, pending.pop(chunk[-1].case_id))
         progress = progress.after(sum(case.size for case in chunk), len(chunk))
 
-    await step.in_order(plan.chunks(), prepare, write, seal, save, lambda: on_progress(progress))
+    await step.in_order(plan.chunks(), write, seal, save, lambda: on_progress(progress))
     async with step.transaction() as session:
         ruleset = await lock_ruleset(session, claim.org_id)
         kept = finished_report(

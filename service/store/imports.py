@@ -39,7 +39,7 @@ from service.imports.returns import MappedReturn, ReturnReport, build_return_rep
 from service.store.alerts import enqueue_completed
 from service.store.completions import Tally
 from service.store.ids import sortable_id
-from service.store.ingest import Prepared, ingest_events, prepare_ingest
+from service.store.ingest import ingest_events
 from service.store.jobs import Claim, JobKind, get_job, queue_job
 from service.store.tables import Import
 from service.store.tables import cases as cases_t
@@ -161,24 +161,24 @@ def _cases(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedChunk:
-    """A chunk's events (with where each came from) and their write worked out beforehand."""
-
-    imported: list[Evidenced]
-    prepared: Prepared
-
-
-async def prepare_chunk(
+async def import_chunk(
     session: AsyncSession,
     *,
     org_id: str,
     ruleset: Ruleset,
     chunk: Sequence[CaseImport],
     extracted_on: date,
-) -> PreparedChunk:
-    """A chunk's events and the allocations that would change a case, prepared for their
-    write (`prepare_ingest`); it may run before the write's transaction, as a hint."""
+    now: datetime,
+    counts: OutcomeCounts,
+    completions: Tally,
+) -> bool:
+    """Store a chunk's events and the allocations that changed, counting what became of them,
+    and what they did to the completions rollup in `completions` for the caller to add;
+    whether it stored anything (a chunk of a file imported before stores nothing, and writes
+    nothing but its share of the counts).
+
+    A backfill: no alert for the states its cases reached before the import was posted.
+    """
     moved = await _changed_allocations(
         session, org_id, [case.allocation for case in chunk if case.allocation is not None]
     )
@@ -195,38 +195,16 @@ async def prepare_chunk(
             for allocation in moved
         ),
     ]
-    events = [i.event for i in imported]
-    return PreparedChunk(imported, await prepare_ingest(session, org_id, ruleset, events))
-
-
-async def import_chunk(
-    session: AsyncSession,
-    *,
-    org_id: str,
-    ruleset: Ruleset,
-    prepared: PreparedChunk,
-    now: datetime,
-    counts: OutcomeCounts,
-    completions: Tally,
-) -> bool:
-    """Store a prepared chunk, counting what became of its events, and what they did to the
-    completions rollup in `completions` for the caller to add; whether it stored anything (a
-    chunk of a file imported before stores nothing, and writes nothing but its share of the
-    counts).
-
-    A backfill: no alert for the states its cases reached before the import was posted.
-    """
     stored = await ingest_events(
         session,
         org_id,
         ruleset,
-        prepared.prepared.batch,
+        [i.event for i in imported],
         now,
         backfill=True,
         completions=completions,
-        prepared=prepared.prepared,
     )
-    counts.add(zip(prepared.imported, (outcome.status for outcome in stored), strict=True))
+    counts.add(zip(imported, (outcome.status for outcome in stored), strict=True))
     return any(outcome.status == "created" for outcome in stored)
 
 

@@ -10,7 +10,6 @@ rollup (store/completions.py).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -47,8 +46,6 @@ REDERIVE_CHUNK = 200
 # A batch bringing events to this many cases or more first looks up which are new
 # (`_speculate`): a step of an SSD sync holds about twenty children of a hundred events.
 SPECULATE_FROM = 10
-# New cases derived between two chances for other work on the event loop (`_speculate`).
-YIELD_EVERY = 25
 _OBLIGATION_FIELDS = tuple(c.name for c in obligations.columns if c.name not in ("org_id", "id"))
 
 
@@ -567,46 +564,6 @@ async def rederive_cases(
     return states
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """What a batch's write can work out before its transaction (`prepare_ingest`): the
-    events' content hashes, where each id first appears, the hashes of those stored, the
-    cases with new events, and the states of those that had no row."""
-
-    batch: Sequence[Event]
-    ruleset: Ruleset
-    digests: list[str]
-    first: dict[str, int]
-    known: dict[str, str]
-    fresh: set[str]
-    speculated: dict[str, Speculation]
-
-
-async def prepare_ingest(
-    session: AsyncSession, org_id: str, ruleset: Ruleset, batch: Sequence[Event]
-) -> Prepared:
-    """Read and work out what a batch's write needs before it locks anything.
-
-    It may run outside the write's transaction, on a session that only reads (an import's
-    next step, while the step before it writes): what it read is only a hint there. An event
-    stored meanwhile is offered to the insert and read back as any other, a case created
-    meanwhile is derived from its log, and a ruleset activated meanwhile makes the write
-    derive every case again (`ingest_events`).
-    """
-    digests = content_hashes(batch)
-    first: dict[str, int] = {}
-    for index, event in enumerate(batch):
-        first.setdefault(event.id, index)
-    # A batch of several events first reads which of its ids are stored: reading an id's
-    # hash costs a fraction of offering its row to the insert, and a case none of whose
-    # events is new needs neither a lock nor a derivation (a re-import is all duplicates).
-    # A single event is simply offered, and a duplicate of it read back.
-    known = await _stored_hashes(session, org_id, list(first)) if len(first) > 1 else {}
-    fresh = {batch[i].case_id for event_id, i in first.items() if event_id not in known}
-    speculated = await _speculate(session, org_id, ruleset, batch, first, known, fresh)
-    return Prepared(batch, ruleset, digests, first, known, fresh, speculated)
-
-
 async def ingest_events(
     session: AsyncSession,
     org_id: str,
@@ -618,7 +575,6 @@ async def ingest_events(
     voids: Sequence[str] = (),
     void_reason: str = "",
     completions: Tally | None = None,
-    prepared: Prepared | None = None,
 ) -> list[Outcome]:
     """Store events idempotently, re-derive every case that gained one, and add what that
     did to the daily completions rollup, last; or, given `completions`, count it there for
@@ -628,21 +584,27 @@ async def ingest_events(
     A backfill raises no alert for the states its cases reached before it was posted (the
     caller raises one summary instead); states reached later alert as usual. `voids` are
     events marked void in the same step (a snapshot's rows that changed or vanished), so a
-    case losing one event and gaining its replacement is derived once, from both.
-    `prepared` is `batch` prepared beforehand; otherwise it is prepared here."""
+    case losing one event and gaining its replacement is derived once, from both."""
     if not batch and not voids:
         return []
-    if prepared is None:
-        prepared = await prepare_ingest(session, org_id, ruleset, batch)
-    digests, first, known = prepared.digests, prepared.first, prepared.known
-    speculated = prepared.speculated if prepared.ruleset == ruleset else {}
+    digests = content_hashes(batch)
+    first: dict[str, int] = {}
+    for index, event in enumerate(batch):
+        first.setdefault(event.id, index)
+    # A batch of several events first reads which of its ids are stored: reading an id's
+    # hash costs a fraction of offering its row to the insert, and a case none of whose
+    # events is new needs neither a lock nor a derivation (a re-import is all duplicates).
+    # A single event is simply offered, and a duplicate of it read back.
+    known = await _stored_hashes(session, org_id, list(first)) if len(first) > 1 else {}
+    fresh = {batch[i].case_id for event_id, i in first.items() if event_id not in known}
     voided_cases = await _cases_of(session, org_id, voids)
-    if not prepared.fresh and not voided_cases:
+    if not fresh and not voided_cases:
         return _outcomes(batch, digests, first, (), known)
+    speculated = await _speculate(session, org_id, ruleset, batch, first, known, fresh)
     locked = await lock_cases(
         session,
         org_id,
-        [*prepared.fresh, *voided_cases],
+        [*fresh, *voided_cases],
         now,
         {case_id: guess.state for case_id, guess in speculated.items()},
     )
@@ -704,14 +666,10 @@ async def _speculate(
         log = logs.get(event.case_id)
         if log is not None and event_id not in known:
             log.append(event)
-    guesses = {}
-    for count, (case_id, log) in enumerate(logs.items(), 1):
-        guesses[case_id] = Speculation(tuple(e.id for e in log), derive_case(case_id, log, ruleset))
-        if count % YIELD_EVERY == 0:
-            # A job's next step prepares while the step before it writes, on the same loop:
-            # that step's statements are answered between these slices, not after them all.
-            await asyncio.sleep(0)
-    return guesses
+    return {
+        case_id: Speculation(tuple(e.id for e in log), derive_case(case_id, log, ruleset))
+        for case_id, log in logs.items()
+    }
 
 
 async def _cases_of(session: AsyncSession, org_id: str, event_ids: Sequence[str]) -> set[str]:

@@ -42,7 +42,7 @@ from service.imports.ssd import (
     unit_of,
 )
 from service.store.completions import Tally
-from service.store.ingest import Prepared, content_hashes, ingest_events, prepare_ingest
+from service.store.ingest import content_hashes, ingest_events
 from service.store.tables import events
 
 # Events added or voided per transaction of the write path; a case's changes are never split.
@@ -286,39 +286,28 @@ def changed_anything(report: Mapping[str, Any]) -> bool:
     return any(t["created"] or t["replaced"] or t["voided"] for t in report["tables"])
 
 
-async def prepare_sync_chunk(
-    session: AsyncSession, *, org_id: str, ruleset: Ruleset, chunk: Sequence[CaseChanges]
-) -> Prepared:
-    """A chunk's new events prepared for their write (`prepare_ingest`); it may run before
-    the write's transaction, as a hint."""
-    added = [event for case in chunk for event in case.added]
-    return await prepare_ingest(session, org_id, ruleset, added)
-
-
 async def apply_chunk(
     session: AsyncSession,
     *,
     org_id: str,
     ruleset: Ruleset,
     chunk: Sequence[CaseChanges],
-    prepared: Prepared,
     now: datetime,
     completions: Tally,
 ) -> None:
-    """Write a prepared chunk of cases' changes: one step of the write path, each case
-    derived once; what it did to the completions rollup is counted in `completions`, for the
-    caller to add.
+    """Write a chunk of cases' changes: one step of the write path, each case derived once;
+    what it did to the completions rollup is counted in `completions`, for the caller to add.
 
     A backfill, as imports are: no alert for the states its cases reached before the sync."""
+    added = [event for case in chunk for event in case.added]
     await ingest_events(
         session,
         org_id,
         ruleset,
-        prepared.batch,
+        added,
         now,
         backfill=True,
         voids=[event_id for case in chunk for event_id in case.voided],
         void_reason=VOID_REASON,
         completions=completions,
-        prepared=prepared,
     )

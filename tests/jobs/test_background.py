@@ -118,7 +118,7 @@ async def test_a_step_that_fails_undoes_the_steps_after_it_and_the_checkpoint_st
     written = background.import_chunk
 
     async def second_chunk_fails(session: Any, **kwargs: Any) -> bool:
-        if kwargs["prepared"].imported[0].event.case_id == "C01000":
+        if kwargs["chunk"][0].case_id == "C01000":
             raise RuntimeError("the database went away mid-step")
         return await written(session, **kwargs)
 

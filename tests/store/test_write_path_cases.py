@@ -14,13 +14,7 @@ from sqlalchemy import select
 
 from service.domain.events import Event
 from service.store.db import transaction
-from service.store.ingest import (
-    SPECULATE_FROM,
-    Outcome,
-    ingest_events,
-    lock_cases,
-    prepare_ingest,
-)
+from service.store.ingest import SPECULATE_FROM, Outcome, ingest_events, lock_cases
 from service.store.orgs import lock_ruleset
 from service.store.tables import case_periods, cases, obligations
 
@@ -138,34 +132,4 @@ async def test_a_batch_of_new_cases_writes_what_events_posted_one_at_a_time_writ
 
     assert outcomes == one_at_a_time
     assert outcomes[-1].status == "conflict"
-    assert await written(app, tenant.org_id) == await written(app, other.org_id)
-
-
-async def test_a_batch_prepared_before_another_write_of_its_cases_is_written_from_the_log(
-    app: FastAPI, tenant: Tenant
-) -> None:
-    other = await make_tenant(app)
-    batch = [
-        e for n in range(SPECULATE_FROM + 2) for e in allocated_history(f"C-{n:02d}", f"W-{n}")
-    ]
-    # Meanwhile another write stores the first case, allocated later to another worker.
-    moved = Event(
-        "C-00-moved", "case_allocated", "C-00", FIRST + timedelta(days=2), worker_id="W-X"
-    )
-    meanwhile = [*batch[:2], moved]
-    async with transaction(app.state.session_factory) as session:
-        ruleset = await lock_ruleset(session, tenant.org_id)
-        prepared = await prepare_ingest(session, tenant.org_id, ruleset, batch)
-    for org_id in (tenant.org_id, other.org_id):
-        await ingest(app, org_id, meanwhile, FIRST)
-
-    async with transaction(app.state.session_factory) as session:
-        ruleset = await lock_ruleset(session, tenant.org_id)
-        outcomes = await ingest_events(
-            session, tenant.org_id, ruleset, batch, FIRST + timedelta(days=3), prepared=prepared
-        )
-    unprepared = await ingest(app, other.org_id, batch, FIRST + timedelta(days=3))
-
-    assert outcomes == unprepared
-    assert [o.status for o in outcomes[:3]] == ["duplicate", "duplicate", "created"]
     assert await written(app, tenant.org_id) == await written(app, other.org_id)
