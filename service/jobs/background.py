@@ -123,18 +123,30 @@ class JobFailed(Exception):
         self.problem = problem
 
 
+# How a claimed job is run to its end (service/jobs/process.py runs it in a process of its
+# own); False when it could not be started, and the rest waits for the next tick.
+RunJob = Callable[[str, Claim, Clock, threading.Event], Awaitable[bool]]
+
+
 async def run_next_jobs(
-    database_url: str, factory: SessionFactory, clock: Clock, stop: threading.Event
+    database_url: str,
+    factory: SessionFactory,
+    clock: Clock,
+    stop: threading.Event,
+    run: RunJob | None = None,
 ) -> int:
-    """Claim the oldest runnable job and run it to its end in a thread of its own, then the
-    next, until none is left or `stop` is set; how many were run."""
+    """Claim the oldest runnable job and run it to its end, with `run` or else in a thread
+    of its own, then the next, until none is left or `stop` is set; how many were run."""
     ran = 0
     while not stop.is_set():
         async with transaction(factory) as session:
             claim = await claim_next(session, clock())
         if claim is None:
             break
-        await asyncio.to_thread(run_in_thread, database_url, claim, clock, stop)
+        if run is None:
+            await asyncio.to_thread(run_in_thread, database_url, claim, clock, stop)
+        elif not await run(database_url, claim, clock, stop):
+            break
         ran += 1
     return ran
 

@@ -48,9 +48,8 @@ from prometheus_client import Counter
 from service.jobs.background import Clock, Progress, run_in_thread
 from service.logs import configure_logging
 from service.metrics import ALERTS_ENQUEUED, DELIVERIES, EVENTS_INGESTED
-from service.store.db import SessionFactory, transaction
 from service.store.faults import fault_name
-from service.store.jobs import Claim, claim_next
+from service.store.jobs import Claim
 
 log = logging.getLogger("caseclock.jobs.process")
 # Forked from a fresh interpreter: nothing of the server's threads, locks or connections.
@@ -111,28 +110,6 @@ def start_fork_server() -> None:
 
 def _ready() -> None:
     """A child that only shows the fork server is ready."""
-
-
-async def run_next_jobs_apart(
-    database_url: str,
-    factory: SessionFactory,
-    clock: Clock,
-    stop: threading.Event,
-    *,
-    log_format: Literal["json", "console"],
-) -> int:
-    """As `background.run_next_jobs`, each job in a process of its own; how many were run.
-    Once a child cannot be started, the rest waits for the next tick."""
-    ran = 0
-    while not stop.is_set():
-        async with transaction(factory) as session:
-            claim = await claim_next(session, clock())
-        if claim is None:
-            break
-        if not await run_in_process(database_url, claim, clock, stop, log_format=log_format):
-            break
-        ran += 1
-    return ran
 
 
 async def run_in_process(

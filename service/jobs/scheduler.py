@@ -19,11 +19,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from fastapi import FastAPI
 
+from service.jobs.background import run_next_jobs
 from service.jobs.deliver import (
     HELD_ROUNDS,
     RUN_BUDGET_SECONDS,
@@ -33,7 +35,7 @@ from service.jobs.deliver import (
     deliver_due,
 )
 from service.jobs.digests import raise_due_digests
-from service.jobs.process import run_next_jobs_apart, start_fork_server
+from service.jobs.process import run_in_process, start_fork_server
 from service.jobs.retention import RUN_BUDGET_SECONDS as PRUNE_BUDGET_SECONDS
 from service.jobs.retention import RetentionRun, prune_history
 from service.jobs.source_syncs import queue_scheduled_syncs
@@ -219,12 +221,12 @@ class Jobs:
             await asyncio.shield(self.fork_server)
         return await self._run(
             BACKGROUND_JOB,
-            lambda: run_next_jobs_apart(
+            lambda: run_next_jobs(
                 self.settings.database_url,
                 self.factory,
                 self.clock,
                 self.stop_steps,
-                log_format=self.settings.log_format,
+                partial(run_in_process, log_format=self.settings.log_format),
             ),
         )
 

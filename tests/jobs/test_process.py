@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from imports.workbooks import annex_a_sheet, build_workbook
 from prometheus_client.parser import text_string_to_metric_families
 from webhook_harness import START, eventually, running_app, settings_for
 
-from service.jobs.process import JOB_NICENESS, run_next_jobs_apart
+from service.jobs.background import run_next_jobs
+from service.jobs.process import JOB_NICENESS, run_in_process
 from service.jobs.scheduler import Jobs
 from service.store.jobs import LEASE
 
@@ -216,12 +218,12 @@ async def test_a_job_whose_process_cannot_start_is_left_to_its_lease(
     clock = app.state.clock
 
     with caplog.at_level(logging.ERROR, logger="caseclock.jobs.process"):
-        ran = await run_next_jobs_apart(
+        ran = await run_next_jobs(
             app.state.settings.database_url,
             app.state.session_factory,
             lambda: clock(),  # a clock that cannot go to another process
             threading.Event(),
-            log_format="console",
+            partial(run_in_process, log_format="console"),
         )
 
     assert ran == 0
