@@ -9,8 +9,9 @@ same way (`run_in_thread` there: its own loop, engine and connections), while th
 event loop only watches it.
 
 The child is forked from a fork server ("forkserver"), never from this multi-threaded process
-(a fork copies locks other threads may hold): a fresh interpreter, started with the scheduler,
-that has imported this module (the jobs' code) and the database drivers once. Started with
+(a fork copies locks other threads may hold): a fresh interpreter, started when the server's
+first job is to run, that has imported this module (the jobs' code) and the database drivers
+once. Started with
 "spawn", each child was a fresh interpreter that spent a second or more importing all that
 before its job began. Two one-way pipes join server and child: the server tells the child
 when the service is stopping, so it hands its job back at the end of its step as in a thread;
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import multiprocessing
 import os
@@ -95,10 +97,12 @@ class ChildJob:
     log_format: Literal["json", "console"]
 
 
+@functools.cache
 def start_fork_server() -> None:
-    """Start the fork server and wait until it has imported what a job needs, so that no
-    job's start waits for it; blocking, so call it in a thread. A failure is logged: each
-    job's start then tries again, and fails as it would have."""
+    """Start the fork server and wait until it has imported what a job needs; blocking, so
+    `run_in_process` calls it in a thread, once per process, when the first job is to run:
+    a server that runs no job never starts one. A failure is logged: each job's start then
+    tries again, and fails as it would have."""
     try:
         process = CONTEXT.Process(target=_ready, name="caseclock-job-warm-up", daemon=True)
         process.start()
@@ -123,7 +127,8 @@ async def run_in_process(
     """Run a claimed job in a child process until it ends; False if it could not start.
 
     Starting it asks the fork server for a fork: milliseconds once the server has imported
-    what jobs need (`start_fork_server`), which the first start waits for otherwise."""
+    what jobs need (`start_fork_server`), which the first job waits for, off the loop."""
+    await asyncio.to_thread(start_fork_server)
     job = ChildJob(database_url, claim, _child_clock(clock), log_format)
     # Pipe(duplex=False) gives (reading end, writing end).
     child_commands, commands = CONTEXT.Pipe(duplex=False)

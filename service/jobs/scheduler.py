@@ -35,7 +35,7 @@ from service.jobs.deliver import (
     deliver_due,
 )
 from service.jobs.digests import raise_due_digests
-from service.jobs.process import run_in_process, start_fork_server
+from service.jobs.process import run_in_process
 from service.jobs.retention import RUN_BUDGET_SECONDS as PRUNE_BUDGET_SECONDS
 from service.jobs.retention import RetentionRun, prune_history
 from service.jobs.source_syncs import queue_scheduled_syncs
@@ -103,9 +103,6 @@ class Jobs:
         # Background jobs run in processes of their own (jobs/process.py), which are told
         # when this is set and hand their job back at the end of the step under way.
         self.stop_steps = threading.Event()
-        # The fork server the jobs' processes are forked from, started with the scheduler
-        # (in a thread: it imports the jobs' code first), so that no job waits for it.
-        self.fork_server: asyncio.Future[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self.runs: set[asyncio.Task[Any]] = set()
         self.scheduler = AsyncIOScheduler(
@@ -134,7 +131,6 @@ class Jobs:
             allow_private=self.config.allow_private,
             concurrency=self.config.concurrency,
         )
-        self.fork_server = asyncio.ensure_future(asyncio.to_thread(start_fork_server))
         first = datetime.now(UTC)
         runs = {
             SWEEP_JOB: (self.run_sweep, "alert sweep"),
@@ -183,8 +179,6 @@ class Jobs:
                 )
         if self.sender is not None:
             await self.sender.aclose()
-        if self.fork_server is not None:
-            await self.fork_server  # a thread that cannot be cancelled: let it end
         log.info("scheduler stopped")
 
     async def run_sweep(self) -> SweepResult | None:
@@ -217,8 +211,6 @@ class Jobs:
         )
 
     async def run_background(self) -> int | None:
-        if self.fork_server is not None:
-            await asyncio.shield(self.fork_server)
         return await self._run(
             BACKGROUND_JOB,
             lambda: run_next_jobs(
