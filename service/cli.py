@@ -382,8 +382,9 @@ def _run_job(
 ) -> dict[str, Any]:
     """Run a queued job (an import, a sync) here, with its progress on the terminal; its
     report once done, or a problem saying it did not finish."""
-    from service.jobs.background import run_in_thread
+    from service.jobs.background import collect_less_often, run_in_thread
 
+    collect_less_often()
     with _progress_display(doing) as show:
         run_in_thread(settings.database_url, claim, _now, threading.Event(), show)
 

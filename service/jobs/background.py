@@ -82,10 +82,24 @@ log = logging.getLogger("caseclock.jobs.background")
 Clock = Callable[[], datetime]
 # Open cases re-derived per step of a rules activation.
 ACTIVATION_CHUNK = 200
-# The cyclic collector's thresholds where jobs run (`run_in_thread`): the youngest objects
-# looked at every 50,000 allocations rather than 700, the older ones after 20 and 100 of
-# those rather than 10 and 10.
+# The cyclic collector's thresholds in a process that runs a job (`collect_less_often`): the
+# youngest objects looked at every 50,000 allocations rather than 700, the older ones after
+# 20 and 100 of those rather than 10 and 10.
 JOB_COLLECTOR_THRESHOLDS = (50_000, 20, 100)
+
+
+def collect_less_often() -> None:
+    """Tell the cyclic collector to look less often, for the rest of a process that runs a
+    job (the scheduler's job process, the command line's import or sync).
+
+    A job holds hundreds of thousands of objects for its whole length (the file's rows, its
+    events, the plan) and makes millions more, and at the default thresholds the collector
+    walked the held ones again and again: a fifth of an import's CPU. Only such processes:
+    their heaps are the job's, while a server's requests leave garbage to collect promptly.
+    """
+    gc.set_threshold(*JOB_COLLECTOR_THRESHOLDS)
+
+
 # How long steps that store nothing may go without saving a checkpoint (`_Step.in_order`).
 UNCHANGED_STEP_SECONDS = 0.5
 # Steps of an import or a sync written at once on PostgreSQL (`_Step.in_order`). SQLite
@@ -158,16 +172,7 @@ def run_in_thread(
     stop: threading.Event,
     on_progress: OnProgress | None = None,
 ) -> None:
-    """Run a claimed job on an event loop and connections of this thread's own.
-
-    The collector is told to look less often for the rest of the process: a job holds
-    hundreds of thousands of objects for its whole length (the file's rows, its events, the
-    plan) and makes millions more, and at the default thresholds the collector walked the
-    held ones again and again, a fifth of an import's CPU. The processes that run jobs are
-    the command line's and the scheduler's children (service/jobs/process.py), whose heaps
-    are the job's.
-    """
-    gc.set_threshold(*JOB_COLLECTOR_THRESHOLDS)
+    """Run a claimed job on an event loop and connections of this thread's own."""
 
     async def run() -> None:
         engine = make_engine(database_url)

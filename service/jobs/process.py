@@ -47,7 +47,7 @@ from typing import Literal
 
 from prometheus_client import Counter
 
-from service.jobs.background import Clock, Progress, run_in_thread
+from service.jobs.background import Clock, Progress, collect_less_often, run_in_thread
 from service.logs import configure_logging
 from service.metrics import ALERTS_ENQUEUED, DELIVERIES, EVENTS_INGESTED
 from service.store.faults import fault_name
@@ -228,6 +228,7 @@ def _child_main(job: ChildJob, commands: Connection, reports: Connection) -> Non
 
     try:
         clock = _utc_now if job.clock is None else job.clock
+        collect_less_often()
         run_in_thread(job.database_url, job.claim, clock, stop, send_counts)
     except Exception as exc:
         # Not the job's own failures (run_claimed keeps those on the job): the runner's.
