@@ -389,8 +389,11 @@ _STORED_OBLIGATIONS = Prebuilt(
     )
 )
 _DELETE_OBLIGATIONS = DeleteEach(obligations, "id")
-# New and changed obligations in one statement: a changed one conflicts on its id.
-_WRITE_OBLIGATIONS = BulkInsert(
+# A new obligation's id is new: it hashes its case's id, and the case's stored obligations
+# were read under the case's lock. So new ones are a plain insert (by COPY when many), and
+# only changed ones an upsert that conflicts on the id.
+_INSERT_OBLIGATIONS = BulkInsert(obligations, [c.name for c in obligations.columns])
+_UPDATE_OBLIGATIONS = BulkInsert(
     obligations,
     [c.name for c in obligations.columns],
     lambda insert, _dialect: insert.on_conflict_do_update(
@@ -432,8 +435,10 @@ async def _replace_obligations(
     for row in (*new, *changed):
         completions.count(org_id, calendar, row)
     await _DELETE_OBLIGATIONS.execute(session, org_id, gone)
-    for chunk in _chunks([*new, *changed]):
-        await _WRITE_OBLIGATIONS.execute(session, chunk)
+    if new:
+        await _INSERT_OBLIGATIONS.execute(session, new)
+    for chunk in _chunks(changed):
+        await _UPDATE_OBLIGATIONS.execute(session, chunk)
     stale = [i for i in (*gone, *(r["id"] for r in changed)) if stored[i]["at_risk_periods"]]
     await _replace_risk_periods(session, org_id, stale, [*new, *changed])
     return {row["id"] for row in (*new, *changed)}
