@@ -70,6 +70,15 @@ def _org_fk() -> Any:
     return Field(sa_column=Column(String(64), ForeignKey("orgs.id"), primary_key=True))
 
 
+def _org_key() -> Any:
+    """The organisation of a row the write path fills, without a foreign key: every write
+    reads its ruleset under a share lock on the organisation's row (`lock_ruleset`), which
+    holds that row for the transaction, and no organisation is ever deleted. A foreign key
+    made PostgreSQL look the row up again for every row written: 40% of the time to insert
+    an import's events (migration 0017)."""
+    return Field(sa_column=Column(String(64), primary_key=True))
+
+
 class Org(SQLModel, table=True):
     __tablename__: ClassVar[str] = "orgs"
 
@@ -115,7 +124,7 @@ class Case(SQLModel, table=True):
         ),
     )
 
-    org_id: str = _org_fk()
+    org_id: str = _org_key()
     case_id: str = Field(sa_column=Column(String(200), primary_key=True))
     worker_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     team_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
@@ -132,7 +141,7 @@ class Event(SQLModel, table=True):
         Index("ix_events_org_id_case_id_occurred_at", "org_id", "case_id", "occurred_at"),
     )
 
-    org_id: str = _org_fk()
+    org_id: str = _org_key()
     id: str = Field(sa_column=Column(String(200), primary_key=True))
     case_id: str = Field(sa_column=Column(String(200), nullable=False))
     type: str = Field(sa_column=Column(String(64), nullable=False))
@@ -224,7 +233,7 @@ class Obligation(SQLModel, table=True):
         ),
     )
 
-    org_id: str = _org_fk()
+    org_id: str = _org_key()
     id: str = Field(sa_column=Column(String(64), primary_key=True))
     case_id: str = Field(sa_column=Column(String(200), nullable=False))
     rule_id: str = Field(sa_column=Column(String(64), nullable=False))
@@ -273,7 +282,7 @@ class RiskPeriod(SQLModel, table=True):
 
     __tablename__: ClassVar[str] = "risk_periods"
 
-    org_id: str = _org_fk()
+    org_id: str = _org_key()
     obligation_id: str = Field(sa_column=Column(String(64), primary_key=True))
     starts_at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
     ends_at: datetime | None = _utc(nullable=True)
@@ -321,7 +330,7 @@ class CasePeriod(SQLModel, table=True):
         ),
     )
 
-    org_id: str = _org_fk()
+    org_id: str = _org_key()
     case_id: str = Field(sa_column=Column(String(200), primary_key=True))
     position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     starts_at: datetime = _utc()
@@ -340,7 +349,7 @@ class DailyCompletion(SQLModel, table=True):
 
     __tablename__: ClassVar[str] = "daily_completions"
 
-    org_id: str = _org_fk()
+    org_id: str = _org_key()
     team_id: str = Field(sa_column=Column(String(200), primary_key=True))
     day: date = Field(sa_column=Column(Date, primary_key=True))
     rule_id: str = Field(sa_column=Column(String(64), primary_key=True))
@@ -406,7 +415,8 @@ class Alert(SQLModel, table=True):
     )
 
     id: str = Field(sa_column=Column(String(40), primary_key=True))
-    org_id: str = Field(sa_column=Column(String(64), ForeignKey("orgs.id"), nullable=False))
+    # No foreign key, as for `_org_key`: alerts are written beside the obligations they report.
+    org_id: str = Field(sa_column=Column(String(64), nullable=False))
     # Null for webhook.test pings, which concern no obligation.
     obligation_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     type: str = Field(sa_column=Column(String(40), nullable=False))
