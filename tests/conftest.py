@@ -23,6 +23,8 @@ from service.settings import Settings
 from service.store.db import transaction
 from service.store.orgs import create_api_key, create_org
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
 # CI (HYPOTHESIS_PROFILE=ci, set by .ci/run) tries the same generated examples on every run, so
 # a landing is judged on what was tested; a run by hand draws new ones and keeps any failure.
 settings.register_profile("ci", derandomize=True, database=None)
@@ -93,6 +95,22 @@ class Tenant:
 
     async def run_jobs(self) -> None:
         await run_jobs(self.app)
+
+    async def queue_annex_a(self, data: bytes) -> httpx.Response:
+        """An Annex A workbook posted for import: its job queued (202), not yet run."""
+        response = await self.writer.post(
+            "/v1/imports/annex-a",
+            params={"extracted_on": "2026-11-20"},
+            content=data,
+            headers={"content-type": XLSX},
+        )
+        assert response.status_code == 202, response.text
+        return response
+
+    async def job(self, response: httpx.Response) -> dict[str, Any]:
+        """The job a 202 answer points to, as polled now."""
+        body: dict[str, Any] = (await self.reader.get(response.headers["location"])).json()
+        return body
 
     async def import_report(self, response: httpx.Response) -> dict[str, Any]:
         """The report of an import just posted (202), once its job has run."""

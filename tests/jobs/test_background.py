@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from conftest import FixedClock, Tenant, make_tenant, run_jobs
 from fastapi import FastAPI
@@ -21,7 +20,6 @@ from service.store.db import transaction
 from service.store.jobs import LEASE, MAX_ATTEMPTS, Claim, ClaimLost, claim_next, renew
 from service.store.tables import events
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CHILDREN = 2500  # two events each (a referral and the allocation): three chunks of cases
 
 
@@ -46,17 +44,6 @@ def many_children(count: int = CHILDREN) -> bytes:
     return build_workbook(annex_a_sheet(3, rows))
 
 
-async def post(tenant: Tenant, data: bytes) -> httpx.Response:
-    response = await tenant.writer.post(
-        "/v1/imports/annex-a",
-        params={"extracted_on": "2026-11-20"},
-        content=data,
-        headers={"content-type": XLSX},
-    )
-    assert response.status_code == 202, response.text
-    return response
-
-
 async def claim(app: FastAPI) -> Claim | None:
     async with transaction(app.state.session_factory) as session:
         return await claim_next(session, app.state.clock())
@@ -70,15 +57,10 @@ async def run(app: FastAPI, claimed: Claim, stop: threading.Event | None = None)
     return seen
 
 
-async def status(tenant: Tenant, response: httpx.Response) -> dict[str, Any]:
-    body: dict[str, Any] = (await tenant.reader.get(response.headers["location"])).json()
-    return body
-
-
 async def test_an_imports_progress_moves_a_chunk_of_cases_at_a_time(
     app: FastAPI, tenant: Tenant
 ) -> None:
-    await post(tenant, many_children())
+    await tenant.queue_annex_a(many_children())
     claimed = await claim(app)
     assert claimed is not None
 
@@ -92,17 +74,17 @@ async def test_an_imports_progress_moves_a_chunk_of_cases_at_a_time(
 async def test_an_import_stopped_midway_resumes_after_its_last_step_and_reports_every_step(
     app: FastAPI, tenant: Tenant
 ) -> None:
-    response = await post(tenant, many_children())
+    response = await tenant.queue_annex_a(many_children())
     stop = threading.Event()
     claimed = await claim(app)
     assert claimed is not None
 
     seen = await run_stopping_after_first_chunk(app, claimed, stop)
-    halfway = await status(tenant, response)
+    halfway = await tenant.job(response)
     resumed = await claim(app)
     assert resumed is not None
     await run(app, resumed)
-    done = await status(tenant, response)
+    done = await tenant.job(response)
 
     # The steps under way when it stopped finish (one; two on PostgreSQL) and no other starts.
     assert seen[-1].cases_done in (1000, 2000)
@@ -114,7 +96,7 @@ async def test_an_import_stopped_midway_resumes_after_its_last_step_and_reports_
 async def test_a_step_that_fails_undoes_the_steps_after_it_and_the_checkpoint_stays_before_it(
     app: FastAPI, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    response = await post(tenant, many_children())
+    response = await tenant.queue_annex_a(many_children())
     written = background.import_chunk
 
     async def second_chunk_fails(session: Any, **kwargs: Any) -> bool:
@@ -127,7 +109,7 @@ async def test_a_step_that_fails_undoes_the_steps_after_it_and_the_checkpoint_st
     assert claimed is not None
 
     seen = await run(app, claimed)
-    failed = await status(tenant, response)
+    failed = await tenant.job(response)
     async with transaction(app.state.session_factory) as session:
         found = select(events.c.case_id).where(events.c.org_id == tenant.org_id).distinct()
         stored = set((await session.execute(found)).scalars())
@@ -156,13 +138,13 @@ async def test_importing_the_file_again_after_a_resumed_import_creates_nothing(
     app: FastAPI, tenant: Tenant
 ) -> None:
     data = many_children()
-    await post(tenant, data)
+    await tenant.queue_annex_a(data)
     claimed = await claim(app)
     assert claimed is not None
     await run_stopping_after_first_chunk(app, claimed, threading.Event())
     await tenant.run_jobs()
 
-    report = await tenant.import_report(await post(tenant, data))
+    report = await tenant.import_report(await tenant.queue_annex_a(data))
 
     assert report["lists"][0]["events_created"] == 0
     assert report["lists"][0]["events_duplicate"] == CHILDREN
@@ -173,8 +155,8 @@ async def test_a_file_imported_before_takes_one_step_for_the_chunks_that_store_n
 ) -> None:
     monkeypatch.setattr(background, "UNCHANGED_STEP_SECONDS", 60.0)
     data = many_children()
-    await tenant.import_report(await post(tenant, data))
-    await post(tenant, data)
+    await tenant.import_report(await tenant.queue_annex_a(data))
+    await tenant.queue_annex_a(data)
     claimed = await claim(app)
     assert claimed is not None
 
@@ -186,7 +168,7 @@ async def test_a_file_imported_before_takes_one_step_for_the_chunks_that_store_n
 async def test_a_job_whose_lease_ran_out_is_claimed_again_and_its_old_runner_stops(
     app: FastAPI, tenant: Tenant, clock: FixedClock
 ) -> None:
-    await post(tenant, many_children(10))
+    await tenant.queue_annex_a(many_children(10))
     first = await claim(app)
     assert first is not None
     clock.now += LEASE + timedelta(seconds=1)
@@ -207,7 +189,7 @@ async def test_a_job_whose_lease_ran_out_is_claimed_again_and_its_old_runner_sto
 async def test_a_running_job_under_its_lease_is_not_claimed_by_another_runner(
     app: FastAPI, tenant: Tenant
 ) -> None:
-    await post(tenant, many_children(10))
+    await tenant.queue_annex_a(many_children(10))
     assert await claim(app) is not None
 
     assert await claim(app) is None
@@ -216,11 +198,11 @@ async def test_a_running_job_under_its_lease_is_not_claimed_by_another_runner(
 async def test_an_organisations_jobs_run_one_at_a_time_oldest_first(
     app: FastAPI, tenant: Tenant, clock: FixedClock
 ) -> None:
-    await post(tenant, many_children(10))
+    await tenant.queue_annex_a(many_children(10))
     clock.now += timedelta(seconds=1)
-    await post(tenant, many_children(20))
+    await tenant.queue_annex_a(many_children(20))
     other = await make_tenant(app)
-    await post(other, many_children(5))
+    await other.queue_annex_a(many_children(5))
 
     first = await claim(app)
     next_one = await claim(app)
@@ -235,7 +217,7 @@ async def test_an_organisations_jobs_run_one_at_a_time_oldest_first(
 async def test_a_job_stopped_too_many_times_fails_saying_its_finished_steps_stay(
     app: FastAPI, tenant: Tenant, clock: FixedClock
 ) -> None:
-    response = await post(tenant, many_children(10))
+    response = await tenant.queue_annex_a(many_children(10))
     for _ in range(MAX_ATTEMPTS + 1):
         claimed = await claim(app)
         assert claimed is not None
@@ -243,7 +225,7 @@ async def test_a_job_stopped_too_many_times_fails_saying_its_finished_steps_stay
     assert claimed is not None
 
     await run(app, claimed)
-    failed = await status(tenant, response)
+    failed = await tenant.job(response)
 
     assert failed["state"] == "failed"
     assert f"stopped {MAX_ATTEMPTS} times" in failed["problem"]["detail"]

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +27,6 @@ from service.jobs.process import JOB_NICENESS, run_in_process
 from service.jobs.scheduler import Jobs
 from service.store.jobs import LEASE
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CHILDREN = 8000  # eight steps of cases
 EVENTS_AND_ALERT = ("caseclock_events_ingested_total", "import.completed")
 
@@ -58,22 +56,6 @@ def referrals(count: int) -> bytes:
     return build_workbook(annex_a_sheet(3, rows))
 
 
-async def post(tenant: Tenant, data: bytes) -> httpx.Response:
-    response = await tenant.writer.post(
-        "/v1/imports/annex-a",
-        params={"extracted_on": "2026-11-20"},
-        content=data,
-        headers={"content-type": XLSX},
-    )
-    assert response.status_code == 202, response.text
-    return response
-
-
-async def status(tenant: Tenant, response: httpx.Response) -> dict[str, Any]:
-    body: dict[str, Any] = (await tenant.reader.get(response.headers["location"])).json()
-    return body
-
-
 def job_id(response: httpx.Response) -> str:
     return str(response.headers["location"]).rsplit("/", 1)[-1]
 
@@ -87,18 +69,18 @@ async def test_a_job_the_scheduler_runs_is_run_in_a_process_of_its_own(
     scheduled: FastAPI,
 ) -> None:
     tenant = await make_tenant(scheduled)
-    response = await post(tenant, referrals(2500))
+    response = await tenant.queue_annex_a(referrals(2500))
     pids: set[int | None] = set()
 
     async def done() -> bool:
         pids.update(child.pid for child in job_processes(response))
-        return (await status(tenant, response))["state"] == "done"
+        return (await tenant.job(response))["state"] == "done"
 
     await eventually(done, seconds=120)
 
     assert len(pids) == 1
     assert os.getpid() not in pids
-    assert (await status(tenant, response))["report"]["lists"][0]["events_created"] == 2500
+    assert (await tenant.job(response))["report"]["lists"][0]["events_created"] == 2500
 
 
 def parent_of(pid: int | None) -> int | None:
@@ -112,12 +94,12 @@ def parent_of(pid: int | None) -> int | None:
 
 async def parents_of_job_process(tenant: Tenant) -> set[int]:
     """Import a list; the parents of the process that ran the job, seen while it ran."""
-    response = await post(tenant, referrals(2500))
+    response = await tenant.queue_annex_a(referrals(2500))
     seen: set[int | None] = set()
 
     async def done() -> bool:
         seen.update(parent_of(child.pid) for child in job_processes(response))
-        return (await status(tenant, response))["state"] == "done"
+        return (await tenant.job(response))["state"] == "done"
 
     await eventually(done, seconds=120)
     return {parent for parent in seen if parent is not None}
@@ -133,12 +115,12 @@ def niceness_of(pid: int | None) -> int | None:
 
 async def test_a_job_gives_way_to_the_requests_the_server_answers(scheduled: FastAPI) -> None:
     tenant = await make_tenant(scheduled)
-    response = await post(tenant, referrals(2500))
+    response = await tenant.queue_annex_a(referrals(2500))
     seen: set[int | None] = set()
 
     async def done() -> bool:
         seen.update(niceness_of(child.pid) for child in job_processes(response))
-        return (await status(tenant, response))["state"] == "done"
+        return (await tenant.job(response))["state"] == "done"
 
     await eventually(done, seconds=120)
 
@@ -164,15 +146,15 @@ async def test_a_stopping_service_has_the_job_handed_back_at_the_end_of_its_step
     scheduled: FastAPI,
 ) -> None:
     tenant = await make_tenant(scheduled)
-    response = await post(tenant, referrals(CHILDREN))
+    response = await tenant.queue_annex_a(referrals(CHILDREN))
 
     async def under_way() -> bool:
-        return bool((await status(tenant, response))["progress"]["cases_done"])
+        return bool((await tenant.job(response))["progress"]["cases_done"])
 
     await eventually(under_way, seconds=120)
     jobs: Jobs = scheduled.state.jobs
     await jobs.stop()
-    handed_back = await status(tenant, response)
+    handed_back = await tenant.job(response)
 
     assert handed_back["state"] == "queued"
     assert 0 < handed_back["progress"]["cases_done"] < CHILDREN
@@ -184,10 +166,10 @@ async def test_what_a_job_counts_in_its_process_shows_in_the_servers_metrics(
 ) -> None:
     tenant = await make_tenant(scheduled)
     before = await metrics(tenant)
-    response = await post(tenant, referrals(300))
+    response = await tenant.queue_annex_a(referrals(300))
 
     async def done() -> bool:
-        return (await status(tenant, response))["state"] == "done"
+        return (await tenant.job(response))["state"] == "done"
 
     async def counted() -> bool:
         after = await metrics(tenant)
@@ -214,7 +196,7 @@ async def metrics(tenant: Tenant) -> dict[str, float]:
 async def test_a_job_whose_process_cannot_start_is_left_to_its_lease(
     app: FastAPI, tenant: Tenant, caplog: pytest.LogCaptureFixture
 ) -> None:
-    response = await post(tenant, referrals(10))
+    response = await tenant.queue_annex_a(referrals(10))
     clock = app.state.clock
 
     with caplog.at_level(logging.ERROR, logger="caseclock.jobs.process"):
@@ -227,5 +209,5 @@ async def test_a_job_whose_process_cannot_start_is_left_to_its_lease(
         )
 
     assert ran == 0
-    assert (await status(tenant, response))["state"] == "running"
+    assert (await tenant.job(response))["state"] == "running"
     assert "could not start" in caplog.text
