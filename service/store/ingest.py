@@ -155,6 +155,7 @@ async def lock_cases(
     case_ids: Iterable[str],
     now: datetime,
     initial: Mapping[str, CaseState] | None = None,
+    existing: Collection[str] | None = None,
 ) -> LockedCases:
     """Create missing case rows and lock all of them for the rest of the transaction.
 
@@ -168,11 +169,14 @@ async def lock_cases(
 
     A row created for a case in `initial` is written with that state's allocation, status
     and periods digest (see `_speculate`), so when the state proves right it is written once.
+    `existing` are those of `case_ids` with a row, when this transaction has read them
+    already (on SQLite under the same write lock, so still exact).
     """
     ids = sorted(set(case_ids))
-    existing = (
-        await existing_cases(session, org_id, ids) if dialect_of(session) == "sqlite" else None
-    )
+    if dialect_of(session) != "sqlite":
+        existing = None
+    elif existing is None:
+        existing = await existing_cases(session, org_id, ids)
     initial = initial or {}
     params = []
     for case_id in ids:
@@ -193,7 +197,7 @@ async def lock_cases(
         {r.case_id: (r.worker_id, r.team_id, r.status, r.periods_digest) for r in rows},
         frozenset(r.case_id for r in rows if r.created)
         if existing is None
-        else frozenset(ids) - existing,
+        else frozenset(ids).difference(existing),
     )
 
 
@@ -605,13 +609,21 @@ async def ingest_events(
     voided_cases = await _cases_of(session, org_id, voids)
     if not fresh and not voided_cases:
         return _outcomes(batch, digests, first, (), known)
-    speculated = await _speculate(session, org_id, ruleset, batch, first, known, fresh)
+    touching = sorted({*fresh, *voided_cases})
+    # Which cases have a row, read once: a guess needs it, and so does SQLite's lock_cases.
+    existing = (
+        await existing_cases(session, org_id, touching)
+        if len(fresh) >= SPECULATE_FROM or dialect_of(session) == "sqlite"
+        else None
+    )
+    speculated = _speculate(ruleset, batch, first, known, fresh, existing)
     locked = await lock_cases(
         session,
         org_id,
-        [*fresh, *voided_cases],
+        touching,
         now,
         {case_id: guess.state for case_id, guess in speculated.items()},
+        existing,
     )
     voided = await _void_events(session, org_id, voids, void_reason, now)
     outcomes = await store_events(session, org_id, batch, digests, first, known, now)
@@ -645,14 +657,13 @@ class Speculation:
     state: CaseState
 
 
-async def _speculate(
-    session: AsyncSession,
-    org_id: str,
+def _speculate(
     ruleset: Ruleset,
     batch: Sequence[Event],
     first: Mapping[str, int],
     known: Mapping[str, str],
     fresh: Collection[str],
+    existing: Collection[str] | None,
 ) -> dict[str, Speculation]:
     """The states of the batch's cases that have no row yet, derived from the batch's new
     events: a case created by this transaction has no other log, so its row is written once,
@@ -660,11 +671,11 @@ async def _speculate(
     another transaction created the case meanwhile, or an event turned out to be stored
     already, the guess goes unused and the case is derived from its log as any other.
 
-    Only for batches of many cases: one case more is cheaper read than guessed.
+    Only for batches of many cases, given which of them have a row (`existing`): one case
+    more is cheaper read than guessed.
     """
-    if len(fresh) < SPECULATE_FROM:
+    if len(fresh) < SPECULATE_FROM or existing is None:
         return {}
-    existing = await existing_cases(session, org_id, sorted(fresh))
     logs: dict[str, list[Event]] = {case_id: [] for case_id in fresh if case_id not in existing}
     for event_id, index in first.items():
         event = batch[index]
