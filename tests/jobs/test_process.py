@@ -9,10 +9,11 @@ import multiprocessing
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -29,6 +30,7 @@ from service.store.jobs import LEASE
 
 CHILDREN = 8000  # eight steps of cases
 EVENTS_AND_ALERT = ("caseclock_events_ingested_total", "import.completed")
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -65,18 +67,27 @@ def job_processes(response: httpx.Response) -> list[multiprocessing.process.Base
     return [child for child in multiprocessing.active_children() if child.name == name]
 
 
+async def watch_job_process(
+    tenant: Tenant, look: Callable[[int | None], T]
+) -> tuple[set[T], httpx.Response]:
+    """Import a list of 2,500 referrals; what `look` saw of the process that ran the job,
+    from its start to its end, and the import's answer."""
+    response = await tenant.queue_annex_a(referrals(2500))
+    seen: set[T] = set()
+
+    async def done() -> bool:
+        seen.update(look(child.pid) for child in job_processes(response))
+        return (await tenant.job(response))["state"] == "done"
+
+    await eventually(done, seconds=120)
+    return seen, response
+
+
 async def test_a_job_the_scheduler_runs_is_run_in_a_process_of_its_own(
     scheduled: FastAPI,
 ) -> None:
     tenant = await make_tenant(scheduled)
-    response = await tenant.queue_annex_a(referrals(2500))
-    pids: set[int | None] = set()
-
-    async def done() -> bool:
-        pids.update(child.pid for child in job_processes(response))
-        return (await tenant.job(response))["state"] == "done"
-
-    await eventually(done, seconds=120)
+    pids, response = await watch_job_process(tenant, lambda pid: pid)
 
     assert len(pids) == 1
     assert os.getpid() not in pids
@@ -94,14 +105,7 @@ def parent_of(pid: int | None) -> int | None:
 
 async def parents_of_job_process(tenant: Tenant) -> set[int]:
     """Import a list; the parents of the process that ran the job, seen while it ran."""
-    response = await tenant.queue_annex_a(referrals(2500))
-    seen: set[int | None] = set()
-
-    async def done() -> bool:
-        seen.update(parent_of(child.pid) for child in job_processes(response))
-        return (await tenant.job(response))["state"] == "done"
-
-    await eventually(done, seconds=120)
+    seen, _ = await watch_job_process(tenant, parent_of)
     return {parent for parent in seen if parent is not None}
 
 
@@ -115,14 +119,7 @@ def niceness_of(pid: int | None) -> int | None:
 
 async def test_a_job_gives_way_to_the_requests_the_server_answers(scheduled: FastAPI) -> None:
     tenant = await make_tenant(scheduled)
-    response = await tenant.queue_annex_a(referrals(2500))
-    seen: set[int | None] = set()
-
-    async def done() -> bool:
-        seen.update(niceness_of(child.pid) for child in job_processes(response))
-        return (await tenant.job(response))["state"] == "done"
-
-    await eventually(done, seconds=120)
+    seen, _ = await watch_job_process(tenant, niceness_of)
 
     # Seen from its first moments, before it lowered itself, to its end.
     assert os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS in seen
