@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -37,6 +38,8 @@ def driver_instant(value: datetime | None) -> datetime | None:
     skip SQLAlchemy's processing (store/db.py, BulkInsert)."""
     if value is None:
         return None
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         raise ValueError("refusing to store a naive datetime")
     return value.astimezone(UTC)
@@ -47,6 +50,13 @@ def driver_instant_sqlite(value: datetime | None) -> str | None:
     with microseconds, which is what makes stored instants compare in order as text."""
     if value is None:
         return None
+    return _sqlite_text(value)
+
+
+@lru_cache(maxsize=65536)
+def _sqlite_text(value: datetime) -> str:
+    """Kept for the instants a bulk insert repeats: most of a case's obligations fall due
+    at the end of a day some other one does, and writing one out costs more than finding it."""
     if value.tzinfo is None:
         raise ValueError("refusing to store a naive datetime")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import JSON, Column
 from sqlalchemy.dialects import postgresql, sqlite
 
+from service.store.db import driver_form
 from service.store.types import UTCDateTime, driver_instant, driver_instant_sqlite
 
 instants = st.datetimes(
@@ -37,3 +39,20 @@ def test_an_instant_is_handed_to_postgresql_as_sqlalchemy_hands_it(value: dateti
 def test_a_naive_instant_is_refused(form: Callable[[datetime], object]) -> None:
     with pytest.raises(ValueError, match="naive"):
         form(datetime(2026, 11, 20, 9))  # noqa: DTZ001
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=8,
+)
+
+
+@given(json_values)
+def test_json_is_written_on_sqlite_as_sqlalchemy_writes_it(value: object) -> None:
+    dialect = sqlite.dialect()
+    processed = JSON().dialect_impl(dialect).bind_processor(dialect)
+    form = driver_form(Column("value", JSON), dialect)
+    assert processed is not None
+    assert form is not None
+    assert form(value) == processed(value)
