@@ -70,6 +70,7 @@ from service.store.orgs import lock_ruleset
 from service.store.sources import SYNC_KIND, get_ssd_source, keep_sync_report
 from service.store.ssd_sync import (
     CaseChanges,
+    StoredUnits,
     apply_chunk,
     changed_anything,
     finished_report,
@@ -457,19 +458,30 @@ async def _sync(step: _Step, on_progress: OnProgress) -> None:
         ruleset = await lock_ruleset(session, claim.org_id)
     if source is None:
         raise JobFailed(_unsynced("the organisation has no SSD source configured"))
+
+    async def held() -> StoredUnits:
+        async with step.transaction() as session:
+            return await stored_units(session, claim.org_id)
+
+    # What the organisation holds is read while the SSD is: each database works on its
+    # query while the other's rows are taken in.
+    holding = asyncio.create_task(held())
     try:
         snapshot = await read_snapshot(source)
+        stored = await holding
         mapped = map_snapshot(
             snapshot,
             config=SsdConfig(source.role_codes, source.worker_key),
             calendar=ruleset.calendar,
             today=ruleset.calendar.local_date(now),
         )
-        async with step.transaction() as session:
-            stored = await stored_units(session, claim.org_id)
         plan = plan_sync(snapshot, mapped, stored)
     except SnapshotError as exc:
         raise JobFailed(_unsynced(exc.detail)) from exc
+    finally:
+        if not holding.done():
+            holding.cancel()
+            await asyncio.gather(holding, return_exceptions=True)
     del snapshot, mapped, stored
     checkpoint = claim.checkpoint or {}
     report: dict[str, Any] = checkpoint.get("report") or plan.report
