@@ -53,7 +53,7 @@ def driver_instant_sqlite(value: datetime | None) -> str | None:
     return _sqlite_text(value)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def _sqlite_text(value: datetime) -> str:
     """Kept for the instants a bulk insert repeats: most of a case's obligations fall due
     at the end of a day some other one does, and writing one out costs more than finding it."""
