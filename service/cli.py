@@ -19,7 +19,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from service.api.deps import KEY_CACHE_SECONDS
 from service.demo import DemoReport, seed_demo
 from service.domain.calendar import CALENDAR_DATA_VERSION
 from service.domain.events import parse_day_or_instant
@@ -31,6 +30,7 @@ from service.store.db import SessionFactory, make_engine, make_session_factory, 
 from service.store.migrations import SchemaNotCurrent, require_current_schema, upgrade_to_head
 from service.store.obligations import overdue_obligations
 from service.store.orgs import (
+    KEY_CACHE_SECONDS,
     SCOPES,
     api_keys,
     create_api_key,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.api.problems import Problem
 from service.settings import Settings
 from service.store.db import SessionFactory
-from service.store.orgs import Principal, authenticate, hash_key
+from service.store.orgs import KEY_CACHE_SECONDS, Principal, authenticate, hash_key
 
 Clock = Callable[[], datetime]
 
@@ -51,7 +51,6 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _UNAUTHORISED = {"WWW-Authenticate": "Bearer"}
-KEY_CACHE_SECONDS = 5.0
 
 
 class KeyCache:

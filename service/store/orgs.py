@@ -150,6 +150,11 @@ async def api_keys(session: AsyncSession, org_id: str) -> list[ApiKey]:
     )
 
 
+# How long a running server may still accept a key after it is revoked: its request
+# validation keeps the keys it has seen this long (api/deps.py, KeyCache).
+KEY_CACHE_SECONDS = 5.0
+
+
 async def revoke_api_key(
     session: AsyncSession, org_id: str, prefix: str, now: datetime
 ) -> list[ApiKey]:
